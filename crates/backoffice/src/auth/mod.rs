@@ -1,0 +1,490 @@
+//! Signing in: email and password for an access token and a rotating refresh token.
+//!
+//! A sign-in starts a *family*. Each refresh spends the refresh token and issues a new one in the
+//! same family; a spent token presented again means it was copied, so the whole family is revoked
+//! (ASVS). Sign-out revokes the family too. Failed sign-ins are capped per account and per client
+//! address, and checked before any hashing, so a locked account costs no CPU.
+
+pub mod limiter;
+pub mod password;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use regsync_protocol::api::{
+    Company, ErrorBody, LoginRequest, Me, Permission, RefreshRequest, Session, User,
+};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::http::ApiJson;
+use crate::{AppState, Db};
+
+/// Lower-cased and trimmed: `Alex@Example.com ` and `alex@example.com` are one account.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub fn parse_permissions(stored: &str) -> Vec<Permission> {
+    let mut permissions: Vec<Permission> = stored
+        .split(',')
+        .filter_map(|word| word.trim().parse().ok())
+        .collect();
+    permissions.sort();
+    permissions.dedup();
+    permissions
+}
+
+pub fn format_permissions(permissions: &[Permission]) -> String {
+    let mut words: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+    words.sort();
+    words.dedup();
+    words.join(",")
+}
+
+fn can_manage_sites(permissions: &[Permission]) -> bool {
+    permissions
+        .iter()
+        .any(|p| matches!(p, Permission::Admin | Permission::Sites))
+}
+
+/// The signed-in user behind a request, from its `Authorization: Bearer` access token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub display_name: String,
+    pub permissions: Vec<Permission>,
+    family_id: Uuid,
+}
+
+impl Caller {
+    /// Registers, the menu and syncs need the Sites permission (or Admin).
+    pub fn require_sites(&self) -> Result<()> {
+        if can_manage_sites(&self.permissions) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "your account needs the Sites permission for this; ask an admin".into(),
+            ))
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessRow {
+    token_hash: Vec<u8>,
+    family_id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+    company_id: Uuid,
+    display_name: String,
+    permissions: String,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
+        let not_signed_in = || Error::Unauthenticated {
+            code: "not_signed_in",
+            message: "sign in first: send `Authorization: Bearer <access token>`".into(),
+        };
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(not_signed_in)?;
+        let presented = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(not_signed_in)?;
+        let digest = token::digest(presented);
+        let row: Option<AccessRow> = sqlx::query_as(
+            "SELECT a.token_hash, a.family_id, a.user_id, a.expires_at,
+                    u.company_id, u.display_name, u.permissions
+             FROM access_tokens a JOIN users u ON u.id = a.user_id
+             WHERE a.token_hash = ?",
+        )
+        .bind(&digest)
+        .fetch_optional(&app.db)
+        .await?;
+        let row = row
+            .filter(|row| token::digests_match(&row.token_hash, &digest))
+            .ok_or_else(|| Error::Unauthenticated {
+                code: "invalid_token",
+                message: "this access token is not valid (signed out, or never issued); sign in \
+                          again"
+                    .into(),
+            })?;
+        if row.expires_at <= Utc::now() {
+            return Err(Error::Unauthenticated {
+                code: "token_expired",
+                message: "the access token has expired; refresh it".into(),
+            });
+        }
+        Ok(Caller {
+            user_id: row.user_id,
+            company_id: row.company_id,
+            display_name: row.display_name,
+            permissions: parse_permissions(&row.permissions),
+            family_id: row.family_id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MeRow {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    permissions: String,
+    company_id: Uuid,
+    company_name: String,
+}
+
+pub async fn load_me(db: &Db, user_id: Uuid) -> Result<Me> {
+    let row: MeRow = sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name, u.permissions,
+                c.id AS company_id, c.name AS company_name
+         FROM users u JOIN companies c ON c.id = u.company_id
+         WHERE u.id = ?",
+    )
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound("user"))?;
+    let permissions = parse_permissions(&row.permissions);
+    Ok(Me {
+        user: User {
+            id: row.id,
+            email: row.email,
+            display_name: row.display_name,
+        },
+        company: Company {
+            id: row.company_id,
+            name: row.company_name,
+        },
+        can_manage_sites: can_manage_sites(&permissions),
+        permissions,
+    })
+}
+
+/// Issues an access and a refresh token in `family_id`, inside the caller's transaction.
+async fn issue_tokens(
+    conn: &mut sqlx::SqliteConnection,
+    app: &AppState,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> Result<(String, DateTime<Utc>, String, DateTime<Utc>)> {
+    let now = Utc::now();
+    let access = token::generate(token::ACCESS_PREFIX);
+    let access_expires_at = now + app.settings.access_ttl;
+    let refresh = token::generate(token::REFRESH_PREFIX);
+    let refresh_expires_at = now + app.settings.refresh_ttl;
+    sqlx::query(
+        "INSERT INTO access_tokens (token_hash, family_id, user_id, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(token::digest(&access))
+    .bind(family_id)
+    .bind(user_id)
+    .bind(access_expires_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(token::digest(&refresh))
+    .bind(family_id)
+    .bind(user_id)
+    .bind(refresh_expires_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok((access, access_expires_at, refresh, refresh_expires_at))
+}
+
+async fn new_session(app: &AppState, user_id: Uuid, family_id: Uuid) -> Result<Session> {
+    let mut tx = app.db.begin().await?;
+    let (access_token, access_expires_at, refresh_token, refresh_expires_at) =
+        issue_tokens(&mut tx, app, user_id, family_id).await?;
+    tx.commit().await?;
+    Ok(Session {
+        access_token,
+        token_type: "Bearer".into(),
+        access_expires_at,
+        refresh_token,
+        refresh_expires_at,
+        me: load_me(&app.db, user_id).await?,
+    })
+}
+
+async fn revoke_family(conn: &mut sqlx::SqliteConnection, family_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL")
+        .bind(Utc::now())
+        .bind(family_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM access_tokens WHERE family_id = ?")
+        .bind(family_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Signs out every session of a user (after a password reset).
+pub async fn revoke_user_sessions(db: &Db, user_id: Uuid) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+        .bind(Utc::now())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM access_tokens WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sign in with email and password.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = Session),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+    )
+)]
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Json<Session>> {
+    let email = normalize_email(&request.email);
+    if email.is_empty() {
+        return Err(Error::invalid_field("email", "must not be empty"));
+    }
+    if request.password.is_empty() {
+        return Err(Error::invalid_field("password", "must not be empty"));
+    }
+    if request.password.len() > password::MAX_LENGTH {
+        return Err(Error::invalid_field(
+            "password",
+            format!("must be at most {} bytes", password::MAX_LENGTH),
+        ));
+    }
+    let address = peer.ip().to_string();
+    let now = Instant::now();
+    let account_wait = app.account_failures.check(&email, now).err();
+    let address_wait = app.address_failures.check(&address, now).err();
+    if let Some(retry_after) = account_wait.max(address_wait) {
+        tracing::warn!(%address, "sign-in refused: too many failures");
+        return Err(Error::RateLimited { retry_after });
+    }
+
+    let user: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE email = ?")
+            .bind(&email)
+            .fetch_optional(&app.db)
+            .await?;
+    let (user_id, hash) = user.unzip();
+    let matches = password::verify_blocking(request.password, hash).await?;
+    let Some(user_id) = user_id.filter(|_| matches) else {
+        app.account_failures.record_failure(&email, Instant::now());
+        app.address_failures.record_failure(&address, Instant::now());
+        tracing::info!(%address, "sign-in failed");
+        return Err(Error::Unauthenticated {
+            code: "invalid_credentials",
+            message: "wrong email or password".into(),
+        });
+    };
+    app.account_failures.reset(&email);
+    let session = new_session(&app, user_id, Uuid::now_v7()).await?;
+    tracing::info!(%user_id, "signed in");
+    Ok(Json(session))
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    family_id: Uuid,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+}
+
+/// Trade a refresh token for a new access token and a new refresh token. The old refresh token
+/// stops working; presenting it again ends the session.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = Session),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "Refresh token unknown, expired, revoked or reused", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<Session>> {
+    let digest = token::digest(request.refresh_token.trim());
+    let now = Utc::now();
+    let mut tx = app.db.begin().await?;
+    // Spend the token first: a write as the first statement takes SQLite's write lock at once, so
+    // two refreshes with the same token cannot both succeed.
+    let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE refresh_tokens SET used_at = ?
+         WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+         RETURNING user_id, family_id",
+    )
+    .bind(now)
+    .bind(&digest)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((user_id, family_id)) = spent {
+        let (access_token, access_expires_at, refresh_token, refresh_expires_at) =
+            issue_tokens(&mut tx, &app, user_id, family_id).await?;
+        tx.commit().await?;
+        return Ok(Json(Session {
+            access_token,
+            token_type: "Bearer".into(),
+            access_expires_at,
+            refresh_token,
+            refresh_expires_at,
+            me: load_me(&app.db, user_id).await?,
+        }));
+    }
+
+    let row: Option<RefreshRow> = sqlx::query_as(
+        "SELECT family_id, used_at, revoked_at, expires_at FROM refresh_tokens WHERE token_hash = ?",
+    )
+    .bind(&digest)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let error = match row {
+        None => Error::Unauthenticated {
+            code: "invalid_refresh_token",
+            message: "this refresh token is not valid; sign in again".into(),
+        },
+        Some(row) if row.revoked_at.is_some() => Error::Unauthenticated {
+            code: "session_revoked",
+            message: "this session has been signed out; sign in again".into(),
+        },
+        Some(row) if row.used_at.is_some() => {
+            revoke_family(&mut tx, row.family_id).await?;
+            tracing::warn!(family_id = %row.family_id, "a spent refresh token was presented again; session revoked");
+            Error::Unauthenticated {
+                code: "refresh_token_reused",
+                message: "this refresh token was already used, so the session has been ended to \
+                          keep the account safe; sign in again"
+                    .into(),
+            }
+        }
+        Some(row) => {
+            debug_assert!(row.expires_at <= now);
+            Error::Unauthenticated {
+                code: "session_expired",
+                message: "this session has expired; sign in again".into(),
+            }
+        }
+    };
+    tx.commit().await?;
+    Err(error)
+}
+
+/// Sign out: the access token and the refresh token of this session stop working.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    )
+)]
+pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<StatusCode> {
+    let mut tx = app.db.begin().await?;
+    revoke_family(&mut tx, caller.family_id).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %caller.user_id, "signed out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user, their company and permissions.
+#[utoipa::path(
+    get,
+    path = "/v1/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    )
+)]
+pub async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>> {
+    Ok(Json(load_me(&app.db, caller.user_id).await?))
+}
+
+/// Deletes expired tokens now and then, so the tables hold only live sessions (and spent refresh
+/// tokens until their family expires, which reuse detection needs).
+pub async fn sweep_expired_tokens(app: AppState) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        interval.tick().await;
+        let now = Utc::now();
+        let swept = async {
+            sqlx::query("DELETE FROM access_tokens WHERE expires_at <= ?")
+                .bind(now)
+                .execute(&app.db)
+                .await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
+                .bind(now)
+                .execute(&app.db)
+                .await?;
+            Ok::<_, sqlx::Error>(())
+        };
+        if let Err(error) = swept.await {
+            tracing::warn!(%error, "sweeping expired tokens failed; will try again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized() {
+        assert_eq!(normalize_email("  Alex@Example.COM "), "alex@example.com");
+    }
+
+    #[test]
+    fn permissions_round_trip_and_ignore_unknown_words() {
+        let parsed = parse_permissions("sites, admin,sites,root");
+        assert_eq!(parsed, [Permission::Admin, Permission::Sites]);
+        assert_eq!(format_permissions(&parsed), "admin,sites");
+        assert!(parse_permissions("").is_empty());
+        assert!(!can_manage_sites(&[]));
+        assert!(can_manage_sites(&[Permission::Admin]));
+    }
+}

@@ -1,0 +1,240 @@
+//! Each site's catalog (the menu) and its revision: what a sync delivers to registers.
+//!
+//! Every change bumps the revision by one; a register is "out of date" while its applied revision
+//! is below it. Writes are optimistic: read the revision, write only if it is unchanged, retry
+//! otherwise — or answer 409 when the caller pinned the revision it expected.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use regsync_protocol::api::{CatalogRevision, ErrorBody, ReplaceCatalog};
+use regsync_protocol::{Catalog, CatalogEdit};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::http::{ApiJson, ApiPath};
+use crate::{AppState, Db, sites};
+
+#[derive(sqlx::FromRow)]
+struct CatalogRow {
+    site_id: Uuid,
+    revision: i64,
+    content: String,
+    updated_at: DateTime<Utc>,
+    updated_by: Option<String>,
+}
+
+impl CatalogRow {
+    fn into_revision(self) -> Result<CatalogRevision> {
+        let catalog: Catalog = serde_json::from_str(&self.content).map_err(|e| {
+            Error::Internal(format!("stored catalog of site {} is unreadable: {e}", self.site_id))
+        })?;
+        Ok(CatalogRevision {
+            site_id: self.site_id,
+            revision: self.revision,
+            updated_at: self.updated_at,
+            updated_by: self.updated_by,
+            catalog,
+        })
+    }
+}
+
+/// The current catalog of a site, whichever company it belongs to (callers check that).
+pub async fn load(db: &Db, site_id: Uuid) -> Result<CatalogRevision> {
+    let row: Option<CatalogRow> = sqlx::query_as(
+        "SELECT site_id, revision, content, updated_at, updated_by FROM catalogs WHERE site_id = ?",
+    )
+    .bind(site_id)
+    .fetch_optional(db)
+    .await?;
+    row.ok_or(Error::NotFound("site"))?.into_revision()
+}
+
+/// Gives a new site its first, empty catalog at revision 1.
+pub async fn create_empty(conn: &mut sqlx::SqliteConnection, site_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES (?, 1, ?, ?)",
+    )
+    .bind(site_id)
+    .bind(serde_json::to_string(&Catalog::default()).map_err(|e| Error::Internal(e.to_string()))?)
+    .bind(Utc::now())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies `change` to the current catalog and stores the result as the next revision.
+///
+/// A change that leaves the catalog as it was stores nothing and keeps the revision, so registers
+/// are not sent a sync that changes nothing.
+pub async fn update(
+    db: &Db,
+    site_id: Uuid,
+    expected_revision: Option<i64>,
+    updated_by: Option<&str>,
+    change: impl Fn(&Catalog) -> Catalog,
+) -> Result<CatalogRevision> {
+    const ATTEMPTS: usize = 10;
+    for _ in 0..ATTEMPTS {
+        let current = load(db, site_id).await?;
+        if let Some(expected) = expected_revision
+            && expected != current.revision
+        {
+            return Err(revision_conflict(expected, current.revision));
+        }
+        let next = change(&current.catalog);
+        next.validate()
+            .map_err(|problem| Error::invalid_field(&format!("catalog.{}", problem.field), &problem.message))?;
+        if next == current.catalog {
+            return Ok(current);
+        }
+        let content = serde_json::to_string(&next).map_err(|e| Error::Internal(e.to_string()))?;
+        let now = Utc::now();
+        let written = sqlx::query(
+            "UPDATE catalogs SET revision = revision + 1, content = ?, updated_at = ?, updated_by = ?
+             WHERE site_id = ? AND revision = ?",
+        )
+        .bind(content)
+        .bind(now)
+        .bind(updated_by)
+        .bind(site_id)
+        .bind(current.revision)
+        .execute(db)
+        .await?;
+        if written.rows_affected() == 1 {
+            tracing::info!(%site_id, revision = current.revision + 1, "catalog changed");
+            return Ok(CatalogRevision {
+                site_id,
+                revision: current.revision + 1,
+                updated_at: now,
+                updated_by: updated_by.map(str::to_owned),
+                catalog: next,
+            });
+        }
+        // Someone else changed it between our read and write.
+        if let Some(expected) = expected_revision {
+            let now_at = load(db, site_id).await?.revision;
+            return Err(revision_conflict(expected, now_at));
+        }
+    }
+    Err(Error::Conflict {
+        code: "busy",
+        message: "the menu is being changed by others right now; try again".into(),
+    })
+}
+
+fn revision_conflict(expected: i64, current: i64) -> Error {
+    Error::Conflict {
+        code: "revision_conflict",
+        message: format!(
+            "the menu changed since you read it (you expected revision {expected}, it is now at \
+             {current}); reload it and apply your change again"
+        ),
+    }
+}
+
+/// A site's catalog and revision. Needs the Sites permission.
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site_id}/catalog",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("site_id" = Uuid, Path, description = "The site")),
+    responses(
+        (status = 200, body = CatalogRevision),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such site in your company", body = ErrorBody),
+    )
+)]
+pub async fn get_catalog(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<Uuid>,
+) -> Result<Json<CatalogRevision>> {
+    caller.require_sites()?;
+    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+    Ok(Json(load(&app.db, site_id).await?))
+}
+
+/// Replace a site's whole catalog; the revision goes up by one if anything changed.
+#[utoipa::path(
+    put,
+    path = "/v1/sites/{site_id}/catalog",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("site_id" = Uuid, Path, description = "The site")),
+    request_body = ReplaceCatalog,
+    responses(
+        (status = 200, description = "The catalog now", body = CatalogRevision),
+        (status = 400, description = "Malformed or invalid catalog; the message names the field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such site in your company", body = ErrorBody),
+        (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    )
+)]
+pub async fn replace_catalog(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<ReplaceCatalog>,
+) -> Result<Json<CatalogRevision>> {
+    caller.require_sites()?;
+    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+    let updated = update(
+        &app.db,
+        site_id,
+        request.expected_revision,
+        Some(&caller.display_name),
+        |_| request.catalog.clone(),
+    )
+    .await?;
+    Ok(Json(updated))
+}
+
+/// Change part of a site's catalog (add, change or remove products, categories and settings);
+/// the revision goes up by one if anything changed.
+#[utoipa::path(
+    patch,
+    path = "/v1/sites/{site_id}/catalog",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("site_id" = Uuid, Path, description = "The site")),
+    request_body = CatalogEdit,
+    responses(
+        (status = 200, description = "The catalog now", body = CatalogRevision),
+        (status = 400, description = "Malformed edit, or the result is invalid; the message names the field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such site in your company", body = ErrorBody),
+        (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
+    )
+)]
+pub async fn edit_catalog(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<Uuid>,
+    ApiJson(edit): ApiJson<CatalogEdit>,
+) -> Result<Json<CatalogRevision>> {
+    caller.require_sites()?;
+    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+    if edit.is_empty() {
+        return Err(Error::bad_request(
+            "empty_edit",
+            "the edit changes nothing: give at least one of upsert_products, remove_products, \
+             upsert_categories, remove_categories, set_settings, remove_settings",
+        ));
+    }
+    let updated = update(
+        &app.db,
+        site_id,
+        edit.expected_revision,
+        Some(&caller.display_name),
+        |current| current.edited(&edit),
+    )
+    .await?;
+    Ok(Json(updated))
+}

@@ -1,0 +1,103 @@
+//! Back Office: the service managers and registers talk to.
+//!
+//! It owns the source of truth — companies, sites, users, registers and each site's catalog (the
+//! menu) with its revision — in SQLite (one file, WAL), and serves it over a JSON HTTP API under
+//! `/v1`, documented at `/v1/openapi.json`. The client library, the `regsync` CLI and the desktop
+//! app sit above it; registers connect to it. Operators set up a venue with the admin subcommands
+//! of the `regsync-backoffice` binary, which call [`admin`].
+
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod registers;
+pub mod sites;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use db::Db;
+pub use error::{Error, Result};
+
+/// Tunables of a running server; [`Settings::default`] is what production uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long an access token works; clients refresh before it runs out.
+    pub access_ttl: Duration,
+    /// How long a sign-in lasts without being refreshed.
+    pub refresh_ttl: Duration,
+    /// Failed sign-ins allowed per account within `login_failure_window`.
+    pub login_failures_per_account: usize,
+    /// Failed sign-ins allowed per client address within `login_failure_window`.
+    pub login_failures_per_address: usize,
+    pub login_failure_window: Duration,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_failures_per_account: 10,
+            login_failures_per_address: 100,
+            login_failure_window: Duration::from_secs(15 * 60),
+            body_limit: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a request handler needs, shared by all of them.
+#[derive(Debug)]
+pub struct App {
+    pub db: Db,
+    pub settings: Settings,
+    pub(crate) account_failures: auth::limiter::FailureLimiter,
+    pub(crate) address_failures: auth::limiter::FailureLimiter,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    pub fn new(db: Db, settings: Settings) -> AppState {
+        Arc::new(App {
+            account_failures: auth::limiter::FailureLimiter::new(
+                settings.login_failures_per_account,
+                settings.login_failure_window,
+            ),
+            address_failures: auth::limiter::FailureLimiter::new(
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            ),
+            db,
+            settings,
+        })
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
+    let router = http::router(app);
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    housekeeping.abort();
+    result
+}

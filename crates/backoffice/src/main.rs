@@ -1,0 +1,357 @@
+//! `regsync-backoffice`: serve Back Office, set up a venue, or run the demo.
+
+// A binary: its user output goes to the terminal.
+#![allow(clippy::print_stderr)]
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use regsync_backoffice::admin::{self, NewUser};
+use regsync_backoffice::{App, Settings, db, demo};
+use regsync_protocol::api::Permission;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(name = "regsync-backoffice", version, about = "Register Sync Back Office")]
+struct Cli {
+    /// The database: a SQLite file path or `sqlite://PATH`; created and migrated if missing.
+    #[arg(long, env = "REGSYNC_DATABASE", global = true, default_value = "regsync.db")]
+    database: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Seed a demo company into a fresh database and serve it (the sign-in details are printed).
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Keep the demo database here instead of in a temporary folder removed at exit.
+        #[arg(long, env = "REGSYNC_DEMO_DATABASE")]
+        keep_database: Option<PathBuf>,
+    },
+    /// Companies: each has its own sites, users and registers.
+    #[command(subcommand)]
+    Company(CompanyCommand),
+    /// Sites of a company.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Users who sign in to Back Office.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Registers and their device credentials.
+    #[command(subcommand)]
+    Register(RegisterCommand),
+    /// Everything that exists: companies, their users, sites and registers.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, env = "REGSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seconds an access token works.
+    #[arg(long, env = "REGSYNC_ACCESS_TTL_SECS", default_value_t = 15 * 60)]
+    access_ttl_secs: u64,
+    /// Seconds a sign-in lasts without being refreshed.
+    #[arg(long, env = "REGSYNC_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    refresh_ttl_secs: u64,
+    /// Failed sign-ins allowed per account within the window.
+    #[arg(long, env = "REGSYNC_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
+    login_failures_per_account: usize,
+    /// Failed sign-ins allowed per client address within the window.
+    #[arg(long, env = "REGSYNC_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 100)]
+    login_failures_per_address: usize,
+    /// The window failed sign-ins are counted over, in seconds.
+    #[arg(long, env = "REGSYNC_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 15 * 60)]
+    login_failure_window_secs: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "REGSYNC_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
+    body_limit: usize,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            access_ttl: Duration::from_secs(self.access_ttl_secs),
+            refresh_ttl: Duration::from_secs(self.refresh_ttl_secs),
+            login_failures_per_account: self.login_failures_per_account,
+            login_failures_per_address: self.login_failures_per_address,
+            login_failure_window: Duration::from_secs(self.login_failure_window_secs),
+            body_limit: self.body_limit,
+            ..Settings::default()
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum CompanyCommand {
+    /// Create a company.
+    Create { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SiteCommand {
+    /// Create a site, with an empty menu at revision 1.
+    Create {
+        /// The company's id or name.
+        #[arg(long)]
+        company: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is asked for (or read from stdin), never taken as an argument.
+    Create {
+        /// The company's id or name.
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        email: String,
+        /// The name staff see on the register banner.
+        #[arg(long)]
+        name: String,
+        /// `sites` (the registers page and syncs) or `admin`; repeat for several.
+        #[arg(long = "permission")]
+        permissions: Vec<Permission>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password and sign the user out everywhere.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegisterCommand {
+    /// Create a register and print its device credential (shown once; only a hash is kept).
+    Create {
+        /// The site's id or name.
+        #[arg(long)]
+        site: String,
+        /// The company's id or name, when two companies have a site of that name.
+        #[arg(long)]
+        company: Option<String>,
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("REGSYNC_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let db = db::open(&cli.database).await?;
+            serve(db, &args).await
+        }
+        Command::Demo {
+            serve: args,
+            keep_database,
+        } => {
+            let temp = tempfile::tempdir()?;
+            let path = keep_database.unwrap_or_else(|| temp.path().join("demo.db"));
+            let db = db::open(&path.to_string_lossy()).await?;
+            demo::seed(&db).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "Demo company `{}` is ready (database {}).", demo::COMPANY, path.display())?;
+            writeln!(out, "  manager (Sites permission): {} / {}", demo::MANAGER_EMAIL, demo::MANAGER_PASSWORD)?;
+            writeln!(out, "  staff (no Sites permission): {} / {}", demo::STAFF_EMAIL, demo::STAFF_PASSWORD)?;
+            drop(out);
+            serve(db, &args).await
+        }
+        Command::Company(CompanyCommand::Create { name }) => {
+            let db = db::open(&cli.database).await?;
+            let company = admin::create_company(&db, &name).await?;
+            say(format_args!("created company {} ({})", company.name, company.id))
+        }
+        Command::Site(SiteCommand::Create { company, name }) => {
+            let db = db::open(&cli.database).await?;
+            let site = admin::create_site(&db, &company, &name).await?;
+            say(format_args!("created site {} ({})", site.name, site.id))
+        }
+        Command::User(UserCommand::Create {
+            company,
+            email,
+            name,
+            permissions,
+            password_stdin,
+        }) => {
+            let db = db::open(&cli.database).await?;
+            let password = read_new_password(password_stdin)?;
+            let user = admin::create_user(
+                &db,
+                NewUser {
+                    company: &company,
+                    email: &email,
+                    display_name: &name,
+                    password: &password,
+                    permissions: &permissions,
+                },
+            )
+            .await?;
+            let permissions: Vec<&str> = user.permissions.iter().map(|p| p.as_str()).collect();
+            say(format_args!(
+                "created user {} <{}> ({}) with permissions [{}]",
+                user.display_name,
+                user.email,
+                user.id,
+                permissions.join(", ")
+            ))
+        }
+        Command::User(UserCommand::ResetPassword {
+            email,
+            password_stdin,
+        }) => {
+            let db = db::open(&cli.database).await?;
+            let password = read_new_password(password_stdin)?;
+            admin::reset_password(&db, &email, &password).await?;
+            say(format_args!("password changed; {email} is signed out everywhere"))
+        }
+        Command::Register(RegisterCommand::Create {
+            site,
+            company,
+            name,
+        }) => {
+            let db = db::open(&cli.database).await?;
+            let site = admin::find_site(&db, &site, company.as_deref()).await?;
+            let created = admin::create_register(&db, &site, &name).await?;
+            say(format_args!(
+                "created register {} ({}) at {}\ndevice credential (shown once, keep it safe): {}",
+                created.register.name, created.register.id, site.name, created.credential
+            ))
+        }
+        Command::List => {
+            let db = db::open(&cli.database).await?;
+            let mut out = std::io::stdout().lock();
+            let companies = admin::overview(&db).await?;
+            if companies.is_empty() {
+                writeln!(out, "No companies yet: start with `regsync-backoffice company create NAME`.")?;
+            }
+            for entry in companies {
+                writeln!(out, "{} ({})", entry.company.name, entry.company.id)?;
+                for user in &entry.users {
+                    let permissions: Vec<&str> =
+                        user.permissions.iter().map(|p| p.as_str()).collect();
+                    writeln!(
+                        out,
+                        "  user {} <{}> [{}]",
+                        user.display_name,
+                        user.email,
+                        permissions.join(", ")
+                    )?;
+                }
+                for (site, registers) in &entry.sites {
+                    writeln!(out, "  site {} ({})", site.name, site.id)?;
+                    for register in registers {
+                        writeln!(out, "    register {} ({})", register.name, register.id)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn say(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    Ok(())
+}
+
+/// Asks twice on a terminal; reads one line from stdin with `--password-stdin`.
+fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no terminal to ask for the password on; pass --password-stdin");
+    }
+    let first = rpassword::prompt_password("New password: ")?;
+    let second = rpassword::prompt_password("Again: ")?;
+    anyhow::ensure!(first == second, "the two passwords differ");
+    Ok(first)
+}
+
+async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    // On stdout, for people and for scripts (and tests) that started us on port 0.
+    say(format_args!("Back Office listening on http://{address}"))?;
+    std::io::stdout().flush()?;
+    tracing::info!(%address, "listening");
+    let app = App::new(db, args.settings());
+    regsync_backoffice::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,95 @@
+//! Sites: the venues of a company, each with its registers and its menu.
+
+use axum::Json;
+use axum::extract::State;
+use regsync_protocol::api::{ErrorBody, Site};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::http::ApiPath;
+use crate::{AppState, Db};
+
+#[derive(sqlx::FromRow)]
+struct SiteRow {
+    id: Uuid,
+    name: String,
+    register_count: i64,
+    catalog_revision: i64,
+}
+
+impl From<SiteRow> for Site {
+    fn from(row: SiteRow) -> Self {
+        Site {
+            id: row.id,
+            name: row.name,
+            register_count: row.register_count,
+            catalog_revision: row.catalog_revision,
+        }
+    }
+}
+
+const SELECT_SITES: &str = "SELECT s.id, s.name,
+        (SELECT COUNT(*) FROM registers r WHERE r.site_id = s.id) AS register_count,
+        COALESCE(c.revision, 0) AS catalog_revision
+     FROM sites s LEFT JOIN catalogs c ON c.site_id = s.id";
+
+/// `NotFound` unless the site exists *in this company*: another company's site is
+/// indistinguishable from one that does not exist.
+pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Result<()> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sites WHERE id = ? AND company_id = ?")
+        .bind(site_id)
+        .bind(company_id)
+        .fetch_optional(db)
+        .await?;
+    found.map(|_| ()).ok_or(Error::NotFound("site"))
+}
+
+/// The caller's sites, by name. Any signed-in user of the company may list them.
+#[utoipa::path(
+    get,
+    path = "/v1/sites",
+    tag = "sites",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Site>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    )
+)]
+pub async fn list_sites(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<Site>>> {
+    let rows: Vec<SiteRow> = sqlx::query_as(&format!(
+        "{SELECT_SITES} WHERE s.company_id = ? ORDER BY s.name COLLATE NOCASE"
+    ))
+    .bind(caller.company_id)
+    .fetch_all(&app.db)
+    .await?;
+    Ok(Json(rows.into_iter().map(Site::from).collect()))
+}
+
+/// One of the caller's sites.
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site_id}",
+    tag = "sites",
+    security(("bearer" = [])),
+    params(("site_id" = Uuid, Path, description = "The site")),
+    responses(
+        (status = 200, body = Site),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such site in your company", body = ErrorBody),
+    )
+)]
+pub async fn get_site(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<Uuid>,
+) -> Result<Json<Site>> {
+    let row: Option<SiteRow> =
+        sqlx::query_as(&format!("{SELECT_SITES} WHERE s.company_id = ? AND s.id = ?"))
+            .bind(caller.company_id)
+            .bind(site_id)
+            .fetch_optional(&app.db)
+            .await?;
+    row.map(|row| Json(row.into())).ok_or(Error::NotFound("site"))
+}

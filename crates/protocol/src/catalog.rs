@@ -1,0 +1,257 @@
+//! The catalog: everything Back Office syncs to the registers of a site — the "menu" a manager
+//! edits. A sync delivers the whole catalog at a revision, the same as a manual sync on the
+//! register.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A site's menu and settings, as a register applies them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    #[serde(default)]
+    pub products: Vec<Product>,
+    /// Register settings (receipt footer, tax mode, …) as plain key/value pairs.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Chosen by Back Office users; unique within the catalog.
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// Chosen by Back Office users (often a PLU); unique within the catalog.
+    pub id: String,
+    pub name: String,
+    /// Price in the smallest unit of the venue's currency (cents), so no rounding ever happens.
+    pub price_cents: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<String>,
+}
+
+/// A partial change to a catalog. Removals are applied before upserts, so an edit that removes
+/// and re-adds an id replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEdit {
+    /// When given, the edit is refused with 409 unless the catalog is still at this revision:
+    /// two managers editing at once never silently overwrite each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_categories: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upsert_categories: Vec<Category>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_products: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upsert_products: Vec<Product>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_settings: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set_settings: BTreeMap<String, String>,
+}
+
+impl CatalogEdit {
+    pub fn is_empty(&self) -> bool {
+        self.remove_categories.is_empty()
+            && self.upsert_categories.is_empty()
+            && self.remove_products.is_empty()
+            && self.upsert_products.is_empty()
+            && self.remove_settings.is_empty()
+            && self.set_settings.is_empty()
+    }
+}
+
+/// Why a catalog cannot be accepted; `field` is the JSON path a user can fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CatalogProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl Catalog {
+    /// Applies an edit, returning the new catalog. The result is not validated; call
+    /// [`Catalog::validate`] on it.
+    pub fn edited(&self, edit: &CatalogEdit) -> Catalog {
+        let mut next = self.clone();
+        next.categories
+            .retain(|c| !edit.remove_categories.contains(&c.id));
+        next.products.retain(|p| !edit.remove_products.contains(&p.id));
+        for key in &edit.remove_settings {
+            next.settings.remove(key);
+        }
+        for category in &edit.upsert_categories {
+            match next.categories.iter_mut().find(|c| c.id == category.id) {
+                Some(existing) => *existing = category.clone(),
+                None => next.categories.push(category.clone()),
+            }
+        }
+        for product in &edit.upsert_products {
+            match next.products.iter_mut().find(|p| p.id == product.id) {
+                Some(existing) => *existing = product.clone(),
+                None => next.products.push(product.clone()),
+            }
+        }
+        next.settings.extend(edit.set_settings.clone());
+        next
+    }
+
+    /// Checks what a register relies on: ids present and unique, names present, prices not
+    /// negative, every product's category known. Reports the first problem found.
+    pub fn validate(&self) -> Result<(), CatalogProblem> {
+        let problem = |field: String, message: &str| {
+            Err(CatalogProblem {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        let mut category_ids = std::collections::HashSet::new();
+        for (i, category) in self.categories.iter().enumerate() {
+            if category.id.trim().is_empty() {
+                return problem(format!("categories[{i}].id"), "must not be empty");
+            }
+            if category.name.trim().is_empty() {
+                return problem(format!("categories[{i}].name"), "must not be empty");
+            }
+            if !category_ids.insert(category.id.as_str()) {
+                return problem(
+                    format!("categories[{i}].id"),
+                    &format!("`{}` is used by another category", category.id),
+                );
+            }
+        }
+        let mut product_ids = std::collections::HashSet::new();
+        for (i, product) in self.products.iter().enumerate() {
+            if product.id.trim().is_empty() {
+                return problem(format!("products[{i}].id"), "must not be empty");
+            }
+            if product.name.trim().is_empty() {
+                return problem(format!("products[{i}].name"), "must not be empty");
+            }
+            if product.price_cents < 0 {
+                return problem(format!("products[{i}].price_cents"), "must not be negative");
+            }
+            if !product_ids.insert(product.id.as_str()) {
+                return problem(
+                    format!("products[{i}].id"),
+                    &format!("`{}` is used by another product", product.id),
+                );
+            }
+            if let Some(category_id) = &product.category_id
+                && !category_ids.contains(category_id.as_str())
+            {
+                return problem(
+                    format!("products[{i}].category_id"),
+                    &format!("no category has the id `{category_id}`"),
+                );
+            }
+        }
+        for key in self.settings.keys() {
+            if key.trim().is_empty() {
+                return problem("settings".to_owned(), "a setting name must not be empty");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: &str, price_cents: i64, category_id: Option<&str>) -> Product {
+        Product {
+            id: id.into(),
+            name: format!("Product {id}"),
+            price_cents,
+            category_id: category_id.map(Into::into),
+        }
+    }
+
+    fn drinks() -> Catalog {
+        Catalog {
+            categories: vec![Category {
+                id: "drinks".into(),
+                name: "Drinks".into(),
+            }],
+            products: vec![product("1", 450, Some("drinks")), product("2", 500, None)],
+            settings: [("receipt_footer".to_owned(), "Thanks!".to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn edit_removes_then_upserts() {
+        let edit = CatalogEdit {
+            remove_products: vec!["2".into()],
+            upsert_products: vec![product("1", 480, Some("drinks")), product("3", 100, None)],
+            set_settings: [("tax".to_owned(), "incl".to_owned())].into(),
+            remove_settings: vec!["receipt_footer".into()],
+            ..Default::default()
+        };
+        let next = drinks().edited(&edit);
+        let prices: Vec<_> = next
+            .products
+            .iter()
+            .map(|p| (p.id.as_str(), p.price_cents))
+            .collect();
+        assert_eq!(prices, [("1", 480), ("3", 100)]);
+        assert_eq!(next.settings.len(), 1);
+        assert_eq!(next.settings["tax"], "incl");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut catalog = drinks();
+        catalog.products.push(product("1", 10, None));
+        assert_eq!(catalog.validate().unwrap_err().field, "products[2].id");
+
+        let mut catalog = drinks();
+        catalog.products[1].price_cents = -1;
+        assert_eq!(catalog.validate().unwrap_err().field, "products[1].price_cents");
+
+        let mut catalog = drinks();
+        catalog.products[0].category_id = Some("food".into());
+        let problem = catalog.validate().unwrap_err();
+        assert_eq!(problem.field, "products[0].category_id");
+        assert!(problem.message.contains("food"));
+
+        assert_eq!(drinks().validate(), Ok(()));
+    }
+
+    #[test]
+    fn removing_a_category_still_used_is_caught() {
+        let edit = CatalogEdit {
+            remove_categories: vec!["drinks".into()],
+            ..Default::default()
+        };
+        let problem = drinks().edited(&edit).validate().unwrap_err();
+        assert_eq!(problem.field, "products[0].category_id");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<Catalog>(r#"{"prodcts": []}"#).unwrap_err();
+        assert!(err.to_string().contains("prodcts"), "{err}");
+    }
+}
