@@ -84,7 +84,9 @@ pub async fn create_company(db: &Db, name: &str) -> Result<CompanyRecord> {
         .bind(Utc::now())
         .execute(db)
         .await
-        .map_err(|e| conflict_on_duplicate(e, || format!("a company named `{name}` already exists")))?;
+        .map_err(|e| {
+            conflict_on_duplicate(e, || format!("a company named `{name}` already exists"))
+        })?;
     Ok(CompanyRecord { id, name })
 }
 

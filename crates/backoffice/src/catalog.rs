@@ -28,7 +28,10 @@ struct CatalogRow {
 impl CatalogRow {
     fn into_revision(self) -> Result<CatalogRevision> {
         let catalog: Catalog = serde_json::from_str(&self.content).map_err(|e| {
-            Error::Internal(format!("stored catalog of site {} is unreadable: {e}", self.site_id))
+            Error::Internal(format!(
+                "stored catalog of site {} is unreadable: {e}",
+                self.site_id
+            ))
         })?;
         Ok(CatalogRevision {
             site_id: self.site_id,
@@ -84,8 +87,9 @@ pub async fn update(
             return Err(revision_conflict(expected, current.revision));
         }
         let next = change(&current.catalog);
-        next.validate()
-            .map_err(|problem| Error::invalid_field(&format!("catalog.{}", problem.field), &problem.message))?;
+        next.validate().map_err(|problem| {
+            Error::invalid_field(&format!("catalog.{}", problem.field), &problem.message)
+        })?;
         if next == current.catalog {
             return Ok(current);
         }

@@ -19,7 +19,10 @@ pub const STAFF_PASSWORD: &str = "harbour-staff";
 pub const STAFF_NAME: &str = "Sam Staff";
 
 pub const SITES: [(&str, &[&str]); 2] = [
-    ("Main Bar", &["Bar 1", "Bar 2", "Bar 3", "Kitchen", "Cellar Door", "Patio"]),
+    (
+        "Main Bar",
+        &["Bar 1", "Bar 2", "Bar 3", "Kitchen", "Cellar Door", "Patio"],
+    ),
     ("Terrace", &["Terrace 1", "Terrace 2", "Kiosk"]),
 ];
 
@@ -48,7 +51,11 @@ fn menu(site: &str) -> Catalog {
             product("201", "Fish & Chips", 2400, "food"),
             product("202", "Hot Chips", 900, "food"),
         ],
-        settings: [("receipt_footer".to_owned(), format!("Thanks for visiting {site}!"))].into(),
+        settings: [(
+            "receipt_footer".to_owned(),
+            format!("Thanks for visiting {site}!"),
+        )]
+        .into(),
     }
 }
 

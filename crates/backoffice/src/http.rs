@@ -179,7 +179,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let malformed = |error: serde_json::Error| {
-        Error::bad_request("malformed_json", format!("the body is not valid JSON: {error}"))
+        Error::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {error}"),
+        )
     };
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -204,7 +207,8 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
 }
 
@@ -272,7 +276,10 @@ mod tests {
     fn json_content_types() {
         let mut headers = HeaderMap::new();
         assert!(!is_json(&headers));
-        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(is_json(&headers));
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert!(!is_json(&headers));

@@ -16,10 +16,19 @@ use regsync_protocol::api::Permission;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
-#[command(name = "regsync-backoffice", version, about = "Register Sync Back Office")]
+#[command(
+    name = "regsync-backoffice",
+    version,
+    about = "Register Sync Back Office"
+)]
 struct Cli {
     /// The database: a SQLite file path or `sqlite://PATH`; created and migrated if missing.
-    #[arg(long, env = "REGSYNC_DATABASE", global = true, default_value = "regsync.db")]
+    #[arg(
+        long,
+        env = "REGSYNC_DATABASE",
+        global = true,
+        default_value = "regsync.db"
+    )]
     database: String,
     #[command(subcommand)]
     command: Command,
@@ -68,7 +77,11 @@ struct ServeArgs {
     #[arg(long, env = "REGSYNC_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
     login_failures_per_account: usize,
     /// Failed sign-ins allowed per client address within the window.
-    #[arg(long, env = "REGSYNC_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "REGSYNC_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 100
+    )]
     login_failures_per_address: usize,
     /// The window failed sign-ins are counted over, in seconds.
     #[arg(long, env = "REGSYNC_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 15 * 60)]
@@ -195,16 +208,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = db::open(&path.to_string_lossy()).await?;
             demo::seed(&db).await?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "Demo company `{}` is ready (database {}).", demo::COMPANY, path.display())?;
-            writeln!(out, "  manager (Sites permission): {} / {}", demo::MANAGER_EMAIL, demo::MANAGER_PASSWORD)?;
-            writeln!(out, "  staff (no Sites permission): {} / {}", demo::STAFF_EMAIL, demo::STAFF_PASSWORD)?;
+            writeln!(
+                out,
+                "Demo company `{}` is ready (database {}).",
+                demo::COMPANY,
+                path.display()
+            )?;
+            writeln!(
+                out,
+                "  manager (Sites permission): {} / {}",
+                demo::MANAGER_EMAIL,
+                demo::MANAGER_PASSWORD
+            )?;
+            writeln!(
+                out,
+                "  staff (no Sites permission): {} / {}",
+                demo::STAFF_EMAIL,
+                demo::STAFF_PASSWORD
+            )?;
             drop(out);
             serve(db, &args).await
         }
         Command::Company(CompanyCommand::Create { name }) => {
             let db = db::open(&cli.database).await?;
             let company = admin::create_company(&db, &name).await?;
-            say(format_args!("created company {} ({})", company.name, company.id))
+            say(format_args!(
+                "created company {} ({})",
+                company.name, company.id
+            ))
         }
         Command::Site(SiteCommand::Create { company, name }) => {
             let db = db::open(&cli.database).await?;
@@ -247,7 +278,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = db::open(&cli.database).await?;
             let password = read_new_password(password_stdin)?;
             admin::reset_password(&db, &email, &password).await?;
-            say(format_args!("password changed; {email} is signed out everywhere"))
+            say(format_args!(
+                "password changed; {email} is signed out everywhere"
+            ))
         }
         Command::Register(RegisterCommand::Create {
             site,
@@ -267,7 +300,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             let companies = admin::overview(&db).await?;
             if companies.is_empty() {
-                writeln!(out, "No companies yet: start with `regsync-backoffice company create NAME`.")?;
+                writeln!(
+                    out,
+                    "No companies yet: start with `regsync-backoffice company create NAME`."
+                )?;
             }
             for entry in companies {
                 writeln!(out, "{} ({})", entry.company.name, entry.company.id)?;
@@ -316,6 +352,7 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
     // On stdout, for people and for scripts (and tests) that started us on port 0.
@@ -323,35 +360,35 @@ async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<(
     std::io::stdout().flush()?;
     tracing::info!(%address, "listening");
     let app = App::new(db, args.settings());
-    regsync_backoffice::serve(listener, app, shutdown_signal()).await?;
+    regsync_backoffice::serve(listener, app, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed before this returns, so a signal
+/// that arrives while the server is still starting is not lost.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
+            tracing::info!("shutting down");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+            tracing::info!("shutting down");
+        })
     }
-    tracing::info!("shutting down");
 }

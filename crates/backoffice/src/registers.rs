@@ -122,5 +122,6 @@ pub async fn get_register(
     .bind(register_id)
     .fetch_optional(&app.db)
     .await?;
-    row.map(|row| Json(row.into())).ok_or(Error::NotFound("register"))
+    row.map(|row| Json(row.into()))
+        .ok_or(Error::NotFound("register"))
 }

@@ -37,11 +37,12 @@ const SELECT_SITES: &str = "SELECT s.id, s.name,
 /// `NotFound` unless the site exists *in this company*: another company's site is
 /// indistinguishable from one that does not exist.
 pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Result<()> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sites WHERE id = ? AND company_id = ?")
-        .bind(site_id)
-        .bind(company_id)
-        .fetch_optional(db)
-        .await?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sites WHERE id = ? AND company_id = ?")
+            .bind(site_id)
+            .bind(company_id)
+            .fetch_optional(db)
+            .await?;
     found.map(|_| ()).ok_or(Error::NotFound("site"))
 }
 
@@ -85,11 +86,13 @@ pub async fn get_site(
     caller: Caller,
     ApiPath(site_id): ApiPath<Uuid>,
 ) -> Result<Json<Site>> {
-    let row: Option<SiteRow> =
-        sqlx::query_as(&format!("{SELECT_SITES} WHERE s.company_id = ? AND s.id = ?"))
-            .bind(caller.company_id)
-            .bind(site_id)
-            .fetch_optional(&app.db)
-            .await?;
-    row.map(|row| Json(row.into())).ok_or(Error::NotFound("site"))
+    let row: Option<SiteRow> = sqlx::query_as(&format!(
+        "{SELECT_SITES} WHERE s.company_id = ? AND s.id = ?"
+    ))
+    .bind(caller.company_id)
+    .bind(site_id)
+    .fetch_optional(&app.db)
+    .await?;
+    row.map(|row| Json(row.into()))
+        .ok_or(Error::NotFound("site"))
 }

@@ -243,7 +243,10 @@ mod tests {
 
     #[test]
     fn permissions_round_trip_as_words() {
-        assert_eq!(serde_json::to_string(&Permission::Sites).unwrap(), r#""sites""#);
+        assert_eq!(
+            serde_json::to_string(&Permission::Sites).unwrap(),
+            r#""sites""#
+        );
         assert_eq!("admin".parse(), Ok(Permission::Admin));
         assert!("root".parse::<Permission>().is_err());
     }

@@ -97,7 +97,8 @@ impl Catalog {
         let mut next = self.clone();
         next.categories
             .retain(|c| !edit.remove_categories.contains(&c.id));
-        next.products.retain(|p| !edit.remove_products.contains(&p.id));
+        next.products
+            .retain(|p| !edit.remove_products.contains(&p.id));
         for key in &edit.remove_settings {
             next.settings.remove(key);
         }
@@ -228,7 +229,10 @@ mod tests {
 
         let mut catalog = drinks();
         catalog.products[1].price_cents = -1;
-        assert_eq!(catalog.validate().unwrap_err().field, "products[1].price_cents");
+        assert_eq!(
+            catalog.validate().unwrap_err().field,
+            "products[1].price_cents"
+        );
 
         let mut catalog = drinks();
         catalog.products[0].category_id = Some("food".into());

@@ -86,9 +86,14 @@ mod tests {
             assert!(limiter.check("a", t0 + Duration::from_secs(i)).is_ok());
             limiter.record_failure("a", t0 + Duration::from_secs(i));
         }
-        let wait = limiter.check("a", t0 + Duration::from_secs(10)).unwrap_err();
+        let wait = limiter
+            .check("a", t0 + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
-        assert!(limiter.check("b", t0).is_ok(), "other keys are not affected");
+        assert!(
+            limiter.check("b", t0).is_ok(),
+            "other keys are not affected"
+        );
         assert!(limiter.check("a", t0 + Duration::from_secs(60)).is_ok());
     }
 

@@ -12,11 +12,11 @@ pub mod token;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::Json;
 use chrono::{DateTime, Utc};
 use regsync_protocol::api::{
     Company, ErrorBody, LoginRequest, Me, Permission, RefreshRequest, Session, User,
@@ -230,11 +230,13 @@ async fn new_session(app: &AppState, user_id: Uuid, family_id: Uuid) -> Result<S
 }
 
 async fn revoke_family(conn: &mut sqlx::SqliteConnection, family_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL")
-        .bind(Utc::now())
-        .bind(family_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    )
+    .bind(Utc::now())
+    .bind(family_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM access_tokens WHERE family_id = ?")
         .bind(family_id)
         .execute(&mut *conn)
@@ -245,11 +247,13 @@ async fn revoke_family(conn: &mut sqlx::SqliteConnection, family_id: Uuid) -> Re
 /// Signs out every session of a user (after a password reset).
 pub async fn revoke_user_sessions(db: &Db, user_id: Uuid) -> Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
-        .bind(Utc::now())
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+    )
+    .bind(Utc::now())
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM access_tokens WHERE user_id = ?")
         .bind(user_id)
         .execute(&mut *tx)
@@ -307,7 +311,8 @@ pub async fn login(
     let matches = password::verify_blocking(request.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| matches) else {
         app.account_failures.record_failure(&email, Instant::now());
-        app.address_failures.record_failure(&address, Instant::now());
+        app.address_failures
+            .record_failure(&address, Instant::now());
         tracing::info!(%address, "sign-in failed");
         return Err(Error::Unauthenticated {
             code: "invalid_credentials",

@@ -43,6 +43,9 @@ mod tests {
     fn digest_is_stable_and_compared_exactly() {
         let t = generate(REFRESH_PREFIX);
         assert!(digests_match(&digest(&t), &digest(&t)));
-        assert!(!digests_match(&digest(&t), &digest(&generate(REFRESH_PREFIX))));
+        assert!(!digests_match(
+            &digest(&t),
+            &digest(&generate(REFRESH_PREFIX))
+        ));
     }
 }

@@ -1,0 +1,11 @@
+//! Back Office end to end: the real binary on loopback, a real SQLite file, real HTTP.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod access;
+mod auth;
+mod catalog;
+mod harness;
+mod input;
+mod lifecycle;
