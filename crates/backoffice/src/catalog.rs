@@ -128,6 +128,20 @@ pub async fn update(
     })
 }
 
+/// A new menu revision changes the site and whether each of its registers is up to date.
+async fn report_change(app: &AppState, site_id: Uuid) -> Result<()> {
+    let registers: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM registers WHERE site_id = ?")
+        .bind(site_id)
+        .fetch_all(&app.db)
+        .await?;
+    app.events.report(crate::events::Changed {
+        sites: [site_id].into(),
+        registers: registers.into_iter().collect(),
+        ..Default::default()
+    });
+    Ok(())
+}
+
 fn revision_conflict(expected: i64, current: i64) -> Error {
     Error::Conflict {
         code: "revision_conflict",
@@ -196,6 +210,7 @@ pub async fn replace_catalog(
         |_| request.catalog.clone(),
     )
     .await?;
+    report_change(&app, site_id).await?;
     Ok(Json(updated))
 }
 
@@ -240,5 +255,6 @@ pub async fn edit_catalog(
         |current| current.edited(&edit),
     )
     .await?;
+    report_change(&app, site_id).await?;
     Ok(Json(updated))
 }

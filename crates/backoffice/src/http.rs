@@ -13,14 +13,14 @@ use serde::de::DeserializeOwned;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::Error;
-use crate::{AppState, auth, catalog, registers, sites};
+use crate::{AppState, auth, catalog, events, gateway, registers, sites, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,8 @@ use crate::{AppState, auth, catalog, registers, sites};
         (name = "auth", description = "Sign in, refresh, sign out"),
         (name = "sites", description = "Sites and their registers"),
         (name = "catalog", description = "The menu a sync delivers to registers"),
+        (name = "sync", description = "Syncing registers, sync history and live events"),
+        (name = "registers", description = "The channel registers connect on"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -71,6 +73,12 @@ fn api_router() -> OpenApiRouter<AppState> {
             catalog::replace_catalog,
             catalog::edit_catalog
         ))
+        .routes(routes!(sync::sync_register))
+        .routes(routes!(sync::sync_site))
+        .routes(routes!(sync::get_job))
+        .routes(routes!(sync::list_site_jobs))
+        .routes(routes!(events::events))
+        .routes(routes!(gateway::connect))
         .routes(routes!(health))
 }
 
@@ -93,20 +101,22 @@ pub fn router(app: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                        let request_id = request
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        // The path only: query strings are never logged.
-                        tracing::info_span!(
-                            "request",
-                            request_id,
-                            method = %request.method(),
-                            path = request.uri().path(),
-                        )
-                    }),
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request| {
+                            let request_id = request
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            // The path only: query strings are never logged.
+                            tracing::info_span!(
+                                "request",
+                                request_id,
+                                method = %request.method(),
+                                path = request.uri().path(),
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TimeoutLayer::with_status_code(
@@ -174,6 +184,30 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Like [`ApiJson`], but an empty body means `T::default()`: for requests whose options are all
+/// optional.
+#[derive(Debug)]
+pub struct ApiJsonOrDefault<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for ApiJsonOrDefault<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Error> {
+        let empty = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (!request.headers().contains_key(header::CONTENT_LENGTH)
+                && !request.headers().contains_key(header::TRANSFER_ENCODING));
+        if empty {
+            return Ok(ApiJsonOrDefault(T::default()));
+        }
+        ApiJson::from_request(request, state)
+            .await
+            .map(|ApiJson(value)| ApiJsonOrDefault(value))
     }
 }
 

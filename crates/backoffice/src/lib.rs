@@ -12,9 +12,12 @@ pub mod catalog;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events;
+pub mod gateway;
 pub mod http;
 pub mod registers;
 pub mod sites;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +43,20 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// How often registers beat.
+    pub heartbeat_interval: Duration,
+    /// A register with no message for this long is offline (several beats: one late beat must
+    /// not make it flap).
+    pub offline_after: Duration,
+    /// How long a sync waits for a sale to end before it expires.
+    pub wait_expiry: Duration,
+    /// How long a register has to answer a sync it was sent.
+    pub result_timeout: Duration,
+    /// How long a register that dropped mid-sync (or every register, after a Back Office restart)
+    /// has to reconnect and report the result before the sync counts as failed.
+    pub offline_grace: Duration,
+    /// How often deadlines are checked.
+    pub sweep_interval: Duration,
 }
 
 impl Default for Settings {
@@ -52,6 +69,12 @@ impl Default for Settings {
             login_failure_window: Duration::from_secs(15 * 60),
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            offline_after: Duration::from_secs(30),
+            wait_expiry: Duration::from_secs(2 * 3600),
+            result_timeout: Duration::from_secs(60),
+            offline_grace: Duration::from_secs(30),
+            sweep_interval: Duration::from_millis(500),
         }
     }
 }
@@ -61,6 +84,9 @@ impl Default for Settings {
 pub struct App {
     pub db: Db,
     pub settings: Settings,
+    pub presence: Arc<gateway::Presence>,
+    pub engine: sync::engine::EngineHandle,
+    pub events: events::Hub,
     pub(crate) account_failures: auth::limiter::FailureLimiter,
     pub(crate) address_failures: auth::limiter::FailureLimiter,
 }
@@ -68,8 +94,22 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(db: Db, settings: Settings) -> AppState {
-        Arc::new(App {
+    /// Starts the sync engine and the event publisher (which live as long as the returned state),
+    /// resuming whatever syncs a previous run left open.
+    pub async fn start(db: Db, settings: Settings) -> Result<AppState> {
+        let presence = Arc::new(gateway::Presence::default());
+        let events = events::Hub::start(db.clone(), presence.clone());
+        let engine = sync::engine::start(
+            db.clone(),
+            settings.clone(),
+            presence.clone(),
+            events.clone(),
+        )
+        .await?;
+        Ok(Arc::new(App {
+            presence,
+            engine,
+            events,
             account_failures: auth::limiter::FailureLimiter::new(
                 settings.login_failures_per_account,
                 settings.login_failure_window,
@@ -80,7 +120,7 @@ impl App {
             ),
             db,
             settings,
-        })
+        }))
     }
 }
 

@@ -89,6 +89,21 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "REGSYNC_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,
+    /// Seconds between register heartbeats.
+    #[arg(long, env = "REGSYNC_HEARTBEAT_SECS", default_value_t = 10)]
+    heartbeat_secs: u64,
+    /// Seconds without a message after which a register is offline.
+    #[arg(long, env = "REGSYNC_OFFLINE_AFTER_SECS", default_value_t = 30)]
+    offline_after_secs: u64,
+    /// Seconds a sync waits for a register's sale to end before it expires.
+    #[arg(long, env = "REGSYNC_WAIT_EXPIRY_SECS", default_value_t = 2 * 3600)]
+    wait_expiry_secs: u64,
+    /// Seconds a register has to answer a sync.
+    #[arg(long, env = "REGSYNC_RESULT_TIMEOUT_SECS", default_value_t = 60)]
+    result_timeout_secs: u64,
+    /// Seconds a register that dropped mid-sync has to reconnect and report before the sync fails.
+    #[arg(long, env = "REGSYNC_OFFLINE_GRACE_SECS", default_value_t = 30)]
+    offline_grace_secs: u64,
 }
 
 impl ServeArgs {
@@ -100,6 +115,11 @@ impl ServeArgs {
             login_failures_per_address: self.login_failures_per_address,
             login_failure_window: Duration::from_secs(self.login_failure_window_secs),
             body_limit: self.body_limit,
+            heartbeat_interval: Duration::from_secs(self.heartbeat_secs),
+            offline_after: Duration::from_secs(self.offline_after_secs),
+            wait_expiry: Duration::from_secs(self.wait_expiry_secs),
+            result_timeout: Duration::from_secs(self.result_timeout_secs),
+            offline_grace: Duration::from_secs(self.offline_grace_secs),
             ..Settings::default()
         }
     }
@@ -359,7 +379,7 @@ async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<(
     say(format_args!("Back Office listening on http://{address}"))?;
     std::io::stdout().flush()?;
     tracing::info!(%address, "listening");
-    let app = App::new(db, args.settings());
+    let app = App::start(db, args.settings()).await?;
     regsync_backoffice::serve(listener, app, shutdown).await?;
     tracing::info!("stopped");
     Ok(())

@@ -13,6 +13,7 @@ use crate::{AppState, Db};
 #[derive(sqlx::FromRow)]
 struct SiteRow {
     id: Uuid,
+    company_id: Uuid,
     name: String,
     register_count: i64,
     catalog_revision: i64,
@@ -29,10 +30,37 @@ impl From<SiteRow> for Site {
     }
 }
 
-const SELECT_SITES: &str = "SELECT s.id, s.name,
+const SELECT_SITES: &str = "SELECT s.id, s.company_id, s.name,
         (SELECT COUNT(*) FROM registers r WHERE r.site_id = s.id) AS register_count,
         COALESCE(c.revision, 0) AS catalog_revision
      FROM sites s LEFT JOIN catalogs c ON c.site_id = s.id";
+
+/// Sites by id, each with its company, for live events.
+pub async fn load_many(
+    db: &Db,
+    ids: &std::collections::BTreeSet<Uuid>,
+) -> Result<Vec<(Uuid, Site)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row: Option<SiteRow> = sqlx::query_as(&format!("{SELECT_SITES} WHERE s.id = ?"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+        out.extend(row.map(|row| (row.company_id, row.into())));
+    }
+    Ok(out)
+}
+
+/// A company's sites, by name.
+pub async fn for_company(db: &Db, company_id: Uuid) -> Result<Vec<Site>> {
+    let rows: Vec<SiteRow> = sqlx::query_as(&format!(
+        "{SELECT_SITES} WHERE s.company_id = ? ORDER BY s.name COLLATE NOCASE"
+    ))
+    .bind(company_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Site::from).collect())
+}
 
 /// `NotFound` unless the site exists *in this company*: another company's site is
 /// indistinguishable from one that does not exist.
@@ -58,13 +86,7 @@ pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Resu
     )
 )]
 pub async fn list_sites(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<Site>>> {
-    let rows: Vec<SiteRow> = sqlx::query_as(&format!(
-        "{SELECT_SITES} WHERE s.company_id = ? ORDER BY s.name COLLATE NOCASE"
-    ))
-    .bind(caller.company_id)
-    .fetch_all(&app.db)
-    .await?;
-    Ok(Json(rows.into_iter().map(Site::from).collect()))
+    Ok(Json(for_company(&app.db, caller.company_id).await?))
 }
 
 /// One of the caller's sites.

@@ -1,0 +1,237 @@
+//! Live events for managers: register, site, job and target changes as server-sent events.
+//!
+//! Whoever changes something (the sync engine, a menu edit) reports *what* changed — ids only —
+//! to the publisher task, which loads the current state and broadcasts it. Events carry full
+//! state, so a subscriber that applies them in order to its snapshot is current. A stream starts
+//! with a snapshot taken *after* subscribing, so nothing falls between the two; a subscriber that
+//! falls behind the broadcast buffer gets a fresh snapshot instead of a gap, and so does one that
+//! reconnects. Every event is scoped to one company and sent only to its users with the Sites
+//! permission.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use regsync_protocol::api::ErrorBody;
+use regsync_protocol::sync::Event;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::Result;
+use crate::{AppState, Db, gateway::Presence, registers, sites, sync};
+
+/// One event, serialized once for every subscriber, with the company it belongs to.
+#[derive(Debug)]
+pub struct Published {
+    pub company_id: Uuid,
+    pub kind: &'static str,
+    pub json: String,
+}
+
+/// Ids of things that changed; the publisher loads and sends their current state.
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub registers: BTreeSet<Uuid>,
+    pub sites: BTreeSet<Uuid>,
+    pub jobs: BTreeSet<Uuid>,
+    pub targets: BTreeSet<Uuid>,
+}
+
+impl Changed {
+    pub fn is_empty(&self) -> bool {
+        self.registers.is_empty()
+            && self.sites.is_empty()
+            && self.jobs.is_empty()
+            && self.targets.is_empty()
+    }
+
+    pub fn merge(&mut self, other: Changed) {
+        self.registers.extend(other.registers);
+        self.sites.extend(other.sites);
+        self.jobs.extend(other.jobs);
+        self.targets.extend(other.targets);
+    }
+}
+
+/// The sending side, cheap to clone: report changes, or subscribe.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    changes: mpsc::UnboundedSender<Changed>,
+    broadcast: broadcast::Sender<Arc<Published>>,
+}
+
+/// Events buffered per subscriber before it counts as lagging (and gets a fresh snapshot).
+const BUFFER: usize = 16 * 1024;
+
+impl Hub {
+    pub fn start(db: Db, presence: Arc<Presence>) -> Hub {
+        let (changes, rx) = mpsc::unbounded_channel();
+        let (broadcast, _) = broadcast::channel(BUFFER);
+        tokio::spawn(publish(db, presence, rx, broadcast.clone()));
+        Hub { changes, broadcast }
+    }
+
+    pub fn report(&self, changed: Changed) {
+        if !changed.is_empty() {
+            // Fails only when the publisher has stopped, at shutdown.
+            let _ = self.changes.send(changed);
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.broadcast.subscribe()
+    }
+}
+
+async fn publish(
+    db: Db,
+    presence: Arc<Presence>,
+    mut rx: mpsc::UnboundedReceiver<Changed>,
+    broadcast: broadcast::Sender<Arc<Published>>,
+) {
+    while let Some(mut changed) = rx.recv().await {
+        // Coalesce what queued up meanwhile: one load per thing, however often it changed.
+        while let Ok(more) = rx.try_recv() {
+            changed.merge(more);
+        }
+        if broadcast.receiver_count() == 0 {
+            continue;
+        }
+        match load(&db, &presence, &changed).await {
+            Ok(events) => {
+                for event in events {
+                    let _ = broadcast.send(Arc::new(event));
+                }
+            }
+            Err(error) => tracing::warn!(%error, "loading changed state for live events failed"),
+        }
+    }
+}
+
+fn published(company_id: Uuid, event: &Event) -> Result<Published> {
+    let kind = match event {
+        Event::Snapshot { .. } => "snapshot",
+        Event::Register { .. } => "register",
+        Event::Site { .. } => "site",
+        Event::Job { .. } => "job",
+        Event::Target { .. } => "target",
+    };
+    let json = serde_json::to_string(event)
+        .map_err(|e| crate::Error::Internal(format!("serializing an event: {e}")))?;
+    Ok(Published {
+        company_id,
+        kind,
+        json,
+    })
+}
+
+async fn load(db: &Db, presence: &Presence, changed: &Changed) -> Result<Vec<Published>> {
+    let mut out = Vec::new();
+    for (company_id, site) in sites::load_many(db, &changed.sites).await? {
+        out.push(published(company_id, &Event::Site { site })?);
+    }
+    for (company_id, register) in registers::load_many(db, presence, &changed.registers).await? {
+        out.push(published(company_id, &Event::Register { register })?);
+    }
+    for (company_id, target) in sync::load_targets(db, &changed.targets).await? {
+        out.push(published(company_id, &Event::Target { target })?);
+    }
+    for (company_id, job) in sync::load_summaries(db, &changed.jobs).await? {
+        out.push(published(company_id, &Event::Job { job })?);
+    }
+    Ok(out)
+}
+
+async fn snapshot(app: &AppState, company_id: Uuid) -> Result<Published> {
+    let sites = sites::for_company(&app.db, company_id).await?;
+    let registers = registers::for_company(&app.db, &app.presence, company_id).await?;
+    let jobs = sync::recent_and_open(&app.db, company_id).await?;
+    published(
+        company_id,
+        &Event::Snapshot {
+            sites,
+            registers,
+            jobs,
+        },
+    )
+}
+
+fn to_sse(event: &Published, id: u64) -> SseEvent {
+    SseEvent::default()
+        .event(event.kind)
+        .id(id.to_string())
+        .data(&event.json)
+}
+
+/// Live changes to the caller's registers, sites and sync jobs, as server-sent events. The first
+/// event is always a `snapshot`; then `register`, `site`, `job` and `target` events carry the new
+/// state of whatever changed. A client that reconnects gets a new snapshot, so it misses nothing.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "sync",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A text/event-stream of `Event`s", body = regsync_protocol::sync::Event, content_type = "text/event-stream"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+    )
+)]
+pub async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    caller.require_sites()?;
+    let company_id = caller.company_id;
+    let mut rx = app.events.subscribe();
+    let first = snapshot(&app, company_id).await?;
+    let stream = async_stream(move |tx| async move {
+        let mut id = 0u64;
+        if tx.send(to_sse(&first, id)).await.is_err() {
+            return;
+        }
+        loop {
+            let event = match rx.recv().await {
+                Ok(event) if event.company_id == company_id => event,
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(
+                        missed,
+                        "an event subscriber fell behind; sending a snapshot"
+                    );
+                    match snapshot(&app, company_id).await {
+                        Ok(snapshot) => Arc::new(snapshot),
+                        Err(error) => {
+                            tracing::warn!(%error, "snapshot for a lagging subscriber failed");
+                            return;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            id += 1;
+            if tx.send(to_sse(&event, id)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A stream fed by a task; the task ends when the client goes away.
+fn async_stream<F, Fut>(produce: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(mpsc::Sender<SseEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(produce(tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    })
+}

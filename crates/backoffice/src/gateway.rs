@@ -1,0 +1,358 @@
+//! The register gateway: one WebSocket per register, and who is online.
+//!
+//! Each connection is a task that reads the register's messages in order and forwards what
+//! matters to the sync engine, and writes what the engine sends back. Heartbeats stay here: they
+//! only move `last_seen` and keep the connection's deadline, so thousands of registers beating
+//! cost the engine nothing. A register is offline at once when its connection closes, or when
+//! nothing has arrived for `offline_after` (several missed beats, so one late beat never flaps).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use regsync_protocol::register::{
+    MAX_REGISTER_MESSAGE_BYTES, PROTOCOL_VERSION, RegisterMessage, ServerMessage,
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::auth::token;
+use crate::error::{Error, Result};
+use crate::sync::engine::Input;
+use crate::{AppState, Db};
+
+/// What Back Office knows of a register's connection right now. Read by the API and events;
+/// written by the gateway and the engine.
+#[derive(Debug, Default)]
+pub struct PresenceEntry {
+    online: AtomicBool,
+    in_sale: AtomicBool,
+    last_seen_ms: AtomicI64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub online: bool,
+    pub in_sale: bool,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Presence {
+    entries: RwLock<HashMap<Uuid, Arc<PresenceEntry>>>,
+}
+
+impl Presence {
+    pub fn entry(&self, register_id: Uuid) -> Arc<PresenceEntry> {
+        if let Some(entry) = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&register_id)
+        {
+            return entry.clone();
+        }
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(register_id)
+            .or_default()
+            .clone()
+    }
+
+    pub fn get(&self, register_id: Uuid) -> Seen {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        match entries.get(&register_id) {
+            Some(entry) => entry.seen(),
+            None => Seen {
+                online: false,
+                in_sale: false,
+                last_seen_at: None,
+            },
+        }
+    }
+
+    pub fn online_count(&self) -> usize {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .values()
+            .filter(|e| e.online.load(Ordering::Relaxed))
+            .count()
+    }
+}
+
+impl PresenceEntry {
+    pub fn seen(&self) -> Seen {
+        let ms = self.last_seen_ms.load(Ordering::Relaxed);
+        Seen {
+            online: self.online.load(Ordering::Relaxed),
+            in_sale: self.in_sale.load(Ordering::Relaxed),
+            last_seen_at: (ms > 0)
+                .then(|| DateTime::from_timestamp_millis(ms))
+                .flatten(),
+        }
+    }
+
+    pub fn touch(&self, at: DateTime<Utc>) {
+        self.last_seen_ms
+            .store(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Relaxed);
+    }
+
+    pub fn set_in_sale(&self, in_sale: bool) {
+        self.in_sale.store(in_sale, Ordering::Relaxed);
+    }
+}
+
+/// A register as the gateway knows it once its credential checked out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RegisterIdentity {
+    pub id: Uuid,
+    pub name: String,
+    pub site_id: Uuid,
+    pub company_id: Uuid,
+    #[sqlx(default)]
+    credential_hash: Vec<u8>,
+}
+
+/// What the engine asks a connection to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Send this (already serialized) message.
+    Send(String),
+    /// Close with this reason: the register connected again elsewhere.
+    Close(String),
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<RegisterIdentity> {
+    let unauthenticated = || Error::Unauthenticated {
+        code: "invalid_device_credential",
+        message: "registers connect with their device credential: \
+                  `Authorization: Bearer rsd_…`"
+            .into(),
+    };
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(unauthenticated)?;
+    let digest = token::digest(presented);
+    let register: Option<RegisterIdentity> = sqlx::query_as(
+        "SELECT r.id, r.name, r.site_id, s.company_id, r.credential_hash
+         FROM registers r JOIN sites s ON s.id = r.site_id
+         WHERE r.credential_hash = ?",
+    )
+    .bind(&digest)
+    .fetch_optional(db)
+    .await?;
+    register
+        .filter(|r| token::digests_match(&r.credential_hash, &digest))
+        .ok_or_else(unauthenticated)
+}
+
+/// The register channel (a WebSocket). Registers authenticate with their device credential.
+#[utoipa::path(
+    get,
+    path = "/v1/registers/connect",
+    tag = "registers",
+    responses(
+        (status = 101, description = "Switching to the register channel"),
+        (status = 400, description = "Not a WebSocket request", body = regsync_protocol::api::ErrorBody),
+        (status = 401, description = "Unknown device credential", body = regsync_protocol::api::ErrorBody),
+    )
+)]
+pub async fn connect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    upgrade: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Result<Response> {
+    let register = authenticate(&app.db, &headers).await?;
+    let upgrade = upgrade
+        .map_err(|rejection| Error::bad_request("not_a_websocket", rejection.body_text()))?;
+    Ok(upgrade
+        // Small buffers: 10,000 idle registers must fit in a few hundred megabytes.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(MAX_REGISTER_MESSAGE_BYTES)
+        .max_frame_size(MAX_REGISTER_MESSAGE_BYTES)
+        .on_upgrade(move |socket| run_connection(app, register, socket)))
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    // A close reason may be at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }))
+}
+
+fn parse(message: Message) -> std::result::Result<Option<RegisterMessage>, String> {
+    match message {
+        Message::Text(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("malformed message: {e}")),
+        Message::Binary(_) => Err("binary messages are not part of the protocol".into()),
+        Message::Ping(_) | Message::Pong(_) => Ok(None),
+        Message::Close(_) => Err(String::new()),
+    }
+}
+
+#[tracing::instrument(name = "register", skip_all, fields(register_id = %register.id, name = %register.name))]
+async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let settings = app.settings.clone();
+
+    let hello = tokio::time::timeout(settings.offline_after, stream.next()).await;
+    let (applied_revision, in_sale, recent) = match hello {
+        Ok(Some(Ok(message))) => match parse(message) {
+            Ok(Some(RegisterMessage::Hello {
+                protocol_version,
+                applied_revision,
+                in_sale,
+                recent,
+            })) => {
+                if protocol_version != PROTOCOL_VERSION {
+                    let reason = format!(
+                        "protocol version {protocol_version} is not supported; this Back Office speaks {PROTOCOL_VERSION}"
+                    );
+                    tracing::warn!(%reason, "register refused");
+                    let _ = sink.send(close(close_code::PROTOCOL, &reason)).await;
+                    return;
+                }
+                (applied_revision, in_sale, recent)
+            }
+            Ok(_) => {
+                let _ = sink
+                    .send(close(
+                        close_code::PROTOCOL,
+                        "the first message must be a hello",
+                    ))
+                    .await;
+                return;
+            }
+            Err(reason) => {
+                let _ = sink.send(close(close_code::INVALID, &reason)).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    let welcome = ServerMessage::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        register_id: register.id,
+        register_name: register.name.clone(),
+        site_id: register.site_id,
+        heartbeat_secs: settings.heartbeat_interval.as_secs().max(1),
+    };
+    let welcome = serde_json::to_string(&welcome).unwrap_or_default();
+    if sink.send(Message::Text(welcome.into())).await.is_err() {
+        return;
+    }
+
+    let presence = app.presence.entry(register.id);
+    presence.touch(Utc::now());
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let (outbound, mut outbound_rx) = mpsc::unbounded_channel();
+    tracing::info!(applied_revision, in_sale, "register connected");
+    app.engine.send(Input::Connected {
+        register: register.clone(),
+        generation,
+        outbound,
+        applied_revision,
+        in_sale,
+        recent,
+    });
+
+    let mut known_in_sale = in_sale;
+    let mut deadline = tokio::time::Instant::now() + settings.offline_after;
+    let reason = loop {
+        tokio::select! {
+            incoming = tokio::time::timeout_at(deadline, stream.next()) => {
+                let message = match incoming {
+                    Err(_) => {
+                        let reason = format!("no heartbeat for {} s", settings.offline_after.as_secs());
+                        let _ = sink.send(close(close_code::AWAY, &reason)).await;
+                        break reason;
+                    }
+                    Ok(None) | Ok(Some(Err(_))) => break "connection lost".to_owned(),
+                    Ok(Some(Ok(message))) => message,
+                };
+                let now = Utc::now();
+                deadline = tokio::time::Instant::now() + settings.offline_after;
+                presence.touch(now);
+                let message = match parse(message) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => continue,
+                    Err(reason) if reason.is_empty() => break "closed by the register".to_owned(),
+                    Err(reason) => {
+                        tracing::warn!(%reason, "closing a register's connection");
+                        let _ = sink.send(close(close_code::INVALID, &reason)).await;
+                        break reason;
+                    }
+                };
+                match message {
+                    RegisterMessage::Heartbeat { in_sale } => {
+                        if in_sale != known_in_sale {
+                            known_in_sale = in_sale;
+                            app.engine.send(Input::Sale { register_id: register.id, generation, in_sale });
+                        }
+                    }
+                    RegisterMessage::SaleStarted | RegisterMessage::SaleEnded => {
+                        let in_sale = matches!(message, RegisterMessage::SaleStarted);
+                        known_in_sale = in_sale;
+                        app.engine.send(Input::Sale { register_id: register.id, generation, in_sale });
+                    }
+                    RegisterMessage::SyncResult { target_id, outcome } => {
+                        app.engine.send(Input::Result { register_id: register.id, target_id, outcome });
+                    }
+                    RegisterMessage::SyncRequested => {
+                        app.engine.send(Input::SyncRequested { register_id: register.id });
+                    }
+                    RegisterMessage::Hello { .. } => {
+                        let reason = "hello may only be the first message";
+                        let _ = sink.send(close(close_code::PROTOCOL, reason)).await;
+                        break reason.to_owned();
+                    }
+                }
+            }
+            out = outbound_rx.recv() => match out {
+                Some(Outbound::Send(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break "connection lost while sending".to_owned();
+                    }
+                }
+                Some(Outbound::Close(reason)) => {
+                    let _ = sink.send(close(close_code::NORMAL, &reason)).await;
+                    break reason;
+                }
+                None => break "Back Office is shutting down".to_owned(),
+            },
+        }
+    };
+    tracing::info!(%reason, "register disconnected");
+    app.engine.send(Input::Disconnected {
+        register_id: register.id,
+        generation,
+        last_seen: presence.seen().last_seen_at.unwrap_or_else(Utc::now),
+    });
+}

@@ -1,0 +1,1063 @@
+//! The sync engine: one task that owns every sync target's state transitions.
+//!
+//! Everything that moves a target — a job being asked for, a register's answer, its sale
+//! ending, its connection coming or going, a deadline passing — arrives here as an [`Input`] and
+//! is handled in arrival order, so a register's messages are handled in the order it sent them
+//! (which is what closes the lost wake-up race of DESIGN section 4). Inputs that queue up are
+//! handled together in one SQLite transaction (group commit): a fan-out to a thousand registers
+//! is a handful of commits, not thousands.
+//!
+//! A batch's effects — messages to registers, answers to HTTP handlers, live events — happen only
+//! after its commit, so a state is always persisted before anyone is told of it (invariant 2),
+//! and a target is `delivered` in the database before its register can answer.
+//!
+//! Every transition is a compare-and-set on the target's state, and every open target has a
+//! deadline; whichever of "the register answered" and "the deadline passed" comes first wins, and
+//! the other changes nothing. So each target reaches exactly one terminal state, even across
+//! disconnects and restarts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use regsync_protocol::api::SyncSource;
+use regsync_protocol::register::{AppliedTarget, SyncOutcome};
+use regsync_protocol::sync::{Job, JobCounts, JobKind, JobSummary, Target, TargetState};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::events::{Changed, Hub};
+use crate::gateway::{Outbound, Presence, PresenceEntry, RegisterIdentity};
+use crate::{Db, Settings};
+
+/// Something that may move sync targets.
+#[derive(Debug)]
+pub enum Input {
+    Connected {
+        register: RegisterIdentity,
+        generation: u64,
+        outbound: mpsc::UnboundedSender<Outbound>,
+        applied_revision: i64,
+        in_sale: bool,
+        recent: Vec<AppliedTarget>,
+    },
+    Disconnected {
+        register_id: Uuid,
+        generation: u64,
+        last_seen: DateTime<Utc>,
+    },
+    Sale {
+        register_id: Uuid,
+        generation: u64,
+        in_sale: bool,
+    },
+    Result {
+        register_id: Uuid,
+        target_id: Uuid,
+        outcome: SyncOutcome,
+    },
+    SyncRequested {
+        register_id: Uuid,
+    },
+    CreateJob {
+        request: JobRequest,
+        reply: oneshot::Sender<Result<Job>>,
+    },
+}
+
+/// A sync asked for by a manager (already checked to be allowed) or by a register.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    pub company_id: Uuid,
+    pub target: JobTarget,
+    pub source: SyncSource,
+    /// The manager who asked: their id and the name shown on the register banner.
+    pub requested_by: Option<(Uuid, String)>,
+    pub retry_when_free: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum JobTarget {
+    Register(Uuid),
+    SiteOnline(Uuid),
+}
+
+/// The way in: cheap to clone, never blocks.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl EngineHandle {
+    pub fn send(&self, input: Input) {
+        // Fails only once the engine has stopped, at shutdown.
+        let _ = self.tx.send(input);
+    }
+
+    /// Creates a job; answers once it is persisted.
+    pub async fn create_job(&self, request: JobRequest) -> Result<Job> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Input::CreateJob { request, reply });
+        answer
+            .await
+            .map_err(|_| Error::Internal("the sync engine stopped".into()))?
+    }
+}
+
+/// Starts the engine. Targets left open by a previous run get `offline_grace` for their registers
+/// to reconnect and settle them; the rest end `failed` with a reason.
+pub async fn start(
+    db: Db,
+    settings: Settings,
+    presence: Arc<Presence>,
+    hub: Hub,
+) -> Result<EngineHandle> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let engine = Engine {
+        db,
+        settings,
+        presence,
+        hub,
+        connections: HashMap::new(),
+        catalogs: HashMap::new(),
+    };
+    engine.recover().await?;
+    tokio::spawn(engine.run(rx));
+    Ok(EngineHandle { tx })
+}
+
+struct Connection {
+    generation: u64,
+    outbound: mpsc::UnboundedSender<Outbound>,
+    in_sale: bool,
+    identity: RegisterIdentity,
+    presence: Arc<PresenceEntry>,
+}
+
+struct CachedCatalog {
+    revision: i64,
+    json: Arc<RawValue>,
+}
+
+struct Engine {
+    db: Db,
+    settings: Settings,
+    presence: Arc<Presence>,
+    hub: Hub,
+    connections: HashMap<Uuid, Connection>,
+    catalogs: HashMap<Uuid, CachedCatalog>,
+}
+
+/// What a batch will do once committed.
+#[derive(Default)]
+struct Effects {
+    sends: Vec<(mpsc::UnboundedSender<Outbound>, Outbound)>,
+    replies: Vec<(oneshot::Sender<Result<Job>>, Result<Job>)>,
+    changed: Changed,
+}
+
+const OPEN: &str = "('queued', 'delivered', 'waiting')";
+const MAX_BATCH: usize = 1024;
+
+fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 {
+        let hours = secs / 3600;
+        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+    } else if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// The sync command, with the catalog spliced in as already-serialized JSON: a fan-out to a
+/// thousand registers serializes the menu once, not a thousand times.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "sync")]
+struct SyncCommand<'a> {
+    target_id: Uuid,
+    revision: i64,
+    requested_by: Option<&'a str>,
+    catalog: &'a RawValue,
+}
+
+impl Engine {
+    async fn recover(&self) -> Result<()> {
+        let grace = ms(Utc::now() + self.settings.offline_grace);
+        let resumed = sqlx::query(
+            "UPDATE sync_targets SET deadline_at = MIN(COALESCE(deadline_at, ?1), ?1)
+             WHERE state IN ('queued', 'delivered')",
+        )
+        .bind(grace)
+        .execute(&self.db)
+        .await?;
+        if resumed.rows_affected() > 0 {
+            tracing::info!(
+                targets = resumed.rows_affected(),
+                "resuming syncs left open by the previous run; registers have {} to reconnect",
+                human(self.settings.offline_grace)
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut sweep = tokio::time::interval(self.settings.sweep_interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = rx.recv() => {
+                    let Some(first) = input else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(input) => batch.push(input),
+                            Err(_) => break,
+                        }
+                    }
+                    self.process(batch).await;
+                }
+                _ = sweep.tick() => self.sweep().await,
+            }
+        }
+        tracing::debug!("sync engine stopped");
+    }
+
+    async fn process(&mut self, batch: Vec<Input>) {
+        let mut fx = Effects::default();
+        let outcome = async {
+            let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
+            for input in batch {
+                self.handle(&mut tx, input, &mut fx).await?;
+            }
+            self.finish_jobs(&mut tx, &mut fx).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        self.apply(fx, outcome);
+    }
+
+    /// Carries out a batch's effects, or on failure tells the callers and drops the messages
+    /// (the targets' deadlines settle whatever was not persisted).
+    fn apply(&self, fx: Effects, outcome: Result<()>) {
+        match outcome {
+            Ok(()) => {
+                for (outbound, message) in fx.sends {
+                    let _ = outbound.send(message);
+                }
+                for (reply, job) in fx.replies {
+                    let _ = reply.send(job);
+                }
+                self.hub.report(fx.changed);
+            }
+            Err(error) => {
+                tracing::error!(%error, "a batch of sync changes could not be saved");
+                for (reply, _) in fx.replies {
+                    let _ = reply.send(Err(Error::Internal(format!(
+                        "the sync could not be saved: {error}"
+                    ))));
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        c: &mut SqliteConnection,
+        input: Input,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        match input {
+            Input::Connected {
+                register,
+                generation,
+                outbound,
+                applied_revision,
+                in_sale,
+                recent,
+            } => {
+                self.on_connected(
+                    c,
+                    register,
+                    generation,
+                    outbound,
+                    applied_revision,
+                    in_sale,
+                    recent,
+                    fx,
+                )
+                .await
+            }
+            Input::Disconnected {
+                register_id,
+                generation,
+                last_seen,
+            } => {
+                self.on_disconnected(c, register_id, generation, last_seen, fx)
+                    .await
+            }
+            Input::Sale {
+                register_id,
+                generation,
+                in_sale,
+            } => self.on_sale(c, register_id, generation, in_sale, fx).await,
+            Input::Result {
+                register_id,
+                target_id,
+                outcome,
+            } => self.on_result(c, register_id, target_id, outcome, fx).await,
+            Input::SyncRequested { register_id } => {
+                let Some(connection) = self.connections.get(&register_id) else {
+                    return Ok(());
+                };
+                let request = JobRequest {
+                    company_id: connection.identity.company_id,
+                    target: JobTarget::Register(register_id),
+                    source: SyncSource::Register,
+                    requested_by: None,
+                    retry_when_free: false,
+                };
+                self.create_job(c, &request, fx).await.map(|_| ())
+            }
+            Input::CreateJob { request, reply } => {
+                match self.create_job(c, &request, fx).await {
+                    Ok(job) => fx.replies.push((reply, Ok(job))),
+                    Err(error @ (Error::Database(_) | Error::Internal(_))) => return Err(error),
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn on_connected(
+        &mut self,
+        c: &mut SqliteConnection,
+        register: RegisterIdentity,
+        generation: u64,
+        outbound: mpsc::UnboundedSender<Outbound>,
+        applied_revision: i64,
+        in_sale: bool,
+        recent: Vec<AppliedTarget>,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let id = register.id;
+        if let Some(old) = self.connections.get(&id)
+            && old.generation != generation
+        {
+            fx.sends.push((
+                old.outbound.clone(),
+                Outbound::Close("replaced by a newer connection from this register".into()),
+            ));
+        }
+        let presence = self.presence.entry(id);
+        presence.set_online(true);
+        presence.set_in_sale(in_sale);
+        self.connections.insert(
+            id,
+            Connection {
+                generation,
+                outbound,
+                in_sale,
+                identity: register,
+                presence,
+            },
+        );
+        let now = Utc::now();
+        sqlx::query(
+            "UPDATE registers SET applied_revision = MAX(applied_revision, ?), last_seen_at = ?
+             WHERE id = ?",
+        )
+        .bind(applied_revision)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        fx.changed.registers.insert(id);
+
+        // Results lost with the last connection (or a Back Office restart) are in `recent`.
+        for applied in recent {
+            self.settle_synced(
+                c,
+                id,
+                applied.target_id,
+                applied.revision,
+                applied.applied_at.min(now),
+                fx,
+            )
+            .await?;
+        }
+        // The hello is a "free" signal too: never rely on having seen the sale end.
+        if !in_sale {
+            self.wake_waiting(c, id, fx).await?;
+        }
+        self.deliver_open(c, id, &["queued", "delivered"], fx).await
+    }
+
+    async fn on_disconnected(
+        &mut self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        generation: u64,
+        last_seen: DateTime<Utc>,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        match self.connections.get(&register_id) {
+            Some(connection) if connection.generation == generation => {}
+            // An older connection, already replaced: the register is still online.
+            _ => return Ok(()),
+        }
+        if let Some(connection) = self.connections.remove(&register_id) {
+            connection.presence.set_online(false);
+            connection.presence.set_in_sale(false);
+        }
+        sqlx::query("UPDATE registers SET last_seen_at = ? WHERE id = ?")
+            .bind(last_seen)
+            .bind(register_id)
+            .execute(&mut *c)
+            .await?;
+        // Syncs in flight get a short grace to be settled by the register's next hello.
+        let grace = ms(Utc::now() + self.settings.offline_grace);
+        sqlx::query(&format!(
+            "UPDATE sync_targets SET deadline_at = MIN(deadline_at, ?)
+             WHERE register_id = ? AND state IN ('queued', 'delivered')"
+        ))
+        .bind(grace)
+        .bind(register_id)
+        .execute(&mut *c)
+        .await?;
+        fx.changed.registers.insert(register_id);
+        Ok(())
+    }
+
+    async fn on_sale(
+        &mut self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        generation: u64,
+        in_sale: bool,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let Some(connection) = self.connections.get_mut(&register_id) else {
+            return Ok(());
+        };
+        if connection.generation != generation {
+            return Ok(());
+        }
+        connection.in_sale = in_sale;
+        connection.presence.set_in_sale(in_sale);
+        fx.changed.registers.insert(register_id);
+        if !in_sale {
+            self.wake_waiting(c, register_id, fx).await?;
+            self.deliver_open(c, register_id, &["queued"], fx).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_result(
+        &mut self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        target_id: Uuid,
+        outcome: SyncOutcome,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let row: Option<(String, Uuid, Uuid, bool)> = sqlx::query_as(
+            "SELECT t.state, t.register_id, t.job_id, j.retry_when_free
+             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id WHERE t.id = ?",
+        )
+        .bind(target_id)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some((state, owner, job_id, retry_when_free)) = row else {
+            tracing::warn!(%register_id, %target_id, "a result for an unknown sync target; ignored");
+            return Ok(());
+        };
+        if owner != register_id {
+            tracing::warn!(%register_id, %target_id, "a register reported another register's sync; ignored");
+            return Ok(());
+        }
+        let state = TargetState::parse(&state);
+        let now = Utc::now();
+        match outcome {
+            SyncOutcome::Applied { revision, .. } => {
+                if !self
+                    .settle_synced(c, register_id, target_id, revision, now, fx)
+                    .await?
+                {
+                    // Already terminal (say, its deadline passed first): the register did apply,
+                    // so its revision and last synced still move.
+                    self.record_applied(c, register_id, job_id, revision, now, fx)
+                        .await?;
+                }
+            }
+            SyncOutcome::Busy if state == Some(TargetState::Delivered) => {
+                if retry_when_free {
+                    let expires = now + self.settings.wait_expiry;
+                    let waited = self
+                        .transition(
+                            c,
+                            target_id,
+                            &["delivered"],
+                            TargetState::Waiting,
+                            None,
+                            None,
+                            Some(ms(expires)),
+                            Some(expires),
+                            fx,
+                        )
+                        .await?;
+                    // The sale may have ended already (its message handled before this one):
+                    // check the register's latest state at once, never wait for another signal.
+                    let free = self
+                        .connections
+                        .get(&register_id)
+                        .is_some_and(|connection| !connection.in_sale);
+                    if waited && free {
+                        self.wake_waiting(c, register_id, fx).await?;
+                        self.deliver_open(c, register_id, &["queued"], fx).await?;
+                    }
+                } else {
+                    self.transition(
+                        c,
+                        target_id,
+                        &["delivered"],
+                        TargetState::SkippedBusy,
+                        None,
+                        Some("in a sale"),
+                        None,
+                        None,
+                        fx,
+                    )
+                    .await?;
+                }
+            }
+            SyncOutcome::Busy => {
+                tracing::debug!(%target_id, "a busy answer for a target not awaiting one; ignored");
+            }
+            SyncOutcome::Failed { reason } => {
+                let reason = format!("could not apply the menu: {reason}");
+                self.transition(
+                    c,
+                    target_id,
+                    &["delivered"],
+                    TargetState::Failed,
+                    None,
+                    Some(&reason),
+                    None,
+                    None,
+                    fx,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves one target from one of `from` to `to`; false when it was not in `from` (someone
+    /// else decided first).
+    #[allow(clippy::too_many_arguments)]
+    async fn transition(
+        &self,
+        c: &mut SqliteConnection,
+        target_id: Uuid,
+        from: &[&str],
+        to: TargetState,
+        revision: Option<i64>,
+        reason: Option<&str>,
+        deadline_ms: Option<i64>,
+        wait_expires_at: Option<DateTime<Utc>>,
+        fx: &mut Effects,
+    ) -> Result<bool> {
+        let from = from
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let job: Option<Uuid> = sqlx::query_scalar(&format!(
+            "UPDATE sync_targets
+             SET state = ?, revision = COALESCE(?, revision), reason = ?, deadline_at = ?,
+                 wait_expires_at = ?, updated_at = ?
+             WHERE id = ? AND state IN ({from})
+             RETURNING job_id"
+        ))
+        .bind(to.as_str())
+        .bind(revision)
+        .bind(reason)
+        .bind(deadline_ms)
+        .bind(wait_expires_at)
+        .bind(Utc::now())
+        .bind(target_id)
+        .fetch_optional(&mut *c)
+        .await?;
+        if let Some(job) = job {
+            fx.changed.targets.insert(target_id);
+            fx.changed.jobs.insert(job);
+            tracing::debug!(%target_id, state = to.as_str(), "sync target moved");
+        }
+        Ok(job.is_some())
+    }
+
+    /// Settles an open target as synced and records the sync on the register.
+    async fn settle_synced(
+        &self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        target_id: Uuid,
+        revision: i64,
+        at: DateTime<Utc>,
+        fx: &mut Effects,
+    ) -> Result<bool> {
+        let job: Option<Uuid> = sqlx::query_scalar(&format!(
+            "UPDATE sync_targets
+             SET state = 'synced', revision = ?, reason = NULL, deadline_at = NULL,
+                 wait_expires_at = NULL, updated_at = ?
+             WHERE id = ? AND register_id = ? AND state IN {OPEN}
+             RETURNING job_id"
+        ))
+        .bind(revision)
+        .bind(Utc::now())
+        .bind(target_id)
+        .bind(register_id)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some(job_id) = job else { return Ok(false) };
+        fx.changed.targets.insert(target_id);
+        fx.changed.jobs.insert(job_id);
+        self.record_applied(c, register_id, job_id, revision, at, fx)
+            .await?;
+        Ok(true)
+    }
+
+    /// The register has `revision` since `at`, from the sync of `job_id`. Its revision never
+    /// goes back, and last synced only moves forward (invariants 3 and 4).
+    async fn record_applied(
+        &self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        job_id: Uuid,
+        revision: i64,
+        at: DateTime<Utc>,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let (source, by, last): (String, Option<String>, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT j.source, j.requested_by_name, r.last_synced_at
+             FROM sync_jobs j, registers r WHERE j.id = ? AND r.id = ?",
+        )
+        .bind(job_id)
+        .bind(register_id)
+        .fetch_one(&mut *c)
+        .await?;
+        if last.is_some_and(|last| last >= at) {
+            sqlx::query(
+                "UPDATE registers SET applied_revision = MAX(applied_revision, ?) WHERE id = ?",
+            )
+            .bind(revision)
+            .bind(register_id)
+            .execute(&mut *c)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE registers SET applied_revision = MAX(applied_revision, ?),
+                    last_synced_at = ?, last_synced_source = ?, last_synced_by = ?
+                 WHERE id = ?",
+            )
+            .bind(revision)
+            .bind(at)
+            .bind(source)
+            .bind(by)
+            .bind(register_id)
+            .execute(&mut *c)
+            .await?;
+        }
+        fx.changed.registers.insert(register_id);
+        Ok(())
+    }
+
+    /// Waiting targets of a free register go back to the queue.
+    async fn wake_waiting(
+        &self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let woken: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "UPDATE sync_targets
+             SET state = 'queued', deadline_at = ?, wait_expires_at = NULL, updated_at = ?
+             WHERE register_id = ? AND state = 'waiting'
+             RETURNING id, job_id",
+        )
+        .bind(ms(now + self.settings.result_timeout))
+        .bind(now)
+        .bind(register_id)
+        .fetch_all(&mut *c)
+        .await?;
+        for (target, job) in woken {
+            fx.changed.targets.insert(target);
+            fx.changed.jobs.insert(job);
+        }
+        Ok(())
+    }
+
+    /// The site's current menu, serialized; re-read only when its revision moved.
+    async fn catalog(
+        &mut self,
+        c: &mut SqliteConnection,
+        site_id: Uuid,
+    ) -> Result<(i64, Arc<RawValue>)> {
+        let revision: i64 = sqlx::query_scalar("SELECT revision FROM catalogs WHERE site_id = ?")
+            .bind(site_id)
+            .fetch_one(&mut *c)
+            .await?;
+        if let Some(cached) = self.catalogs.get(&site_id)
+            && cached.revision == revision
+        {
+            return Ok((revision, cached.json.clone()));
+        }
+        let content: String = sqlx::query_scalar("SELECT content FROM catalogs WHERE site_id = ?")
+            .bind(site_id)
+            .fetch_one(&mut *c)
+            .await?;
+        let json: Arc<RawValue> = RawValue::from_string(content)
+            .map_err(|e| Error::Internal(format!("stored catalog of site {site_id}: {e}")))?
+            .into();
+        self.catalogs.insert(
+            site_id,
+            CachedCatalog {
+                revision,
+                json: json.clone(),
+            },
+        );
+        Ok((revision, json))
+    }
+
+    fn command(
+        target_id: Uuid,
+        revision: i64,
+        requested_by: Option<&str>,
+        catalog: &RawValue,
+    ) -> Result<String> {
+        serde_json::to_string(&SyncCommand {
+            target_id,
+            revision,
+            requested_by,
+            catalog,
+        })
+        .map_err(|e| Error::Internal(format!("serializing a sync command: {e}")))
+    }
+
+    /// Sends the register every open target in `states`, each with the menu as it is now (a
+    /// target that waited gets the latest menu, not the one of when it was asked for).
+    async fn deliver_open(
+        &mut self,
+        c: &mut SqliteConnection,
+        register_id: Uuid,
+        states: &[&str],
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let Some(connection) = self.connections.get(&register_id) else {
+            return Ok(());
+        };
+        let outbound = connection.outbound.clone();
+        let site_id = connection.identity.site_id;
+        let states = states
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let targets: Vec<(Uuid, Uuid, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT t.id, t.job_id, j.requested_by_name
+             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
+             WHERE t.register_id = ? AND t.state IN ({states})
+             ORDER BY j.created_at"
+        ))
+        .bind(register_id)
+        .fetch_all(&mut *c)
+        .await?;
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let (revision, catalog) = self.catalog(c, site_id).await?;
+        let now = Utc::now();
+        for (target_id, job_id, requested_by) in targets {
+            sqlx::query(
+                "UPDATE sync_targets SET state = 'delivered', revision = ?, deadline_at = ?, updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(revision)
+            .bind(ms(now + self.settings.result_timeout))
+            .bind(now)
+            .bind(target_id)
+            .execute(&mut *c)
+            .await?;
+            let command = Self::command(target_id, revision, requested_by.as_deref(), &catalog)?;
+            fx.sends.push((outbound.clone(), Outbound::Send(command)));
+            fx.changed.targets.insert(target_id);
+            fx.changed.jobs.insert(job_id);
+        }
+        Ok(())
+    }
+
+    async fn create_job(
+        &mut self,
+        c: &mut SqliteConnection,
+        request: &JobRequest,
+        fx: &mut Effects,
+    ) -> Result<Job> {
+        let (site_id, registers): (Uuid, Vec<(Uuid, String)>) = match request.target {
+            JobTarget::Register(register_id) => {
+                let row: Option<(Uuid, String)> = sqlx::query_as(
+                    "SELECT r.site_id, r.name FROM registers r JOIN sites s ON s.id = r.site_id
+                     WHERE r.id = ? AND s.company_id = ?",
+                )
+                .bind(register_id)
+                .bind(request.company_id)
+                .fetch_optional(&mut *c)
+                .await?;
+                let (site_id, name) = row.ok_or(Error::NotFound("register"))?;
+                (site_id, vec![(register_id, name)])
+            }
+            JobTarget::SiteOnline(site_id) => {
+                let registers: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT r.id, r.name FROM registers r JOIN sites s ON s.id = r.site_id
+                     WHERE r.site_id = ? AND s.company_id = ? ORDER BY r.name COLLATE NOCASE",
+                )
+                .bind(site_id)
+                .bind(request.company_id)
+                .fetch_all(&mut *c)
+                .await?;
+                if registers.is_empty() {
+                    return Err(Error::Conflict {
+                        code: "no_registers",
+                        message: "this site has no registers to sync".into(),
+                    });
+                }
+                (site_id, registers)
+            }
+        };
+        let kind = match request.target {
+            JobTarget::Register(_) => JobKind::Register,
+            JobTarget::SiteOnline(_) => JobKind::SiteOnline,
+        };
+        let now = Utc::now();
+        let job_id = Uuid::now_v7();
+        let (user_id, user_name) = request.requested_by.clone().unzip();
+        sqlx::query(
+            "INSERT INTO sync_jobs (id, company_id, site_id, kind, source, requested_by_user,
+                requested_by_name, retry_when_free, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(request.company_id)
+        .bind(site_id)
+        .bind(super::kind_str(kind))
+        .bind(crate::registers::source_str(request.source))
+        .bind(user_id)
+        .bind(&user_name)
+        .bind(request.retry_when_free)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+
+        let any_online = registers
+            .iter()
+            .any(|(id, _)| self.connections.contains_key(id));
+        let (revision, catalog) = if any_online {
+            let (revision, catalog) = self.catalog(c, site_id).await?;
+            (Some(revision), Some(catalog))
+        } else {
+            (None, None)
+        };
+        let deadline = ms(now + self.settings.result_timeout);
+        let mut counts = JobCounts::default();
+        let mut targets = Vec::with_capacity(registers.len());
+        for (register_id, register_name) in registers {
+            let target_id = Uuid::now_v7();
+            let online = self.connections.get(&register_id);
+            let (state, reason) = match online {
+                Some(_) => (TargetState::Delivered, None),
+                None => (TargetState::SkippedOffline, Some("offline")),
+            };
+            let target_revision = online.and(revision);
+            sqlx::query(
+                "INSERT INTO sync_targets (id, job_id, register_id, state, revision, reason,
+                    deadline_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(target_id)
+            .bind(job_id)
+            .bind(register_id)
+            .bind(state.as_str())
+            .bind(target_revision)
+            .bind(reason)
+            .bind(online.map(|_| deadline))
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            if let (Some(connection), Some(revision), Some(catalog)) = (online, revision, &catalog)
+            {
+                let command = Self::command(target_id, revision, user_name.as_deref(), catalog)?;
+                fx.sends
+                    .push((connection.outbound.clone(), Outbound::Send(command)));
+            }
+            counts.add(state);
+            fx.changed.targets.insert(target_id);
+            targets.push(Target {
+                id: target_id,
+                job_id,
+                register_id,
+                register_name,
+                state,
+                revision: target_revision,
+                reason: reason.map(str::to_owned),
+                updated_at: now,
+                wait_expires_at: None,
+            });
+        }
+        fx.changed.jobs.insert(job_id);
+        tracing::info!(%job_id, %site_id, targets = targets.len(), online = counts.delivered, "sync job created");
+        Ok(Job {
+            summary: JobSummary {
+                id: job_id,
+                site_id,
+                kind,
+                source: request.source,
+                requested_by: user_name,
+                retry_when_free: request.retry_when_free,
+                created_at: now,
+                finished_at: (counts.open() == 0).then_some(now),
+                counts,
+            },
+            targets,
+        })
+    }
+
+    /// Marks the jobs touched in this batch finished when none of their targets is open.
+    async fn finish_jobs(&self, c: &mut SqliteConnection, fx: &mut Effects) -> Result<()> {
+        let now = Utc::now();
+        for job_id in &fx.changed.jobs {
+            let finished = sqlx::query(&format!(
+                "UPDATE sync_jobs SET finished_at = ?
+                 WHERE id = ? AND finished_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM sync_targets WHERE job_id = ? AND state IN {OPEN})"
+            ))
+            .bind(now)
+            .bind(job_id)
+            .bind(job_id)
+            .execute(&mut *c)
+            .await?;
+            if finished.rows_affected() > 0 {
+                tracing::info!(%job_id, "sync job finished");
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends targets whose deadline passed: waits expire, unanswered deliveries fail.
+    async fn sweep(&mut self) {
+        let mut fx = Effects::default();
+        let outcome = async {
+            let now = Utc::now();
+            let due: Vec<(Uuid, String, Uuid)> = sqlx::query_as(&format!(
+                "SELECT id, state, register_id FROM sync_targets
+                 WHERE state IN {OPEN} AND deadline_at <= ? LIMIT 1000"
+            ))
+            .bind(ms(now))
+            .fetch_all(&self.db)
+            .await?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
+            for (target_id, state, register_id) in due {
+                let (to, reason) = if state == "waiting" {
+                    (
+                        TargetState::Expired,
+                        format!("the sale did not end within {}", human(self.settings.wait_expiry)),
+                    )
+                } else if self.connections.contains_key(&register_id) {
+                    (
+                        TargetState::Failed,
+                        format!("no answer from the register within {}", human(self.settings.result_timeout)),
+                    )
+                } else {
+                    (TargetState::Failed, "lost its connection during the sync".to_owned())
+                };
+                // Only if the deadline still stands: an answer may have moved it meanwhile.
+                let moved: Option<Uuid> = sqlx::query_scalar(
+                    "UPDATE sync_targets
+                     SET state = ?, reason = ?, deadline_at = NULL, updated_at = ?
+                     WHERE id = ? AND state = ? AND deadline_at <= ?
+                     RETURNING job_id",
+                )
+                .bind(to.as_str())
+                .bind(&reason)
+                .bind(now)
+                .bind(target_id)
+                .bind(&state)
+                .bind(ms(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(job_id) = moved {
+                    tracing::info!(%target_id, %register_id, state = to.as_str(), %reason, "sync target ended by its deadline");
+                    fx.changed.targets.insert(target_id);
+                    fx.changed.jobs.insert(job_id);
+                }
+            }
+            self.finish_jobs(&mut tx, &mut fx).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        self.apply(fx, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regsync_protocol::register::ServerMessage;
+
+    #[test]
+    fn the_spliced_command_is_a_valid_sync_message() {
+        let catalog = regsync_protocol::Catalog {
+            settings: [("footer".to_owned(), "Hi \"there\"".to_owned())].into(),
+            ..Default::default()
+        };
+        let raw = RawValue::from_string(serde_json::to_string(&catalog).unwrap()).unwrap();
+        let text = Engine::command(Uuid::nil(), 7, Some("Alex"), &raw).unwrap();
+        let parsed: ServerMessage = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            ServerMessage::Sync {
+                target_id: Uuid::nil(),
+                revision: 7,
+                requested_by: Some("Alex".into()),
+                catalog,
+            }
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(7200)), "2 hours");
+        assert_eq!(human(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human(Duration::from_secs(120)), "2 min");
+        assert_eq!(human(Duration::from_secs(45)), "45 s");
+    }
+}

@@ -1,0 +1,372 @@
+//! Syncs: asking registers to take the latest menu, and the history of those requests.
+//!
+//! The HTTP routes check who may ask and hand the request to the [`engine`], which owns every
+//! state change; reads (a job, a site's history, live events) come straight from the database.
+
+pub mod engine;
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use regsync_protocol::api::{ErrorBody, SyncSource};
+use regsync_protocol::sync::{
+    Job, JobCounts, JobKind, JobSummary, SyncRequest, Target, TargetState,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::http::{ApiJsonOrDefault, ApiPath};
+use crate::{AppState, Db, sites};
+use engine::{JobRequest, JobTarget};
+
+pub fn kind_str(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Register => "register",
+        JobKind::SiteOnline => "site_online",
+    }
+}
+
+fn parse_kind(stored: &str) -> JobKind {
+    match stored {
+        "register" => JobKind::Register,
+        _ => JobKind::SiteOnline,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    id: Uuid,
+    job_id: Uuid,
+    register_id: Uuid,
+    register_name: String,
+    state: String,
+    revision: Option<i64>,
+    reason: Option<String>,
+    updated_at: DateTime<Utc>,
+    wait_expires_at: Option<DateTime<Utc>>,
+    company_id: Uuid,
+}
+
+impl TargetRow {
+    fn into_target(self) -> (Uuid, Target) {
+        (
+            self.company_id,
+            Target {
+                id: self.id,
+                job_id: self.job_id,
+                register_id: self.register_id,
+                register_name: self.register_name,
+                state: TargetState::parse(&self.state).unwrap_or(TargetState::Failed),
+                revision: self.revision,
+                reason: self.reason,
+                updated_at: self.updated_at,
+                wait_expires_at: self.wait_expires_at,
+            },
+        )
+    }
+}
+
+const SELECT_TARGETS: &str = "SELECT t.id, t.job_id, t.register_id, r.name AS register_name,
+        t.state, t.revision, t.reason, t.updated_at, t.wait_expires_at, j.company_id
+     FROM sync_targets t
+     JOIN registers r ON r.id = t.register_id
+     JOIN sync_jobs j ON j.id = t.job_id";
+
+/// SQLite takes at most a few thousand parameters in one statement.
+const CHUNK: usize = 500;
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+pub async fn load_targets(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, Target)>> {
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "{SELECT_TARGETS} WHERE t.id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, TargetRow>(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        out.extend(
+            query
+                .fetch_all(db)
+                .await?
+                .into_iter()
+                .map(TargetRow::into_target),
+        );
+    }
+    Ok(out)
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    company_id: Uuid,
+    site_id: Uuid,
+    kind: String,
+    source: String,
+    requested_by_name: Option<String>,
+    retry_when_free: bool,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+const SELECT_JOBS: &str = "SELECT id, company_id, site_id, kind, source, requested_by_name,
+        retry_when_free, created_at, finished_at
+     FROM sync_jobs";
+
+async fn counts(db: &Db, job_ids: &[Uuid]) -> Result<HashMap<Uuid, JobCounts>> {
+    let mut out: HashMap<Uuid, JobCounts> = HashMap::new();
+    for chunk in job_ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT job_id, state, COUNT(*) FROM sync_targets WHERE job_id IN ({})
+             GROUP BY job_id, state",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, (Uuid, String, i64)>(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for (job_id, state, n) in query.fetch_all(db).await? {
+            if let Some(state) = TargetState::parse(&state) {
+                let counts = out.entry(job_id).or_default();
+                for _ in 0..n {
+                    counts.add(state);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn summaries(db: &Db, rows: Vec<JobRow>) -> Result<Vec<(Uuid, JobSummary)>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut counts = counts(db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.company_id,
+                JobSummary {
+                    id: row.id,
+                    site_id: row.site_id,
+                    kind: parse_kind(&row.kind),
+                    source: crate::registers::parse_source(&row.source)
+                        .unwrap_or(SyncSource::BackOffice),
+                    requested_by: row.requested_by_name,
+                    retry_when_free: row.retry_when_free,
+                    created_at: row.created_at,
+                    finished_at: row.finished_at,
+                    counts: counts.remove(&row.id).unwrap_or_default(),
+                },
+            )
+        })
+        .collect())
+}
+
+pub async fn load_summaries(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, JobSummary)>> {
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!("{SELECT_JOBS} WHERE id IN ({})", placeholders(chunk.len()));
+        let mut query = sqlx::query_as::<_, JobRow>(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        out.extend(summaries(db, query.fetch_all(db).await?).await?);
+    }
+    Ok(out)
+}
+
+/// For a snapshot: jobs still open, and the company's most recent ones.
+pub async fn recent_and_open(db: &Db, company_id: Uuid) -> Result<Vec<JobSummary>> {
+    let rows: Vec<JobRow> = sqlx::query_as(&format!(
+        "{SELECT_JOBS} WHERE company_id = ?1 AND (finished_at IS NULL OR id IN (
+            SELECT id FROM sync_jobs WHERE company_id = ?1 ORDER BY created_at DESC LIMIT 20))
+         ORDER BY created_at DESC"
+    ))
+    .bind(company_id)
+    .fetch_all(db)
+    .await?;
+    Ok(summaries(db, rows)
+        .await?
+        .into_iter()
+        .map(|(_, job)| job)
+        .collect())
+}
+
+/// A job with its targets, if it belongs to `company_id`.
+pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
+    let row: JobRow = sqlx::query_as(&format!("{SELECT_JOBS} WHERE id = ? AND company_id = ?"))
+        .bind(job_id)
+        .bind(company_id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound("sync job"))?;
+    let (_, summary) = summaries(db, vec![row])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("sync job"))?;
+    let targets: Vec<TargetRow> = sqlx::query_as(&format!(
+        "{SELECT_TARGETS} WHERE t.job_id = ? ORDER BY r.name COLLATE NOCASE"
+    ))
+    .bind(job_id)
+    .fetch_all(db)
+    .await?;
+    Ok(Job {
+        summary,
+        targets: targets.into_iter().map(|t| t.into_target().1).collect(),
+    })
+}
+
+/// Sync one register. A register offline is reported `skipped_offline`; one in a sale waits for
+/// the sale to end (or is skipped, with `retry_when_free: false`). Answers once the job is saved.
+#[utoipa::path(
+    post,
+    path = "/v1/registers/{register_id}/sync",
+    tag = "sync",
+    security(("bearer" = [])),
+    params(("register_id" = Uuid, Path, description = "The register")),
+    request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
+    responses(
+        (status = 202, description = "The job, as saved; follow it at /v1/jobs/{id} or on /v1/events", body = Job),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such register in your company", body = ErrorBody),
+    )
+)]
+pub async fn sync_register(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(register_id): ApiPath<Uuid>,
+    ApiJsonOrDefault(request): ApiJsonOrDefault<SyncRequest>,
+) -> Result<(StatusCode, Json<Job>)> {
+    caller.require_sites()?;
+    let job = app
+        .engine
+        .create_job(JobRequest {
+            company_id: caller.company_id,
+            target: JobTarget::Register(register_id),
+            source: SyncSource::BackOffice,
+            requested_by: Some((caller.user_id, caller.display_name.clone())),
+            retry_when_free: request.retry_when_free,
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Sync every online register of a site ("Sync online registers"). Offline registers are listed
+/// as `skipped_offline`, so the manager sees which ones did not get the menu.
+#[utoipa::path(
+    post,
+    path = "/v1/sites/{site_id}/sync",
+    tag = "sync",
+    security(("bearer" = [])),
+    params(("site_id" = Uuid, Path, description = "The site")),
+    request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
+    responses(
+        (status = 202, description = "The job, as saved", body = Job),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such site in your company", body = ErrorBody),
+        (status = 409, description = "The site has no registers", body = ErrorBody),
+    )
+)]
+pub async fn sync_site(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<Uuid>,
+    ApiJsonOrDefault(request): ApiJsonOrDefault<SyncRequest>,
+) -> Result<(StatusCode, Json<Job>)> {
+    caller.require_sites()?;
+    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+    let job = app
+        .engine
+        .create_job(JobRequest {
+            company_id: caller.company_id,
+            target: JobTarget::SiteOnline(site_id),
+            source: SyncSource::BackOffice,
+            requested_by: Some((caller.user_id, caller.display_name.clone())),
+            retry_when_free: request.retry_when_free,
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// One sync job with each register's state.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}",
+    tag = "sync",
+    security(("bearer" = [])),
+    params(("job_id" = Uuid, Path, description = "The job")),
+    responses(
+        (status = 200, body = Job),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such job in your company", body = ErrorBody),
+    )
+)]
+pub async fn get_job(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<Uuid>,
+) -> Result<Json<Job>> {
+    caller.require_sites()?;
+    Ok(Json(get(&app.db, caller.company_id, job_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// How many jobs, newest first (default 20, at most 200).
+    limit: Option<u32>,
+}
+
+/// A site's recent sync jobs, newest first: who asked, when, and how each ended.
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site_id}/jobs",
+    tag = "sync",
+    security(("bearer" = [])),
+    params(("site_id" = Uuid, Path, description = "The site"), HistoryQuery),
+    responses(
+        (status = 200, body = Vec<JobSummary>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No Sites permission", body = ErrorBody),
+        (status = 404, description = "No such site in your company", body = ErrorBody),
+    )
+)]
+pub async fn list_site_jobs(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<Uuid>,
+    query: std::result::Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<JobSummary>>> {
+    caller.require_sites()?;
+    let Query(query) = query.map_err(|r| Error::bad_request("invalid_query", r.body_text()))?;
+    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+    let limit = query.limit.unwrap_or(20).clamp(1, 200);
+    let rows: Vec<JobRow> = sqlx::query_as(&format!(
+        "{SELECT_JOBS} WHERE site_id = ? ORDER BY created_at DESC LIMIT ?"
+    ))
+    .bind(site_id)
+    .bind(limit)
+    .fetch_all(&app.db)
+    .await?;
+    Ok(Json(
+        summaries(&app.db, rows)
+            .await?
+            .into_iter()
+            .map(|(_, job)| job)
+            .collect(),
+    ))
+}

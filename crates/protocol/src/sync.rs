@@ -1,0 +1,264 @@
+//! Sync jobs as managers see them: one request, one target per register, each following the
+//! state machine of DESIGN section 4 to exactly one terminal state.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::api::{Register, Site, SyncSource};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TargetState {
+    /// Asked for; about to be sent to the register.
+    Queued,
+    /// Sent; the register's answer is awaited.
+    Delivered,
+    /// The register was in a sale; it will be sent again when the sale ends.
+    Waiting,
+    /// Terminal: the register has the menu (`revision`).
+    Synced,
+    /// Terminal: the register was in a sale and the job did not ask to wait.
+    SkippedBusy,
+    /// Terminal: the register was offline when the sync was asked for.
+    SkippedOffline,
+    /// Terminal: the sale did not end before the wait ran out.
+    Expired,
+    /// Terminal: see `reason`.
+    Failed,
+}
+
+impl TargetState {
+    pub const ALL: [TargetState; 8] = [
+        TargetState::Queued,
+        TargetState::Delivered,
+        TargetState::Waiting,
+        TargetState::Synced,
+        TargetState::SkippedBusy,
+        TargetState::SkippedOffline,
+        TargetState::Expired,
+        TargetState::Failed,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            TargetState::Queued | TargetState::Delivered | TargetState::Waiting
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Queued => "queued",
+            TargetState::Delivered => "delivered",
+            TargetState::Waiting => "waiting",
+            TargetState::Synced => "synced",
+            TargetState::SkippedBusy => "skipped_busy",
+            TargetState::SkippedOffline => "skipped_offline",
+            TargetState::Expired => "expired",
+            TargetState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TargetState> {
+        TargetState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+/// What a job asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// "Sync" next to one register.
+    Register,
+    /// "Sync online registers" of a site.
+    SiteOnline,
+}
+
+/// One register's part in a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Target {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub register_id: Uuid,
+    pub register_name: String,
+    pub state: TargetState,
+    /// The menu revision delivered, then the one the register reported having.
+    pub revision: Option<i64>,
+    /// Why it failed or was skipped, in words for the manager.
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    /// While waiting: when the wait runs out.
+    pub wait_expires_at: Option<DateTime<Utc>>,
+}
+
+/// How many targets are in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobCounts {
+    pub queued: u32,
+    pub delivered: u32,
+    pub waiting: u32,
+    pub synced: u32,
+    pub skipped_busy: u32,
+    pub skipped_offline: u32,
+    pub expired: u32,
+    pub failed: u32,
+}
+
+impl JobCounts {
+    pub fn add(&mut self, state: TargetState) {
+        *self.slot(state) += 1;
+    }
+
+    fn slot(&mut self, state: TargetState) -> &mut u32 {
+        match state {
+            TargetState::Queued => &mut self.queued,
+            TargetState::Delivered => &mut self.delivered,
+            TargetState::Waiting => &mut self.waiting,
+            TargetState::Synced => &mut self.synced,
+            TargetState::SkippedBusy => &mut self.skipped_busy,
+            TargetState::SkippedOffline => &mut self.skipped_offline,
+            TargetState::Expired => &mut self.expired,
+            TargetState::Failed => &mut self.failed,
+        }
+    }
+
+    pub fn get(&self, state: TargetState) -> u32 {
+        let mut copy = self.clone();
+        *copy.slot(state)
+    }
+
+    pub fn total(&self) -> u32 {
+        TargetState::ALL.into_iter().map(|s| self.get(s)).sum()
+    }
+
+    /// Targets not yet in a terminal state.
+    pub fn open(&self) -> u32 {
+        self.queued + self.delivered + self.waiting
+    }
+}
+
+/// A job without its targets: what lists and live updates carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobSummary {
+    pub id: Uuid,
+    pub site_id: Uuid,
+    pub kind: JobKind,
+    pub source: SyncSource,
+    /// Display name of the manager who asked; absent when staff asked on the register.
+    pub requested_by: Option<String>,
+    pub retry_when_free: bool,
+    pub created_at: DateTime<Utc>,
+    /// Set once every target is terminal.
+    pub finished_at: Option<DateTime<Utc>>,
+    pub counts: JobCounts,
+}
+
+/// A job with every target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    #[serde(flatten)]
+    pub summary: JobSummary,
+    pub targets: Vec<Target>,
+}
+
+/// Options of a sync request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// When a register is in a sale, wait and sync it when the sale ends (default) instead of
+    /// skipping it.
+    #[serde(default = "default_true")]
+    pub retry_when_free: bool,
+}
+
+impl Default for SyncRequest {
+    fn default() -> Self {
+        Self {
+            retry_when_free: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A change managers are told about, on the live event stream of `/v1/events`.
+///
+/// A stream always starts with a [`Event::Snapshot`]; later events carry the full new state of
+/// what changed, so applying them in order to the snapshot gives the current state. After a
+/// reconnect a new snapshot replaces everything: no change is missed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Snapshot {
+        sites: Vec<Site>,
+        registers: Vec<Register>,
+        /// Jobs not finished yet, and the most recent finished ones.
+        jobs: Vec<JobSummary>,
+    },
+    /// A register changed: online, in a sale, revision, last synced.
+    Register { register: Register },
+    /// A site changed (its menu revision: registers' "up to date" follows from it).
+    Site { site: Site },
+    /// A job's counts or state changed.
+    Job { job: JobSummary },
+    /// One target changed state.
+    Target { target: Target },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_know_which_are_terminal() {
+        for state in TargetState::ALL {
+            assert_eq!(TargetState::parse(state.as_str()), Some(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+        let open: Vec<_> = TargetState::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .collect();
+        assert_eq!(
+            open,
+            [
+                TargetState::Queued,
+                TargetState::Delivered,
+                TargetState::Waiting
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_add_up() {
+        let mut counts = JobCounts::default();
+        for state in [
+            TargetState::Synced,
+            TargetState::Synced,
+            TargetState::Waiting,
+        ] {
+            counts.add(state);
+        }
+        assert_eq!((counts.synced, counts.open(), counts.total()), (2, 1, 3));
+    }
+
+    #[test]
+    fn sync_requests_wait_for_sales_by_default() {
+        let request: SyncRequest = serde_json::from_str("{}").unwrap();
+        assert!(request.retry_when_free);
+    }
+}
