@@ -1,0 +1,518 @@
+//! The register agent: what runs on a point-of-sale register to keep it in step with Back Office.
+//!
+//! It keeps one WebSocket to Back Office (reconnecting with backoff and jitter), beats, reports
+//! sales, and applies the syncs it is sent — never while a sale is open. That rule is decided
+//! here, on the register, atomically: the sale flag and the applied menu sit behind one lock, so
+//! a sync is refused while a sale is open and a sale cannot start while a sync is being applied.
+//! Every answer is queued to Back Office while that lock is held, so Back Office hears "busy" and
+//! "sale ended" in the order they happened (DESIGN section 4, the lost wake-up).
+//!
+//! Applying is idempotent by target id, and by revision: a repeated command answers what it
+//! answered before, and an older menu never replaces a newer one.
+
+pub mod simulate;
+pub mod state;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::{SinkExt, StreamExt};
+use rand::Rng;
+use regsync_protocol::Catalog;
+use regsync_protocol::register::{
+    CONNECT_PATH, PROTOCOL_VERSION, RegisterMessage, ServerMessage, SyncOutcome, banner_text,
+};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use uuid::Uuid;
+
+use crate::state::{Store, Stored};
+
+/// How to reach Back Office and where to keep the register's state.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Back Office's base URL, `http://host:port` or `https://…`.
+    pub back_office: String,
+    /// The device credential printed when the register was created.
+    pub credential: String,
+    /// Where the menu and revision are kept; `None` keeps them in memory only.
+    pub state_path: Option<std::path::PathBuf>,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Fault injection for tests of crash recovery: the process aborts at this point of a sync.
+    #[doc(hidden)]
+    pub crash_at: Option<CrashPoint>,
+}
+
+impl AgentConfig {
+    pub fn new(back_office: impl Into<String>, credential: impl Into<String>) -> Self {
+        Self {
+            back_office: back_office.into(),
+            credential: credential.into(),
+            state_path: None,
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(30),
+            crash_at: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for CrashPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CrashPoint::BeforeApplying => "BeforeApplying",
+            CrashPoint::AfterApplying => "AfterApplying",
+        })
+    }
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The command arrived; nothing was applied.
+    BeforeApplying,
+    /// The menu was applied and saved; the answer was never sent.
+    AfterApplying,
+}
+
+/// What happened, for a screen or a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentEvent {
+    Connected { register_name: String },
+    Disconnected { reason: String },
+    /// A new menu was applied.
+    Applied { target_id: Uuid, revision: i64, requested_by: Option<String> },
+    /// A sync was answered without applying: the register already had this menu or a newer one.
+    AlreadyUpToDate { target_id: Uuid, revision: i64 },
+    /// A sync arrived during a sale and was refused.
+    RefusedInSale { target_id: Uuid },
+    SaleStarted,
+    SaleEnded,
+}
+
+/// Callbacks into the register's UI. Called outside the sale lock.
+pub trait AgentHooks: Send + Sync + 'static {
+    /// The banner staff see, e.g. "Updated from Back Office by Alex Manager".
+    fn banner(&self, _text: &str) {}
+    fn event(&self, _event: &AgentEvent) {}
+}
+
+/// Hooks that do nothing.
+#[derive(Debug, Default)]
+pub struct NoHooks;
+impl AgentHooks for NoHooks {}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SaleError {
+    #[error("a sale is already open")]
+    AlreadyInSale,
+    #[error("no sale is open")]
+    NotInSale,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not connected to Back Office")]
+pub struct NotConnected;
+
+/// The register's state behind the sale lock.
+struct Local {
+    stored: Stored,
+    in_sale: bool,
+    /// The open connection's outgoing queue, if any. Messages are queued under the lock so their
+    /// order is the order of the decisions.
+    link: Option<mpsc::UnboundedSender<String>>,
+}
+
+impl Local {
+    fn send(&self, message: &RegisterMessage) {
+        if let (Some(link), Ok(text)) = (&self.link, serde_json::to_string(message)) {
+            let _ = link.send(text);
+        }
+    }
+}
+
+struct Shared {
+    local: Mutex<Local>,
+    store: Store,
+    hooks: Arc<dyn AgentHooks>,
+    events: broadcast::Sender<AgentEvent>,
+    connected: AtomicBool,
+    crash_at: Option<CrashPoint>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, event: AgentEvent) {
+        self.hooks.event(&event);
+        let _ = self.events.send(event);
+    }
+}
+
+/// A running register agent. Dropping it stops the connection.
+pub struct Agent {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("connected", &self.is_connected())
+            .field("applied_revision", &self.applied_revision())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Loads the saved state and starts connecting.
+    pub fn start(config: AgentConfig, hooks: Arc<dyn AgentHooks>) -> Agent {
+        let store = Store::new(config.state_path.clone());
+        let stored = store.load();
+        let (events, _) = broadcast::channel(256);
+        let shared = Arc::new(Shared {
+            local: Mutex::new(Local {
+                stored,
+                in_sale: false,
+                link: None,
+            }),
+            store,
+            hooks,
+            events,
+            connected: AtomicBool::new(false),
+            crash_at: config.crash_at,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(config, shared.clone(), stopped));
+        Agent {
+            shared,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Opens a sale. Waits (a few milliseconds) while a sync is being applied.
+    pub fn start_sale(&self) -> Result<(), SaleError> {
+        let mut local = self.shared.lock();
+        if local.in_sale {
+            return Err(SaleError::AlreadyInSale);
+        }
+        local.in_sale = true;
+        local.send(&RegisterMessage::SaleStarted);
+        drop(local);
+        self.shared.emit(AgentEvent::SaleStarted);
+        Ok(())
+    }
+
+    pub fn end_sale(&self) -> Result<(), SaleError> {
+        let mut local = self.shared.lock();
+        if !local.in_sale {
+            return Err(SaleError::NotInSale);
+        }
+        local.in_sale = false;
+        local.send(&RegisterMessage::SaleEnded);
+        drop(local);
+        self.shared.emit(AgentEvent::SaleEnded);
+        Ok(())
+    }
+
+    pub fn in_sale(&self) -> bool {
+        self.shared.lock().in_sale
+    }
+
+    /// Staff pressed "Sync" on the register: ask Back Office for the latest menu.
+    pub fn request_sync(&self) -> Result<(), NotConnected> {
+        let local = self.shared.lock();
+        if local.link.is_none() {
+            return Err(NotConnected);
+        }
+        local.send(&RegisterMessage::SyncRequested);
+        Ok(())
+    }
+
+    pub fn applied_revision(&self) -> i64 {
+        self.shared.lock().stored.applied_revision
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        self.shared.lock().stored.catalog.clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AgentEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Closes the connection cleanly and stops.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops at once, as if the register lost power: no close handshake.
+    pub fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn connect_url(back_office: &str) -> String {
+    let base = back_office.trim_end_matches('/');
+    let base = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    format!("{base}{CONNECT_PATH}")
+}
+
+/// Small buffers: a register sends little, and a simulator runs thousands of these.
+fn websocket_config() -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 8 * 1024;
+    config.write_buffer_size = 0;
+    config.max_message_size = Some(64 << 20);
+    config
+}
+
+enum Ended {
+    Stop,
+    Lost(String),
+}
+
+async fn run(config: AgentConfig, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = config.reconnect_min;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let (ended, was_welcomed) = session(&config, &shared, &mut stop).await;
+        shared.connected.store(false, Ordering::Relaxed);
+        shared.lock().link = None;
+        match ended {
+            Ended::Stop => return,
+            Ended::Lost(reason) => {
+                tracing::info!(%reason, "disconnected from Back Office");
+                shared.emit(AgentEvent::Disconnected { reason });
+            }
+        }
+        if was_welcomed {
+            backoff = config.reconnect_min;
+        }
+        // Full jitter: a site's registers reconnecting after an outage do not arrive at once.
+        let wait = rand::rng().random_range(Duration::ZERO..=backoff);
+        backoff = (backoff * 2).min(config.reconnect_max);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One connection, from handshake to loss. Answers whether Back Office welcomed us.
+async fn session(config: &AgentConfig, shared: &Arc<Shared>, stop: &mut watch::Receiver<bool>) -> (Ended, bool) {
+    let mut request = match connect_url(&config.back_office).into_client_request() {
+        Ok(request) => request,
+        Err(error) => return (Ended::Lost(format!("bad Back Office URL: {error}")), false),
+    };
+    let Ok(authorization) = format!("Bearer {}", config.credential).parse() else {
+        return (Ended::Lost("the credential is not a valid header value".into()), false);
+    };
+    request.headers_mut().insert("authorization", authorization);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(websocket_config()), true);
+    let socket = tokio::select! {
+        result = tokio::time::timeout(Duration::from_secs(10), connecting) => match result {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                return (Ended::Lost(format!("Back Office refused the connection ({})", response.status())), false);
+            }
+            Ok(Err(error)) => return (Ended::Lost(format!("cannot connect: {error}")), false),
+            Err(_) => return (Ended::Lost("connecting timed out".into()), false),
+        },
+        _ = stop.changed() => return (Ended::Stop, false),
+    };
+    let (mut sink, mut stream) = socket.split();
+
+    // The hello and the link are set up under the lock: a sale that starts meanwhile is either
+    // in the hello or sent after it, never lost between the two.
+    let (link, mut outgoing) = mpsc::unbounded_channel::<String>();
+    let hello = {
+        let mut local = shared.lock();
+        local.link = Some(link);
+        RegisterMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            applied_revision: local.stored.applied_revision,
+            in_sale: local.in_sale,
+            recent: local.stored.recent.iter().cloned().collect(),
+        }
+    };
+    let Ok(hello) = serde_json::to_string(&hello) else {
+        return (Ended::Lost("cannot encode the hello".into()), false);
+    };
+    if let Err(error) = sink.send(Message::Text(hello.into())).await {
+        return (Ended::Lost(format!("sending hello: {error}")), false);
+    }
+    let welcome = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+    let (register_name, heartbeat) = match welcome {
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ServerMessage>(&text) {
+            Ok(ServerMessage::Welcome {
+                register_name,
+                heartbeat_secs,
+                ..
+            }) => (register_name, Duration::from_secs(heartbeat_secs.max(1))),
+            _ => return (Ended::Lost("Back Office did not welcome us".into()), false),
+        },
+        Ok(Some(Ok(Message::Close(frame)))) => {
+            let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+            return (Ended::Lost(format!("Back Office closed the connection: {reason}")), false);
+        }
+        _ => return (Ended::Lost("no welcome from Back Office".into()), false),
+    };
+    shared.connected.store(true, Ordering::Relaxed);
+    tracing::info!(%register_name, "connected to Back Office");
+    shared.emit(AgentEvent::Connected { register_name });
+
+    // Start beating at a random point of the interval, so thousands of registers spread out.
+    let first_beat = rand::rng().random_range(Duration::ZERO..=heartbeat);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + first_beat, heartbeat);
+    let ended = loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                let in_sale = shared.lock().in_sale;
+                let text = serde_json::to_string(&RegisterMessage::Heartbeat { in_sale }).unwrap_or_default();
+                if let Err(error) = sink.send(Message::Text(text.into())).await {
+                    break Ended::Lost(format!("sending a heartbeat: {error}"));
+                }
+            }
+            Some(text) = outgoing.recv() => {
+                if let Err(error) = sink.send(Message::Text(text.into())).await {
+                    break Ended::Lost(format!("sending: {error}"));
+                }
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
+                    Ok(ServerMessage::Sync { target_id, revision, requested_by, catalog }) => {
+                        apply(shared, target_id, revision, requested_by, catalog);
+                    }
+                    Ok(other) => tracing::debug!(?other, "ignoring an unexpected message"),
+                    Err(error) => tracing::warn!(%error, "ignoring a message that cannot be read"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    break Ended::Lost(format!("Back Office closed the connection: {reason}"));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => break Ended::Lost(format!("connection error: {error}")),
+                None => break Ended::Lost("connection closed".into()),
+            },
+            _ = stop.changed() => {
+                let _ = sink.send(Message::Close(None)).await;
+                break Ended::Stop;
+            }
+        }
+    };
+    (ended, true)
+}
+
+/// Handles one sync command under the sale lock and queues its answer before releasing it.
+fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<String>, catalog: Catalog) {
+    if shared.crash_at == Some(CrashPoint::BeforeApplying) {
+        tracing::error!("crashing before applying, as asked");
+        std::process::abort();
+    }
+    let mut local = shared.lock();
+    let now = Utc::now();
+    let (outcome, event) = if let Some(earlier) = local.stored.remembered(target_id) {
+        // Sent again after a reconnect: answer as before, apply nothing.
+        let outcome = SyncOutcome::Applied {
+            revision: earlier.revision,
+            applied_at: earlier.applied_at,
+        };
+        (outcome, AgentEvent::AlreadyUpToDate { target_id, revision: earlier.revision })
+    } else if local.in_sale {
+        (SyncOutcome::Busy, AgentEvent::RefusedInSale { target_id })
+    } else if revision <= local.stored.applied_revision {
+        let current = local.stored.applied_revision;
+        local.stored.remember(target_id, current, now);
+        let outcome = SyncOutcome::Applied {
+            revision: current,
+            applied_at: now,
+        };
+        (outcome, AgentEvent::AlreadyUpToDate { target_id, revision: current })
+    } else {
+        let mut next = Stored {
+            applied_revision: revision,
+            catalog,
+            recent: local.stored.recent.clone(),
+        };
+        next.remember(target_id, revision, now);
+        match shared.store.save(&next) {
+            Ok(()) => {
+                local.stored = next;
+                let event = AgentEvent::Applied {
+                    target_id,
+                    revision,
+                    requested_by: requested_by.clone(),
+                };
+                (SyncOutcome::Applied { revision, applied_at: now }, event)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot save the new menu");
+                let outcome = SyncOutcome::Failed {
+                    reason: format!("cannot save the menu: {error}"),
+                };
+                local.send(&RegisterMessage::SyncResult { target_id, outcome });
+                return;
+            }
+        }
+    };
+    if shared.crash_at == Some(CrashPoint::AfterApplying) {
+        tracing::error!("crashing after applying, before answering, as asked");
+        std::process::abort();
+    }
+    local.send(&RegisterMessage::SyncResult { target_id, outcome });
+    drop(local);
+    if let AgentEvent::Applied {
+        requested_by: Some(name),
+        ..
+    } = &event
+    {
+        shared.hooks.banner(&banner_text(name));
+    }
+    shared.emit(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_urls_follow_the_scheme() {
+        assert_eq!(connect_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/v1/registers/connect");
+        assert_eq!(connect_url("https://bo.example"), "wss://bo.example/v1/registers/connect");
+    }
+}
