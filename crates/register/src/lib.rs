@@ -83,14 +83,27 @@ pub enum CrashPoint {
 /// What happened, for a screen or a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentEvent {
-    Connected { register_name: String },
-    Disconnected { reason: String },
+    Connected {
+        register_name: String,
+    },
+    Disconnected {
+        reason: String,
+    },
     /// A new menu was applied.
-    Applied { target_id: Uuid, revision: i64, requested_by: Option<String> },
+    Applied {
+        target_id: Uuid,
+        revision: i64,
+        requested_by: Option<String>,
+    },
     /// A sync was answered without applying: the register already had this menu or a newer one.
-    AlreadyUpToDate { target_id: Uuid, revision: i64 },
+    AlreadyUpToDate {
+        target_id: Uuid,
+        revision: i64,
+    },
     /// A sync arrived during a sale and was refused.
-    RefusedInSale { target_id: Uuid },
+    RefusedInSale {
+        target_id: Uuid,
+    },
     SaleStarted,
     SaleEnded,
 }
@@ -150,9 +163,15 @@ impl Shared {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tells subscribers and hooks. Sale and sync events are published to subscribers while the
+    /// sale lock is held (see [`Agent::subscribe`]), so this only calls the hooks for them.
     fn emit(&self, event: AgentEvent) {
+        let _ = self.events.send(event.clone());
         self.hooks.event(&event);
-        let _ = self.events.send(event);
+    }
+
+    fn publish_locked(&self, _held: &Local, event: &AgentEvent) {
+        let _ = self.events.send(event.clone());
     }
 }
 
@@ -177,7 +196,7 @@ impl Agent {
     pub fn start(config: AgentConfig, hooks: Arc<dyn AgentHooks>) -> Agent {
         let store = Store::new(config.state_path.clone());
         let stored = store.load();
-        let (events, _) = broadcast::channel(256);
+        let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             local: Mutex::new(Local {
                 stored,
@@ -207,8 +226,9 @@ impl Agent {
         }
         local.in_sale = true;
         local.send(&RegisterMessage::SaleStarted);
+        self.shared.publish_locked(&local, &AgentEvent::SaleStarted);
         drop(local);
-        self.shared.emit(AgentEvent::SaleStarted);
+        self.shared.hooks.event(&AgentEvent::SaleStarted);
         Ok(())
     }
 
@@ -219,8 +239,9 @@ impl Agent {
         }
         local.in_sale = false;
         local.send(&RegisterMessage::SaleEnded);
+        self.shared.publish_locked(&local, &AgentEvent::SaleEnded);
         drop(local);
-        self.shared.emit(AgentEvent::SaleEnded);
+        self.shared.hooks.event(&AgentEvent::SaleEnded);
         Ok(())
     }
 
@@ -250,6 +271,9 @@ impl Agent {
         self.shared.connected.load(Ordering::Relaxed)
     }
 
+    /// Events in the exact order they happened: sale and sync events are published while the
+    /// sale lock is held, so a sync applied during a sale would show between its `SaleStarted`
+    /// and `SaleEnded` (tests check that it never does).
     pub fn subscribe(&self) -> broadcast::Receiver<AgentEvent> {
         self.shared.events.subscribe()
     }
@@ -334,16 +358,24 @@ async fn run(config: AgentConfig, shared: Arc<Shared>, mut stop: watch::Receiver
 }
 
 /// One connection, from handshake to loss. Answers whether Back Office welcomed us.
-async fn session(config: &AgentConfig, shared: &Arc<Shared>, stop: &mut watch::Receiver<bool>) -> (Ended, bool) {
+async fn session(
+    config: &AgentConfig,
+    shared: &Arc<Shared>,
+    stop: &mut watch::Receiver<bool>,
+) -> (Ended, bool) {
     let mut request = match connect_url(&config.back_office).into_client_request() {
         Ok(request) => request,
         Err(error) => return (Ended::Lost(format!("bad Back Office URL: {error}")), false),
     };
     let Ok(authorization) = format!("Bearer {}", config.credential).parse() else {
-        return (Ended::Lost("the credential is not a valid header value".into()), false);
+        return (
+            Ended::Lost("the credential is not a valid header value".into()),
+            false,
+        );
     };
     request.headers_mut().insert("authorization", authorization);
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(websocket_config()), true);
+    let connecting =
+        tokio_tungstenite::connect_async_with_config(request, Some(websocket_config()), true);
     let socket = tokio::select! {
         result = tokio::time::timeout(Duration::from_secs(10), connecting) => match result {
             Ok(Ok((socket, _))) => socket,
@@ -388,7 +420,10 @@ async fn session(config: &AgentConfig, shared: &Arc<Shared>, stop: &mut watch::R
         },
         Ok(Some(Ok(Message::Close(frame)))) => {
             let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-            return (Ended::Lost(format!("Back Office closed the connection: {reason}")), false);
+            return (
+                Ended::Lost(format!("Back Office closed the connection: {reason}")),
+                false,
+            );
         }
         _ => return (Ended::Lost("no welcome from Back Office".into()), false),
     };
@@ -439,7 +474,13 @@ async fn session(config: &AgentConfig, shared: &Arc<Shared>, stop: &mut watch::R
 }
 
 /// Handles one sync command under the sale lock and queues its answer before releasing it.
-fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<String>, catalog: Catalog) {
+fn apply(
+    shared: &Shared,
+    target_id: Uuid,
+    revision: i64,
+    requested_by: Option<String>,
+    catalog: Catalog,
+) {
     if shared.crash_at == Some(CrashPoint::BeforeApplying) {
         tracing::error!("crashing before applying, as asked");
         std::process::abort();
@@ -452,7 +493,13 @@ fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<S
             revision: earlier.revision,
             applied_at: earlier.applied_at,
         };
-        (outcome, AgentEvent::AlreadyUpToDate { target_id, revision: earlier.revision })
+        (
+            outcome,
+            AgentEvent::AlreadyUpToDate {
+                target_id,
+                revision: earlier.revision,
+            },
+        )
     } else if local.in_sale {
         (SyncOutcome::Busy, AgentEvent::RefusedInSale { target_id })
     } else if revision <= local.stored.applied_revision {
@@ -462,7 +509,13 @@ fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<S
             revision: current,
             applied_at: now,
         };
-        (outcome, AgentEvent::AlreadyUpToDate { target_id, revision: current })
+        (
+            outcome,
+            AgentEvent::AlreadyUpToDate {
+                target_id,
+                revision: current,
+            },
+        )
     } else {
         let mut next = Stored {
             applied_revision: revision,
@@ -478,7 +531,13 @@ fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<S
                     revision,
                     requested_by: requested_by.clone(),
                 };
-                (SyncOutcome::Applied { revision, applied_at: now }, event)
+                (
+                    SyncOutcome::Applied {
+                        revision,
+                        applied_at: now,
+                    },
+                    event,
+                )
             }
             Err(error) => {
                 tracing::error!(%error, "cannot save the new menu");
@@ -495,6 +554,7 @@ fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<S
         std::process::abort();
     }
     local.send(&RegisterMessage::SyncResult { target_id, outcome });
+    shared.publish_locked(&local, &event);
     drop(local);
     if let AgentEvent::Applied {
         requested_by: Some(name),
@@ -503,16 +563,139 @@ fn apply(shared: &Shared, target_id: Uuid, revision: i64, requested_by: Option<S
     {
         shared.hooks.banner(&banner_text(name));
     }
-    shared.emit(event);
+    shared.hooks.event(&event);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// An agent with no connection task, whose answers land in the returned queue.
+    fn offline_agent(path: Option<std::path::PathBuf>) -> (Agent, mpsc::UnboundedReceiver<String>) {
+        let store = Store::new(path);
+        let (link, answers) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            local: Mutex::new(Local {
+                stored: store.load(),
+                in_sale: false,
+                link: Some(link),
+            }),
+            store,
+            hooks: Arc::new(NoHooks),
+            events,
+            connected: AtomicBool::new(true),
+            crash_at: None,
+        });
+        let (stop, _) = watch::channel(false);
+        (
+            Agent {
+                shared,
+                stop,
+                task: None,
+            },
+            answers,
+        )
+    }
+
+    fn answers(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<RegisterMessage> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|text| serde_json::from_str(&text).unwrap())
+            .collect()
+    }
+
+    fn menu(footer: &str) -> Catalog {
+        Catalog {
+            settings: [("footer".to_owned(), footer.to_owned())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_repeated_target_is_applied_once_and_answered_the_same() {
+        let (agent, mut rx) = offline_agent(None);
+        let target = Uuid::now_v7();
+        apply(&agent.shared, target, 2, None, menu("two"));
+        let mut events = agent.subscribe();
+        apply(&agent.shared, target, 2, None, menu("two"));
+        let sent = answers(&mut rx);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0], sent[1], "the same answer both times");
+        assert_eq!(
+            events.try_recv().unwrap(),
+            AgentEvent::AlreadyUpToDate {
+                target_id: target,
+                revision: 2
+            }
+        );
+    }
+
+    #[test]
+    fn an_older_menu_never_replaces_a_newer_one() {
+        let (agent, mut rx) = offline_agent(None);
+        apply(&agent.shared, Uuid::now_v7(), 5, None, menu("five"));
+        apply(&agent.shared, Uuid::now_v7(), 3, None, menu("three"));
+        assert_eq!(agent.applied_revision(), 5);
+        assert_eq!(agent.catalog(), menu("five"));
+        let sent = answers(&mut rx);
+        assert!(matches!(
+            &sent[1],
+            RegisterMessage::SyncResult {
+                outcome: SyncOutcome::Applied { revision: 5, .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_sync_during_a_sale_is_refused_and_answers_keep_the_order_of_events() {
+        let (agent, mut rx) = offline_agent(None);
+        agent.start_sale().unwrap();
+        let target = Uuid::now_v7();
+        apply(&agent.shared, target, 2, None, menu("two"));
+        assert_eq!(
+            agent.applied_revision(),
+            0,
+            "nothing applied during the sale"
+        );
+        agent.end_sale().unwrap();
+        let sent = answers(&mut rx);
+        assert_eq!(sent[0], RegisterMessage::SaleStarted);
+        assert_eq!(
+            sent[1],
+            RegisterMessage::SyncResult {
+                target_id: target,
+                outcome: SyncOutcome::Busy
+            }
+        );
+        assert_eq!(sent[2], RegisterMessage::SaleEnded);
+        assert_eq!(agent.start_sale(), Ok(()));
+        assert_eq!(agent.start_sale(), Err(SaleError::AlreadyInSale));
+    }
+
+    #[test]
+    fn an_applied_menu_survives_a_restart_with_its_recent_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("register.json");
+        let target = Uuid::now_v7();
+        let (agent, _rx) = offline_agent(Some(path.clone()));
+        apply(&agent.shared, target, 4, Some("Alex".into()), menu("four"));
+        drop(agent);
+        let (agent, _rx) = offline_agent(Some(path));
+        assert_eq!(agent.applied_revision(), 4);
+        assert_eq!(agent.catalog(), menu("four"));
+        assert!(agent.shared.lock().stored.remembered(target).is_some());
+    }
+
     #[test]
     fn connect_urls_follow_the_scheme() {
-        assert_eq!(connect_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/v1/registers/connect");
-        assert_eq!(connect_url("https://bo.example"), "wss://bo.example/v1/registers/connect");
+        assert_eq!(
+            connect_url("http://127.0.0.1:8080/"),
+            "ws://127.0.0.1:8080/v1/registers/connect"
+        );
+        assert_eq!(
+            connect_url("https://bo.example"),
+            "wss://bo.example/v1/registers/connect"
+        );
     }
 }

@@ -11,10 +11,18 @@ use regsync_register::simulate::{SaleProfile, run_sales};
 use regsync_register::{Agent, AgentConfig, AgentEvent, AgentHooks, CrashPoint};
 
 #[derive(Debug, Parser)]
-#[command(name = "regsync-register", version, about = "Simulated registers for Register Sync")]
+#[command(
+    name = "regsync-register",
+    version,
+    about = "Simulated registers for Register Sync"
+)]
 struct Cli {
     /// Back Office's URL.
-    #[arg(long, env = "REGSYNC_BACK_OFFICE", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "REGSYNC_BACK_OFFICE",
+        default_value = "http://127.0.0.1:8080"
+    )]
     back_office: String,
     /// One register's device credential (as printed by `regsync-backoffice register create`).
     #[arg(long, env = "REGSYNC_CREDENTIAL", conflicts_with = "credentials_file")]
@@ -56,7 +64,9 @@ impl AgentHooks for Printer {
             AgentEvent::Connected { register_name } => format!("connected as {register_name}"),
             AgentEvent::Disconnected { reason } => format!("disconnected: {reason}"),
             AgentEvent::Applied { revision, .. } => format!("applied menu revision {revision}"),
-            AgentEvent::AlreadyUpToDate { revision, .. } => format!("already has menu revision {revision}"),
+            AgentEvent::AlreadyUpToDate { revision, .. } => {
+                format!("already has menu revision {revision}")
+            }
             AgentEvent::RefusedInSale { .. } => "sync refused: in a sale".to_owned(),
             AgentEvent::SaleStarted => "sale started".to_owned(),
             AgentEvent::SaleEnded => "sale ended".to_owned(),
@@ -109,7 +119,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --credential or --credentials-file"),
     };
     if let Some(count) = cli.count {
-        anyhow::ensure!(count <= credentials.len(), "--count {count} but only {} credentials", credentials.len());
+        anyhow::ensure!(
+            count <= credentials.len(),
+            "--count {count} but only {} credentials",
+            credentials.len()
+        );
         credentials.truncate(count);
     }
     let profile = SaleProfile {
@@ -124,14 +138,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut registers = Vec::with_capacity(credentials.len());
     for (i, credential) in credentials.into_iter().enumerate() {
         let mut config = AgentConfig::new(cli.back_office.clone(), credential);
-        config.state_path = cli.state_dir.as_ref().map(|dir| dir.join(format!("register-{i}.json")));
+        config.state_path = cli
+            .state_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("register-{i}.json")));
         config.crash_at = crash_at;
-        let hooks = Arc::new(Printer { label: format!("register {}", i + 1) });
+        let hooks = Arc::new(Printer {
+            label: format!("register {}", i + 1),
+        });
         let agent = Arc::new(Agent::start(config, hooks));
         let sales = run_sales(Arc::downgrade(&agent), profile);
         registers.push((agent, sales));
     }
-    say(&format!("running {} simulated register(s); Ctrl-C stops", registers.len()));
+    say(&format!(
+        "running {} simulated register(s); Ctrl-C stops",
+        registers.len()
+    ));
     tokio::signal::ctrl_c().await?;
     for (agent, sales) in registers {
         sales.abort();

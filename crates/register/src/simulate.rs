@@ -28,18 +28,25 @@ fn exponential(mean: Duration) -> Duration {
 }
 
 /// Rings up sales on `agent` until the returned task is aborted or the agent is gone.
-pub fn run_sales(agent: std::sync::Weak<Agent>, profile: SaleProfile) -> tokio::task::JoinHandle<()> {
+pub fn run_sales(
+    agent: std::sync::Weak<Agent>,
+    profile: SaleProfile,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if profile.mean_gap.is_zero() {
             return;
         }
         loop {
             tokio::time::sleep(exponential(profile.mean_gap)).await;
-            let Some(register) = agent.upgrade() else { return };
+            let Some(register) = agent.upgrade() else {
+                return;
+            };
             let started = register.start_sale().is_ok();
             drop(register);
             tokio::time::sleep(exponential(profile.mean_duration)).await;
-            let Some(register) = agent.upgrade() else { return };
+            let Some(register) = agent.upgrade() else {
+                return;
+            };
             if started {
                 let _ = register.end_sale();
             }

@@ -89,7 +89,10 @@ impl Store {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let mut temp = tempfile::NamedTempFile::new_in(dir)?;
         serde_json::to_writer(
@@ -141,6 +144,10 @@ mod tests {
         }
         assert_eq!(stored.recent.len(), RECENT);
         assert!(stored.remembered(Uuid::from_u128(0)).is_none());
-        assert!(stored.remembered(Uuid::from_u128(RECENT as u128 + 9)).is_some());
+        assert!(
+            stored
+                .remembered(Uuid::from_u128(RECENT as u128 + 9))
+                .is_some()
+        );
     }
 }

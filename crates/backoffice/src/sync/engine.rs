@@ -170,10 +170,10 @@ fn ms(at: DateTime<Utc>) -> i64 {
 
 fn human(duration: Duration) -> String {
     let secs = duration.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         let hours = secs / 3600;
         format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
@@ -432,10 +432,10 @@ impl Engine {
             .await?;
         // Syncs in flight get a short grace to be settled by the register's next hello.
         let grace = ms(Utc::now() + self.settings.offline_grace);
-        sqlx::query(&format!(
+        sqlx::query(
             "UPDATE sync_targets SET deadline_at = MIN(deadline_at, ?)
-             WHERE register_id = ? AND state IN ('queued', 'delivered')"
-        ))
+             WHERE register_id = ? AND state IN ('queued', 'delivered')",
+        )
         .bind(grace)
         .bind(register_id)
         .execute(&mut *c)

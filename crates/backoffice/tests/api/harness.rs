@@ -53,9 +53,14 @@ impl BackOffice {
             .append(true)
             .open(dir.join("backoffice.log"))
             .unwrap();
+        let listen = if args.iter().any(|a| a == "--listen") {
+            vec![]
+        } else {
+            vec!["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_regsync-backoffice"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(listen)
             .arg("--database")
             .arg(dir.join("backoffice.db"))
             .args(&args)
@@ -93,11 +98,26 @@ impl BackOffice {
     }
 
     /// Kills the process outright (no graceful shutdown) and starts a new one on the same
-    /// database, as after a crash or a power cut.
+    /// database and address, as after a crash or a power cut.
     pub async fn crash_and_restart(&mut self) {
+        self.crash().await;
+        self.restart().await;
+    }
+
+    /// Kills the process outright; [`BackOffice::restart`] brings it back.
+    pub async fn crash(&mut self) {
         self.child.kill().await.unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    pub async fn restart(&mut self) {
         let temp = self._temp.take();
-        *self = Self::start_in(&self.dir.clone(), self.args.clone()).await;
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let mut args = self.args.clone();
+        args.extend(["--listen".to_owned(), address]);
+        let mut restarted = Self::start_in(&self.dir.clone(), args).await;
+        restarted.args = self.args.clone();
+        *self = restarted;
         self._temp = temp;
     }
 
@@ -253,6 +273,242 @@ impl Venue {
             manager,
             admin,
             staff,
+        }
+    }
+}
+
+/// Timings short enough for tests: beats every second, offline after 3 s without one, 5 s to
+/// answer a sync, 2 s to come back after dropping mid-sync.
+pub const FAST: &[&str] = &[
+    "--heartbeat-secs",
+    "1",
+    "--offline-after-secs",
+    "3",
+    "--result-timeout-secs",
+    "5",
+    "--offline-grace-secs",
+    "2",
+];
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Banners a register showed, in order.
+#[derive(Default)]
+pub struct Banners(pub std::sync::Mutex<Vec<String>>);
+
+impl regsync_register::AgentHooks for Banners {
+    fn banner(&self, text: &str) {
+        self.0.lock().unwrap().push(text.to_owned());
+    }
+}
+
+impl BackOffice {
+    /// A register agent (in this process, talking over a real socket), its menu in memory.
+    pub fn agent(&self, credential: &str) -> regsync_register::Agent {
+        self.agent_with(
+            credential,
+            None,
+            std::sync::Arc::new(regsync_register::NoHooks),
+        )
+    }
+
+    pub fn agent_with(
+        &self,
+        credential: &str,
+        state_path: Option<PathBuf>,
+        hooks: std::sync::Arc<dyn regsync_register::AgentHooks>,
+    ) -> regsync_register::Agent {
+        let mut config = regsync_register::AgentConfig::new(self.url.clone(), credential);
+        config.state_path = state_path;
+        config.reconnect_max = Duration::from_millis(500);
+        regsync_register::Agent::start(config, hooks)
+    }
+
+    pub async fn register(&self, token: &str, register_id: uuid::Uuid) -> Value {
+        let (status, register) = self
+            .get(&format!("/v1/registers/{register_id}"), token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{register}");
+        register
+    }
+
+    /// Waits until Back Office shows the register online (or offline).
+    pub async fn wait_online(&self, token: &str, register_id: uuid::Uuid, online: bool) -> Value {
+        eventually(
+            WAIT,
+            &format!("register {register_id} online={online}"),
+            || async {
+                let register = self.register(token, register_id).await;
+                (register["online"] == online).then_some(register)
+            },
+        )
+        .await
+    }
+
+    pub async fn sync_register(
+        &self,
+        token: &str,
+        register_id: uuid::Uuid,
+        retry_when_free: bool,
+    ) -> Value {
+        let body = serde_json::json!({ "retry_when_free": retry_when_free });
+        let (status, job) = self
+            .call(
+                Method::POST,
+                &format!("/v1/registers/{register_id}/sync"),
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job
+    }
+
+    pub async fn sync_site(
+        &self,
+        token: &str,
+        site_id: uuid::Uuid,
+        retry_when_free: bool,
+    ) -> Value {
+        let body = serde_json::json!({ "retry_when_free": retry_when_free });
+        let (status, job) = self
+            .call(
+                Method::POST,
+                &format!("/v1/sites/{site_id}/sync"),
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job
+    }
+
+    pub async fn job(&self, token: &str, job_id: &Value) -> Value {
+        let (status, job) = self
+            .get(&format!("/v1/jobs/{}", job_id.as_str().unwrap()), token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        job
+    }
+
+    /// Waits until the job satisfies `done`; answers it.
+    pub async fn wait_job(
+        &self,
+        token: &str,
+        job: &Value,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(WAIT, what, || async {
+            let job = self.job(token, &job["id"]).await;
+            done(&job).then_some(job)
+        })
+        .await
+    }
+}
+
+/// The target of `register` in a job.
+pub fn target<'a>(job: &'a Value, register: &str) -> &'a Value {
+    job["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["register_name"] == register)
+        .unwrap_or_else(|| panic!("no target for {register} in {job}"))
+}
+
+pub fn state_of(job: &Value, register: &str) -> String {
+    target(job, register)["state"].as_str().unwrap().to_owned()
+}
+
+/// A hand-driven register connection, for what a well-behaved agent never does.
+pub struct RawRegister {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawRegister {
+    pub async fn connect(
+        bo: &BackOffice,
+        credential: &str,
+    ) -> Result<RawRegister, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/v1/registers/connect",
+            bo.url.replace("http://", "ws://")
+        );
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {credential}").parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(RawRegister { ws })
+    }
+
+    /// Connects and says hello; answers the welcome.
+    pub async fn hello(
+        bo: &BackOffice,
+        credential: &str,
+        in_sale: bool,
+        recent: Value,
+    ) -> (RawRegister, Value) {
+        let mut raw = Self::connect(bo, credential).await.unwrap();
+        raw.send(serde_json::json!({
+            "type": "hello", "protocol_version": 1, "applied_revision": 0, "in_sale": in_sale, "recent": recent
+        }))
+        .await;
+        let welcome = raw.recv().await.expect("a welcome");
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (raw, welcome)
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        use futures::SinkExt;
+        self.send_text(&value.to_string()).await;
+        let _ = &mut self.ws.flush().await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON message, or `None` when the connection closes first.
+    pub async fn recv(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a message in time")
+            {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Waits for the close frame; answers its reason.
+    pub async fn closed_reason(&mut self) -> String {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("closed in time")
+            {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                }
+                None | Some(Err(_)) => return String::new(),
+                Some(Ok(_)) => continue,
+            }
         }
     }
 }

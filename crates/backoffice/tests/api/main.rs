@@ -9,3 +9,4 @@ mod catalog;
 mod harness;
 mod input;
 mod lifecycle;
+mod sync;

@@ -1,0 +1,576 @@
+//! Syncing registers: one scenario per rule of DESIGN section 1 and invariant of section 4, with
+//! real register agents over real sockets.
+
+use std::sync::Arc;
+
+use regsync_protocol::register::banner_text;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{
+    BackOffice, Banners, FAST, RawRegister, Venue, WAIT, assert_error, eventually, state_of, target,
+};
+
+fn done(job: &serde_json::Value) -> bool {
+    !job["finished_at"].is_null()
+}
+
+#[tokio::test]
+async fn a_register_online_syncs_and_staff_see_who_asked() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let banners = Arc::new(Banners::default());
+    let agent = bo.agent_with(&bar1.credential, None, banners.clone());
+    bo.wait_online(&token, bar1.register.id, true).await;
+
+    let job = bo.sync_register(&token, bar1.register.id, true).await;
+    assert_eq!(job["kind"], "register");
+    assert_eq!(job["requested_by"], "Harbour manager");
+    let job = bo.wait_job(&token, &job, "the sync to finish", done).await;
+    assert_eq!(state_of(&job, "Bar 1"), "synced");
+    assert_eq!(target(&job, "Bar 1")["revision"], 1);
+    assert_eq!(job["counts"]["synced"], 1);
+
+    assert_eq!(agent.applied_revision(), 1);
+    assert_eq!(*banners.0.lock().unwrap(), [banner_text("Harbour manager")]);
+    let register = bo.register(&token, bar1.register.id).await;
+    assert_eq!(register["up_to_date"], true);
+    assert_eq!(register["last_synced_source"], "back_office");
+    assert_eq!(register["last_synced_by"], "Harbour manager");
+    assert!(register["last_synced_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_register_in_a_sale_is_skipped_when_not_asked_to_wait() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let agent = bo.agent(&bar1.credential);
+    bo.wait_online(&token, bar1.register.id, true).await;
+    agent.start_sale().unwrap();
+    eventually(WAIT, "Back Office to see the sale", || async {
+        (bo.register(&token, bar1.register.id).await["in_sale"] == true).then_some(())
+    })
+    .await;
+
+    let job = bo.sync_register(&token, bar1.register.id, false).await;
+    let job = bo
+        .wait_job(&token, &job, "the sync to be skipped", done)
+        .await;
+    assert_eq!(state_of(&job, "Bar 1"), "skipped_busy");
+    assert_eq!(target(&job, "Bar 1")["reason"], "in a sale");
+    assert_eq!(
+        agent.applied_revision(),
+        0,
+        "nothing was applied during the sale"
+    );
+    let register = bo.register(&token, bar1.register.id).await;
+    assert_eq!(register["last_synced_at"], serde_json::Value::Null);
+    assert_eq!(register["up_to_date"], false);
+}
+
+#[tokio::test]
+async fn a_register_in_a_sale_waits_and_syncs_when_the_sale_ends() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let banners = Arc::new(Banners::default());
+    let agent = bo.agent_with(&bar1.credential, None, banners.clone());
+    bo.wait_online(&token, bar1.register.id, true).await;
+    agent.start_sale().unwrap();
+
+    let job = bo.sync_register(&token, bar1.register.id, true).await;
+    let waiting = bo
+        .wait_job(&token, &job, "the sync to wait for the sale", |job| {
+            state_of(job, "Bar 1") == "waiting"
+        })
+        .await;
+    assert!(waiting["finished_at"].is_null());
+    assert!(target(&waiting, "Bar 1")["wait_expires_at"].is_string());
+    assert_eq!(agent.applied_revision(), 0);
+
+    // The menu changes while it waits: the delivery carries the latest revision.
+    let catalog = format!("/v1/sites/{}/catalog", venue.site.id);
+    bo.call(
+        Method::PATCH,
+        &catalog,
+        Some(&token),
+        Some(json!({ "set_settings": { "happy_hour": "5pm" } })),
+    )
+    .await;
+
+    agent.end_sale().unwrap();
+    let job = bo
+        .wait_job(&token, &job, "the sync after the sale", done)
+        .await;
+    assert_eq!(state_of(&job, "Bar 1"), "synced");
+    assert_eq!(target(&job, "Bar 1")["revision"], 2);
+    assert_eq!(agent.applied_revision(), 2);
+    assert_eq!(agent.catalog().settings["happy_hour"], "5pm");
+    assert_eq!(*banners.0.lock().unwrap(), [banner_text("Harbour manager")]);
+}
+
+#[tokio::test]
+async fn a_wait_that_outlasts_its_expiry_ends_expired() {
+    let mut args = FAST.to_vec();
+    args.extend(["--wait-expiry-secs", "1"]);
+    let bo = BackOffice::start(&args).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let agent = bo.agent(&bar1.credential);
+    bo.wait_online(&token, bar1.register.id, true).await;
+    agent.start_sale().unwrap();
+
+    let job = bo.sync_register(&token, bar1.register.id, true).await;
+    let job = bo.wait_job(&token, &job, "the wait to expire", done).await;
+    assert_eq!(state_of(&job, "Bar 1"), "expired");
+    assert_eq!(
+        target(&job, "Bar 1")["reason"],
+        "the sale did not end within 1 s"
+    );
+
+    // The sale ending later changes nothing: the target stays expired.
+    agent.end_sale().unwrap();
+    let later = bo.job(&token, &job["id"]).await;
+    assert_eq!(state_of(&later, "Bar 1"), "expired");
+}
+
+#[tokio::test]
+async fn sync_online_registers_reports_offline_ones_as_skipped() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    // Bar 1 and Bar 2 are connected; the Kitchen register is off.
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let bar2 = bo.agent(&venue.registers[1].credential);
+    for register in &venue.registers[..2] {
+        bo.wait_online(&token, register.register.id, true).await;
+    }
+    bar2.start_sale().unwrap();
+
+    let job = bo.sync_site(&token, venue.site.id, true).await;
+    assert_eq!(job["kind"], "site_online");
+    assert_eq!(state_of(&job, "Kitchen"), "skipped_offline");
+    assert_eq!(target(&job, "Kitchen")["reason"], "offline");
+
+    let job = bo
+        .wait_job(&token, &job, "Bar 1 synced and Bar 2 waiting", |job| {
+            state_of(job, "Bar 1") == "synced" && state_of(job, "Bar 2") == "waiting"
+        })
+        .await;
+    assert_eq!(job["counts"]["synced"], 1);
+    assert_eq!(job["counts"]["waiting"], 1);
+    assert_eq!(job["counts"]["skipped_offline"], 1);
+
+    bar2.end_sale().unwrap();
+    let job = bo.wait_job(&token, &job, "the job to finish", done).await;
+    assert_eq!(state_of(&job, "Bar 2"), "synced");
+
+    // The history shows who asked and how it ended.
+    let (status, history) = bo
+        .get(&format!("/v1/sites/{}/jobs", venue.site.id), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history[0]["id"], job["id"]);
+    assert_eq!(history[0]["requested_by"], "Harbour manager");
+    assert_eq!(history[0]["counts"]["synced"], 2);
+}
+
+#[tokio::test]
+async fn syncing_an_offline_register_is_skipped_offline_at_once() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let job = bo
+        .sync_register(&token, venue.registers[2].register.id, true)
+        .await;
+    assert_eq!(state_of(&job, "Kitchen"), "skipped_offline");
+    assert!(
+        done(&job),
+        "a job with nothing left to do is finished when saved"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_started_at_the_register_moves_last_synced() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let banners = Arc::new(Banners::default());
+    let agent = bo.agent_with(&bar1.credential, None, banners.clone());
+    bo.wait_online(&token, bar1.register.id, true).await;
+    eventually(WAIT, "the agent to be connected", || async {
+        agent.is_connected().then_some(())
+    })
+    .await;
+
+    agent.request_sync().unwrap();
+    let register = eventually(WAIT, "last synced to move", || async {
+        let register = bo.register(&token, bar1.register.id).await;
+        register["last_synced_at"].is_string().then_some(register)
+    })
+    .await;
+    assert_eq!(register["last_synced_source"], "register");
+    assert_eq!(register["last_synced_by"], serde_json::Value::Null);
+    assert_eq!(register["up_to_date"], true);
+    assert_eq!(agent.applied_revision(), 1);
+    assert!(
+        banners.0.lock().unwrap().is_empty(),
+        "no manager banner for the staff's own sync"
+    );
+
+    let (_, history) = bo
+        .get(&format!("/v1/sites/{}/jobs", venue.site.id), &token)
+        .await;
+    assert_eq!(history[0]["source"], "register");
+
+    // A later sync from Back Office moves it forward again.
+    let first = register["last_synced_at"].as_str().unwrap().to_owned();
+    let job = bo.sync_register(&token, bar1.register.id, true).await;
+    bo.wait_job(&token, &job, "the second sync", done).await;
+    let register = bo.register(&token, bar1.register.id).await;
+    assert!(register["last_synced_at"].as_str().unwrap() > first.as_str());
+    assert_eq!(register["last_synced_source"], "back_office");
+}
+
+#[tokio::test]
+async fn two_syncs_for_one_register_both_end_synced_and_apply_once() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let banners = Arc::new(Banners::default());
+    let agent = bo.agent_with(&bar1.credential, None, banners.clone());
+    bo.wait_online(&token, bar1.register.id, true).await;
+
+    let first = bo.sync_register(&token, bar1.register.id, true).await;
+    let second = bo.sync_site(&token, venue.site.id, true).await;
+    for job in [first, second] {
+        let job = bo
+            .wait_job(&token, &job, "each job to finish", |job| {
+                state_of(job, "Bar 1") == "synced"
+            })
+            .await;
+        assert_eq!(target(&job, "Bar 1")["revision"], 1);
+    }
+    assert_eq!(
+        banners.0.lock().unwrap().len(),
+        1,
+        "the menu was applied once"
+    );
+    assert_eq!(agent.applied_revision(), 1);
+}
+
+#[tokio::test]
+async fn staff_without_the_sites_permission_cannot_sync_or_watch() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.staff).await.access_token;
+    let register = venue.registers[0].register.id;
+    for path in [
+        format!("/v1/registers/{register}/sync"),
+        format!("/v1/sites/{}/sync", venue.site.id),
+    ] {
+        let answer = bo.call(Method::POST, &path, Some(&token), None).await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");
+    }
+    for path in [
+        format!("/v1/sites/{}/jobs", venue.site.id),
+        "/v1/events".to_owned(),
+    ] {
+        assert_error(
+            &bo.get(&path, &token).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_company_cannot_sync_our_registers_or_read_our_jobs() {
+    let bo = BackOffice::start(FAST).await;
+    let db = bo.db().await;
+    let ours = Venue::seed(&db, "Harbour").await;
+    let theirs = Venue::seed(&db, "Rival").await;
+    let manager = bo.login(&ours.manager).await.access_token;
+    let rival = bo.login(&theirs.manager).await.access_token;
+    let _agent = bo.agent(&ours.registers[0].credential);
+    bo.wait_online(&manager, ours.registers[0].register.id, true)
+        .await;
+
+    let register = ours.registers[0].register.id;
+    let answer = bo
+        .call(
+            Method::POST,
+            &format!("/v1/registers/{register}/sync"),
+            Some(&rival),
+            None,
+        )
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+    let answer = bo
+        .call(
+            Method::POST,
+            &format!("/v1/sites/{}/sync", ours.site.id),
+            Some(&rival),
+            None,
+        )
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &bo.get(&format!("/v1/sites/{}/jobs", ours.site.id), &rival)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    let job = bo.sync_register(&manager, register, true).await;
+    let answer = bo
+        .get(&format!("/v1/jobs/{}", job["id"].as_str().unwrap()), &rival)
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn an_unknown_credential_cannot_connect() {
+    let bo = BackOffice::start(FAST).await;
+    let error = RawRegister::connect(&bo, "rsd_not-a-real-credential")
+        .await
+        .err()
+        .expect("refused");
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 401),
+        other => panic!("expected a 401, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_message_closes_only_that_connection() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    bo.wait_online(&token, venue.registers[0].register.id, true)
+        .await;
+
+    let (mut raw, _) =
+        RawRegister::hello(&bo, &venue.registers[1].credential, false, json!([])).await;
+    bo.wait_online(&token, venue.registers[1].register.id, true)
+        .await;
+    raw.send_text(r#"{"type":"format_the_disk"}"#).await;
+    let reason = raw.closed_reason().await;
+    assert!(reason.starts_with("malformed message"), "{reason}");
+    bo.wait_online(&token, venue.registers[1].register.id, false)
+        .await;
+
+    // The other register is undisturbed, and syncs.
+    let register = bo.register(&token, venue.registers[0].register.id).await;
+    assert_eq!(register["online"], true);
+    let job = bo
+        .sync_register(&token, venue.registers[0].register.id, true)
+        .await;
+    bo.wait_job(&token, &job, "Bar 1 to sync", done).await;
+
+    // A first message that is not a hello is refused too.
+    let mut raw = RawRegister::connect(&bo, &venue.registers[2].credential)
+        .await
+        .unwrap();
+    raw.send(json!({ "type": "sale_started" })).await;
+    assert!(raw.closed_reason().await.contains("hello"));
+}
+
+#[tokio::test]
+async fn a_register_is_offline_at_once_on_close_and_after_missed_heartbeats() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+
+    // Closing the connection: offline at once.
+    let agent = bo.agent(&venue.registers[0].credential);
+    bo.wait_online(&token, bar1, true).await;
+    agent.shutdown().await;
+    let register = bo.wait_online(&token, bar1, false).await;
+    assert!(register["last_seen_at"].is_string());
+
+    // Silence: a register that says hello and then never beats goes offline after 3 s.
+    let (mut raw, welcome) =
+        RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
+    assert_eq!(welcome["heartbeat_secs"], 1);
+    assert_eq!(welcome["register_name"], "Bar 1");
+    bo.wait_online(&token, bar1, true).await;
+    let reason = raw.closed_reason().await;
+    assert!(reason.contains("no heartbeat"), "{reason}");
+    bo.wait_online(&token, bar1, false).await;
+}
+
+#[tokio::test]
+async fn one_late_heartbeat_does_not_make_a_register_flap() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let (mut raw, _) =
+        RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+    // Beats 2 s apart against a 1 s interval: late every time, never 3 s silent.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(7);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        raw.send(json!({ "type": "heartbeat", "in_sale": false }))
+            .await;
+        assert_eq!(bo.register(&token, bar1).await["online"], true);
+    }
+}
+
+#[tokio::test]
+async fn a_sale_that_ends_before_the_busy_answer_arrives_still_wakes_the_sync() {
+    // The lost wake-up: Back Office hears "sale ended" before the register's "busy". It must
+    // re-deliver at once instead of waiting for a sale end that already happened.
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let (mut raw, _) =
+        RawRegister::hello(&bo, &venue.registers[0].credential, true, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+
+    let job = bo.sync_register(&token, bar1, true).await;
+    let command = raw.recv().await.unwrap();
+    assert_eq!(command["type"], "sync");
+    let target_id = command["target_id"].clone();
+    raw.send(json!({ "type": "sale_ended" })).await;
+    raw.send(
+        json!({ "type": "sync_result", "target_id": target_id, "outcome": { "status": "busy" } }),
+    )
+    .await;
+
+    let again = raw.recv().await.expect("the sync is sent again at once");
+    assert_eq!(again["type"], "sync");
+    assert_eq!(again["target_id"], target_id);
+    raw.send(json!({
+        "type": "sync_result", "target_id": target_id,
+        "outcome": { "status": "applied", "revision": 1, "applied_at": chrono::Utc::now() }
+    }))
+    .await;
+    let job = bo
+        .wait_job(&token, &job, "the woken sync to finish", done)
+        .await;
+    assert_eq!(state_of(&job, "Bar 1"), "synced");
+}
+
+#[tokio::test]
+async fn a_command_lost_with_the_connection_is_sent_again_and_applied_once() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let credential = &venue.registers[0].credential;
+    let (mut raw, _) = RawRegister::hello(&bo, credential, false, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+
+    let job = bo.sync_register(&token, bar1, true).await;
+    let command = raw.recv().await.unwrap();
+    // The connection drops before the register answers.
+    drop(raw);
+    bo.wait_online(&token, bar1, false).await;
+
+    // The real agent reconnects: Back Office sends the same target again (at least once), and it
+    // is applied once.
+    let banners = Arc::new(Banners::default());
+    let agent = bo.agent_with(credential, None, banners.clone());
+    let job = bo
+        .wait_job(&token, &job, "the re-sent sync to finish", done)
+        .await;
+    assert_eq!(state_of(&job, "Bar 1"), "synced");
+    assert_eq!(target(&job, "Bar 1")["id"], command["target_id"]);
+    assert_eq!(agent.applied_revision(), 1);
+    assert_eq!(banners.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_result_lost_with_the_connection_is_settled_by_the_next_hello() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let credential = &venue.registers[0].credential;
+    let (mut raw, _) = RawRegister::hello(&bo, credential, false, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+
+    let job = bo.sync_register(&token, bar1, true).await;
+    let command = raw.recv().await.unwrap();
+    drop(raw); // applied, but the answer never left the register
+    bo.wait_online(&token, bar1, false).await;
+
+    let recent = json!([{ "target_id": command["target_id"], "revision": 1, "applied_at": chrono::Utc::now() }]);
+    let (mut raw, _) = RawRegister::hello(&bo, credential, false, recent).await;
+    let job = bo
+        .wait_job(&token, &job, "the hello to settle the sync", done)
+        .await;
+    assert_eq!(state_of(&job, "Bar 1"), "synced");
+    let register = bo.register(&token, bar1).await;
+    assert_eq!(register["applied_revision"], 1);
+    assert!(register["last_synced_at"].is_string());
+    // Nothing was sent again: the register already had it.
+    raw.send(json!({ "type": "heartbeat", "in_sale": false }))
+        .await;
+    let next = tokio::time::timeout(std::time::Duration::from_millis(500), raw.recv()).await;
+    assert!(next.is_err(), "no command was re-sent: {next:?}");
+}
+
+#[tokio::test]
+async fn a_register_that_drops_mid_sync_and_stays_away_ends_failed() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let (mut raw, _) =
+        RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+    let job = bo.sync_register(&token, bar1, true).await;
+    raw.recv().await.unwrap();
+    drop(raw);
+    let job = bo.wait_job(&token, &job, "the sync to fail", done).await;
+    assert_eq!(state_of(&job, "Bar 1"), "failed");
+    assert_eq!(
+        target(&job, "Bar 1")["reason"],
+        "lost its connection during the sync"
+    );
+}
+
+#[tokio::test]
+async fn a_register_that_never_answers_ends_failed() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let (mut raw, _) =
+        RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+    let job = bo.sync_register(&token, bar1, true).await;
+    raw.recv().await.unwrap();
+    // Keep beating, never answer.
+    let beating = async {
+        loop {
+            raw.send(json!({ "type": "heartbeat", "in_sale": false }))
+                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    };
+    let job = tokio::select! {
+        job = bo.wait_job(&token, &job, "the sync to time out", done) => job,
+        () = beating => unreachable!(),
+    };
+    assert_eq!(state_of(&job, "Bar 1"), "failed");
+    assert_eq!(
+        target(&job, "Bar 1")["reason"],
+        "no answer from the register within 5 s"
+    );
+}
