@@ -44,7 +44,8 @@ pub struct AgentConfig {
     pub state_path: Option<std::path::PathBuf>,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
-    /// Fault injection for tests of crash recovery: the process aborts at this point of a sync.
+    /// Fault injection for tests of crash recovery: at this point of a sync the agent dies as if
+    /// the register lost power — the connection drops unanswered and it never reconnects.
     #[doc(hidden)]
     pub crash_at: Option<CrashPoint>,
 }
@@ -89,6 +90,8 @@ pub enum AgentEvent {
     Disconnected {
         reason: String,
     },
+    /// The agent stopped for good at an injected fault (tests of crash recovery).
+    Crashed,
     /// A new menu was applied.
     Applied {
         target_id: Uuid,
@@ -325,6 +328,7 @@ fn websocket_config() -> WebSocketConfig {
 
 enum Ended {
     Stop,
+    Crash,
     Lost(String),
 }
 
@@ -339,6 +343,11 @@ async fn run(config: AgentConfig, shared: Arc<Shared>, mut stop: watch::Receiver
         shared.lock().link = None;
         match ended {
             Ended::Stop => return,
+            Ended::Crash => {
+                tracing::error!("the register crashed at an injected fault");
+                shared.emit(AgentEvent::Crashed);
+                return;
+            }
             Ended::Lost(reason) => {
                 tracing::info!(%reason, "disconnected from Back Office");
                 shared.emit(AgentEvent::Disconnected { reason });
@@ -451,7 +460,10 @@ async fn session(
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
                     Ok(ServerMessage::Sync { target_id, revision, requested_by, catalog }) => {
-                        apply(shared, target_id, revision, requested_by, catalog);
+                        if apply(shared, target_id, revision, requested_by, catalog).is_err() {
+                            // Dropped without a close handshake, as a power cut would.
+                            break Ended::Crash;
+                        }
                     }
                     Ok(other) => tracing::debug!(?other, "ignoring an unexpected message"),
                     Err(error) => tracing::warn!(%error, "ignoring a message that cannot be read"),
@@ -473,6 +485,8 @@ async fn session(
     (ended, true)
 }
 
+struct Crashed;
+
 /// Handles one sync command under the sale lock and queues its answer before releasing it.
 fn apply(
     shared: &Shared,
@@ -480,10 +494,9 @@ fn apply(
     revision: i64,
     requested_by: Option<String>,
     catalog: Catalog,
-) {
+) -> Result<(), Crashed> {
     if shared.crash_at == Some(CrashPoint::BeforeApplying) {
-        tracing::error!("crashing before applying, as asked");
-        std::process::abort();
+        return Err(Crashed);
     }
     let mut local = shared.lock();
     let now = Utc::now();
@@ -545,13 +558,12 @@ fn apply(
                     reason: format!("cannot save the menu: {error}"),
                 };
                 local.send(&RegisterMessage::SyncResult { target_id, outcome });
-                return;
+                return Ok(());
             }
         }
     };
     if shared.crash_at == Some(CrashPoint::AfterApplying) {
-        tracing::error!("crashing after applying, before answering, as asked");
-        std::process::abort();
+        return Err(Crashed);
     }
     local.send(&RegisterMessage::SyncResult { target_id, outcome });
     shared.publish_locked(&local, &event);
@@ -564,6 +576,7 @@ fn apply(
         shared.hooks.banner(&banner_text(name));
     }
     shared.hooks.event(&event);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -615,9 +628,9 @@ mod tests {
     fn a_repeated_target_is_applied_once_and_answered_the_same() {
         let (agent, mut rx) = offline_agent(None);
         let target = Uuid::now_v7();
-        apply(&agent.shared, target, 2, None, menu("two"));
+        let _ = apply(&agent.shared, target, 2, None, menu("two"));
         let mut events = agent.subscribe();
-        apply(&agent.shared, target, 2, None, menu("two"));
+        let _ = apply(&agent.shared, target, 2, None, menu("two"));
         let sent = answers(&mut rx);
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0], sent[1], "the same answer both times");
@@ -633,8 +646,8 @@ mod tests {
     #[test]
     fn an_older_menu_never_replaces_a_newer_one() {
         let (agent, mut rx) = offline_agent(None);
-        apply(&agent.shared, Uuid::now_v7(), 5, None, menu("five"));
-        apply(&agent.shared, Uuid::now_v7(), 3, None, menu("three"));
+        let _ = apply(&agent.shared, Uuid::now_v7(), 5, None, menu("five"));
+        let _ = apply(&agent.shared, Uuid::now_v7(), 3, None, menu("three"));
         assert_eq!(agent.applied_revision(), 5);
         assert_eq!(agent.catalog(), menu("five"));
         let sent = answers(&mut rx);
@@ -652,7 +665,7 @@ mod tests {
         let (agent, mut rx) = offline_agent(None);
         agent.start_sale().unwrap();
         let target = Uuid::now_v7();
-        apply(&agent.shared, target, 2, None, menu("two"));
+        let _ = apply(&agent.shared, target, 2, None, menu("two"));
         assert_eq!(
             agent.applied_revision(),
             0,
@@ -679,7 +692,7 @@ mod tests {
         let path = dir.path().join("register.json");
         let target = Uuid::now_v7();
         let (agent, _rx) = offline_agent(Some(path.clone()));
-        apply(&agent.shared, target, 4, Some("Alex".into()), menu("four"));
+        let _ = apply(&agent.shared, target, 4, Some("Alex".into()), menu("four"));
         drop(agent);
         let (agent, _rx) = offline_agent(Some(path));
         assert_eq!(agent.applied_revision(), 4);

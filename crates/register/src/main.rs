@@ -42,10 +42,10 @@ struct Cli {
     /// Mean seconds a sale lasts.
     #[arg(long, default_value_t = 5.0)]
     sale_duration: f64,
-    /// Abort the process when a sync arrives, before applying it (crash tests).
+    /// Exit abruptly when a sync arrives, before applying it (crash tests).
     #[arg(long, hide = true)]
     crash_before_apply: bool,
-    /// Abort the process after applying a sync, before answering it (crash tests).
+    /// Exit abruptly after applying a sync, before answering it (crash tests).
     #[arg(long, hide = true)]
     crash_after_apply: bool,
 }
@@ -70,6 +70,10 @@ impl AgentHooks for Printer {
             AgentEvent::RefusedInSale { .. } => "sync refused: in a sale".to_owned(),
             AgentEvent::SaleStarted => "sale started".to_owned(),
             AgentEvent::SaleEnded => "sale ended".to_owned(),
+            AgentEvent::Crashed => {
+                say(&format!("[{}] crashed (injected fault); exiting", self.label));
+                std::process::exit(101);
+            }
         };
         say(&format!("[{}] {line}", self.label));
     }

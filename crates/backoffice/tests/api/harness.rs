@@ -512,3 +512,67 @@ impl RawRegister {
         }
     }
 }
+
+/// A subscriber to `/v1/events`, parsing the server-sent events as they arrive.
+pub struct EventStream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventStream {
+    pub async fn open(bo: &BackOffice, token: &str) -> EventStream {
+        let response = bo
+            .raw()
+            .get(format!("{}/v1/events", bo.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        EventStream {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event as (kind, JSON).
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut kind = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        kind = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                match kind {
+                    Some(kind) => return Some((kind, serde_json::from_str(&data).unwrap())),
+                    None => continue, // a keep-alive comment
+                }
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next()).await.ok()??.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads events until one satisfies `wanted`; answers it.
+    pub async fn until(&mut self, what: &str, wanted: impl Fn(&str, &Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (kind, event) = tokio::time::timeout(left, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for event: {what}"))
+                .unwrap_or_else(|| panic!("the stream ended before: {what}"));
+            if wanted(&kind, &event) {
+                return event;
+            }
+        }
+    }
+}

@@ -6,7 +6,9 @@
 mod access;
 mod auth;
 mod catalog;
+mod events;
 mod harness;
 mod input;
 mod lifecycle;
+mod recovery;
 mod sync;
