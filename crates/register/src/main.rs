@@ -71,7 +71,10 @@ impl AgentHooks for Printer {
             AgentEvent::SaleStarted => "sale started".to_owned(),
             AgentEvent::SaleEnded => "sale ended".to_owned(),
             AgentEvent::Crashed => {
-                say(&format!("[{}] crashed (injected fault); exiting", self.label));
+                say(&format!(
+                    "[{}] crashed (injected fault); exiting",
+                    self.label
+                ));
                 std::process::exit(101);
             }
         };

@@ -17,41 +17,59 @@ async fn a_subscriber_gets_a_snapshot_then_register_and_job_changes() {
     assert_eq!(kind, "snapshot");
     assert_eq!(snapshot["sites"][0]["name"], "Main Bar");
     assert_eq!(snapshot["registers"].as_array().unwrap().len(), 3);
-    assert!(snapshot["registers"].as_array().unwrap().iter().all(|r| r["online"] == false));
+    assert!(
+        snapshot["registers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["online"] == false)
+    );
 
     let bar1 = &venue.registers[0];
     let agent = bo.agent(&bar1.credential);
     let id = bar1.register.id.to_string();
     events
-        .until("Bar 1 online", |kind, e| kind == "register" && e["register"]["id"] == id && e["register"]["online"] == true)
+        .until("Bar 1 online", |kind, e| {
+            kind == "register" && e["register"]["id"] == id && e["register"]["online"] == true
+        })
         .await;
     agent.start_sale().unwrap();
     events
-        .until("Bar 1 in a sale", |kind, e| kind == "register" && e["register"]["id"] == id && e["register"]["in_sale"] == true)
+        .until("Bar 1 in a sale", |kind, e| {
+            kind == "register" && e["register"]["id"] == id && e["register"]["in_sale"] == true
+        })
         .await;
 
     let job = bo.sync_register(&token, bar1.register.id, true).await;
     let job_id = job["id"].clone();
     events
-        .until("the target waiting", |kind, e| kind == "target" && e["target"]["job_id"] == job_id && e["target"]["state"] == "waiting")
+        .until("the target waiting", |kind, e| {
+            kind == "target" && e["target"]["job_id"] == job_id && e["target"]["state"] == "waiting"
+        })
         .await;
     agent.end_sale().unwrap();
     // Within one batch of changes, events of different kinds may come in any order.
     let (synced, finished, up_to_date) = (Cell::new(false), Cell::new(None), Cell::new(false));
     events
-        .until("the target synced, the job finished and Bar 1 up to date", |kind, e| {
-            match kind {
-                "target" if e["target"]["job_id"] == job_id => synced.set(e["target"]["state"] == "synced"),
-                "job" if e["job"]["id"] == job_id && e["job"]["finished_at"].is_string() => {
-                    finished.set(e["job"]["counts"]["synced"].as_u64())
+        .until(
+            "the target synced, the job finished and Bar 1 up to date",
+            |kind, e| {
+                match kind {
+                    "target" if e["target"]["job_id"] == job_id => {
+                        synced.set(e["target"]["state"] == "synced")
+                    }
+                    "job" if e["job"]["id"] == job_id && e["job"]["finished_at"].is_string() => {
+                        finished.set(e["job"]["counts"]["synced"].as_u64())
+                    }
+                    "register" if e["register"]["id"] == id => up_to_date.set(
+                        e["register"]["up_to_date"] == true
+                            && e["register"]["last_synced_at"].is_string(),
+                    ),
+                    _ => {}
                 }
-                "register" if e["register"]["id"] == id => up_to_date.set(
-                    e["register"]["up_to_date"] == true && e["register"]["last_synced_at"].is_string(),
-                ),
-                _ => {}
-            }
-            synced.get() && finished.get().is_some() && up_to_date.get()
-        })
+                synced.get() && finished.get().is_some() && up_to_date.get()
+            },
+        )
         .await;
     assert_eq!(finished.get(), Some(1));
 
@@ -64,10 +82,16 @@ async fn a_subscriber_gets_a_snapshot_then_register_and_job_changes() {
     )
     .await;
     events
-        .until("the site at revision 2", |kind, e| kind == "site" && e["site"]["catalog_revision"] == 2)
+        .until("the site at revision 2", |kind, e| {
+            kind == "site" && e["site"]["catalog_revision"] == 2
+        })
         .await;
     events
-        .until("Bar 1 one behind", |kind, e| kind == "register" && e["register"]["id"] == id && e["register"]["revisions_behind"] == 1)
+        .until("Bar 1 one behind", |kind, e| {
+            kind == "register"
+                && e["register"]["id"] == id
+                && e["register"]["revisions_behind"] == 1
+        })
         .await;
 }
 
@@ -81,9 +105,15 @@ async fn a_subscriber_that_reconnects_misses_nothing() {
 
     // Changes while nobody listens...
     let _agent = bo.agent(&venue.registers[1].credential);
-    bo.wait_online(&token, venue.registers[1].register.id, true).await;
-    let job = bo.sync_register(&token, venue.registers[1].register.id, true).await;
-    bo.wait_job(&token, &job, "the sync", |job| !job["finished_at"].is_null()).await;
+    bo.wait_online(&token, venue.registers[1].register.id, true)
+        .await;
+    let job = bo
+        .sync_register(&token, venue.registers[1].register.id, true)
+        .await;
+    bo.wait_job(&token, &job, "the sync", |job| {
+        !job["finished_at"].is_null()
+    })
+    .await;
 
     // ...are in the snapshot of the next subscription.
     let mut events = EventStream::open(&bo, &token).await;
@@ -111,14 +141,26 @@ async fn a_company_sees_only_its_own_events() {
     let mut rival_events = EventStream::open(&bo, &rival).await;
     let (_, snapshot) = rival_events.next().await.unwrap();
     let ours_id = ours.registers[0].register.id.to_string();
-    assert!(snapshot["registers"].as_array().unwrap().iter().all(|r| r["id"] != ours_id));
+    assert!(
+        snapshot["registers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != ours_id)
+    );
 
     // Our register connects and syncs; then one of theirs connects.
     let manager = bo.login(&ours.manager).await.access_token;
     let _ours = bo.agent(&ours.registers[0].credential);
-    bo.wait_online(&manager, ours.registers[0].register.id, true).await;
-    let job = bo.sync_register(&manager, ours.registers[0].register.id, true).await;
-    bo.wait_job(&manager, &job, "our sync", |job| !job["finished_at"].is_null()).await;
+    bo.wait_online(&manager, ours.registers[0].register.id, true)
+        .await;
+    let job = bo
+        .sync_register(&manager, ours.registers[0].register.id, true)
+        .await;
+    bo.wait_job(&manager, &job, "our sync", |job| {
+        !job["finished_at"].is_null()
+    })
+    .await;
     let _theirs = bo.agent(&theirs.registers[0].credential);
     let theirs_id = theirs.registers[0].register.id.to_string();
 
@@ -127,7 +169,10 @@ async fn a_company_sees_only_its_own_events() {
     loop {
         let (kind, event) = rival_events.next().await.unwrap();
         let text = event.to_string();
-        assert!(!text.contains(&ours_id) && !text.contains(&our_site), "leaked: {kind} {text}");
+        assert!(
+            !text.contains(&ours_id) && !text.contains(&our_site),
+            "leaked: {kind} {text}"
+        );
         if kind == "register" && event["register"]["id"] == theirs_id {
             break;
         }

@@ -529,7 +529,12 @@ impl EventStream {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
         EventStream {
             body: Box::pin(response.bytes_stream()),
             buffer: String::new(),
@@ -556,7 +561,10 @@ impl EventStream {
                     None => continue, // a keep-alive comment
                 }
             }
-            let chunk = tokio::time::timeout(WAIT, self.body.next()).await.ok()??.ok()?;
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .ok()??
+                .ok()?;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }

@@ -10,5 +10,6 @@ mod events;
 mod harness;
 mod input;
 mod lifecycle;
+mod randomized;
 mod recovery;
 mod sync;
