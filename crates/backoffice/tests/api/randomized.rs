@@ -2,8 +2,8 @@
 //! syncs for a while. No sync is ever applied during a sale, and every target ends terminal.
 //! The seed is printed; `REGSYNC_SEED=<n>` replays a run.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -120,23 +120,21 @@ async fn no_sync_is_applied_during_a_sale_and_every_target_ends_terminal() {
         let sales = run_sales(Arc::downgrade(&agent), profile);
         (agent, sales, watcher)
     };
-    let fleet: Arc<Mutex<Vec<Register>>> = Arc::new(Mutex::new(
-        registers
-            .iter()
-            .enumerate()
-            .map(|(i, credential)| {
-                let state = bo.dir.join(format!("register-{i}.json"));
-                let (agent, sales, watcher) = start(credential, &state);
-                Register {
-                    credential: credential.clone(),
-                    state,
-                    agent: Some(agent),
-                    sales: Some(sales),
-                    watcher: Some(watcher),
-                }
-            })
-            .collect(),
-    ));
+    let mut fleet: Vec<Register> = registers
+        .iter()
+        .enumerate()
+        .map(|(i, credential)| {
+            let state = bo.dir.join(format!("register-{i}.json"));
+            let (agent, sales, watcher) = start(credential, &state);
+            Register {
+                credential: credential.clone(),
+                state,
+                agent: Some(agent),
+                sales: Some(sales),
+                watcher: Some(watcher),
+            }
+        })
+        .collect();
     eventually(Duration::from_secs(30), "every register online", || async {
         let (_, snapshot) = bo
             .get(&format!("/v1/sites/{}/registers", sites[1]), &token)
@@ -203,11 +201,12 @@ async fn no_sync_is_applied_during_a_sale_and_every_target_ends_terminal() {
             _ => {
                 // A register drops (no goodbye) or comes back.
                 let i = rng.random_range(0..registers.len());
-                let mut fleet = fleet.lock().unwrap();
                 let register = &mut fleet[i];
                 match register.agent.take() {
                     Some(agent) => {
-                        register.sales.take().map(|s| s.abort());
+                        if let Some(sales) = register.sales.take() {
+                            sales.abort();
+                        }
                         if let Ok(agent) = Arc::try_unwrap(agent) {
                             agent.kill();
                         }
@@ -226,9 +225,10 @@ async fn no_sync_is_applied_during_a_sale_and_every_target_ends_terminal() {
 
     // Calm: every register back, sales over.
     {
-        let mut fleet = fleet.lock().unwrap();
         for register in fleet.iter_mut() {
-            register.sales.take().map(|s| s.abort());
+            if let Some(sales) = register.sales.take() {
+                sales.abort();
+            }
             match &register.agent {
                 Some(agent) => {
                     let _ = agent.end_sale();
@@ -302,7 +302,6 @@ async fn no_sync_is_applied_during_a_sale_and_every_target_ends_terminal() {
             assert_eq!(register["up_to_date"], true, "{register}");
         }
     }
-    let fleet = fleet.lock().unwrap();
     for (i, register) in fleet.iter().enumerate() {
         let agent = register.agent.as_ref().unwrap();
         let (_, seen) = bo.get(&format!("/v1/registers/{}", ids[i]), &token).await;
