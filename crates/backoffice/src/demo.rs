@@ -2,9 +2,17 @@
 //!
 //! Two sites with registers and a menu, a manager with the Sites permission and a member of
 //! staff without it. The sign-in details are public on purpose (they are in the README).
+//! [`simulate`] then brings the registers to life: some selling, one dropping offline now and
+//! then, one never connecting.
 
 use regsync_protocol::api::Permission;
 use regsync_protocol::{Catalog, Category, Product};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regsync_register::simulate::{SaleProfile, run_sales};
+use regsync_register::{Agent, AgentConfig, NoHooks};
 
 use crate::admin::{self, NewRegister, NewUser};
 use crate::error::Result;
@@ -95,4 +103,81 @@ pub async fn seed(db: &Db) -> Result<DemoVenue> {
         }
     }
     Ok(DemoVenue { registers })
+}
+
+/// How a demo register behaves.
+fn behaviour(name: &str) -> Behaviour {
+    let selling = |gap_secs, sale_secs| Behaviour::Online(SaleProfile {
+        mean_gap: Duration::from_secs(gap_secs),
+        mean_duration: Duration::from_secs(sale_secs),
+    });
+    match name {
+        "Bar 1" | "Terrace 1" => selling(20, 8),
+        "Bar 2" | "Kiosk" => selling(8, 25),
+        "Kitchen" => Behaviour::Flaky {
+            up: Duration::from_secs(60),
+            down: Duration::from_secs(30),
+        },
+        "Cellar Door" => Behaviour::Off,
+        _ => Behaviour::Online(SaleProfile::NEVER),
+    }
+}
+
+enum Behaviour {
+    Online(SaleProfile),
+    /// Connected for `up`, then gone for `down`, again and again.
+    Flaky { up: Duration, down: Duration },
+    Off,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The demo's simulated registers; dropping this stops them.
+#[derive(Debug)]
+pub struct Simulation {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Simulation {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Connects the demo's registers to the Back Office at `url`, over real sockets.
+pub fn simulate(url: &str, venue: &DemoVenue) -> Simulation {
+    let mut tasks = Vec::new();
+    for new in &venue.registers {
+        let config = AgentConfig::new(url, new.credential.clone());
+        let name = new.register.name.clone();
+        let task = match behaviour(&name) {
+            Behaviour::Off => continue,
+            Behaviour::Online(profile) => tokio::spawn(async move {
+                let agent = Arc::new(Agent::start(config, Arc::new(NoHooks)));
+                let sales = run_sales(Arc::downgrade(&agent), profile);
+                // Lives until the simulation is dropped (this task is aborted).
+                let _running = (agent, AbortOnDrop(sales));
+                std::future::pending::<()>().await;
+            }),
+            Behaviour::Flaky { up, down } => tokio::spawn(async move {
+                loop {
+                    let agent = Agent::start(config.clone(), Arc::new(NoHooks));
+                    tokio::time::sleep(up).await;
+                    tracing::info!(register = %name, "demo: dropping offline for a while");
+                    agent.kill();
+                    tokio::time::sleep(down).await;
+                }
+            }),
+        };
+        tasks.push(task);
+    }
+    Simulation { tasks }
 }

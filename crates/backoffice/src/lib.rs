@@ -124,6 +124,23 @@ impl App {
     }
 }
 
+/// Raises this process's open-file limit to the hard limit: every connected register is a socket.
+pub fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) if soft < hard => {
+                if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                    tracing::warn!(%error, soft, "cannot raise the open-file limit");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
@@ -132,6 +149,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
     let router = http::router(app);
+    // Sync commands and results are small and latency-bound: send them at once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -187,6 +187,7 @@ enum RegisterCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    regsync_backoffice::raise_open_file_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -217,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let db = db::open(&cli.database).await?;
-            serve(db, &args).await
+            serve(db, &args, None).await
         }
         Command::Demo {
             serve: args,
@@ -226,7 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let temp = tempfile::tempdir()?;
             let path = keep_database.unwrap_or_else(|| temp.path().join("demo.db"));
             let db = db::open(&path.to_string_lossy()).await?;
-            demo::seed(&db).await?;
+            let venue = demo::seed(&db).await?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -247,7 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo::STAFF_PASSWORD
             )?;
             drop(out);
-            serve(db, &args).await
+            serve(db, &args, Some(venue)).await
         }
         Command::Company(CompanyCommand::Create { name }) => {
             let db = db::open(&cli.database).await?;
@@ -371,7 +372,12 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<()> {
+/// Serves until a signal; with a demo venue, its simulated registers connect once it listens.
+async fn serve(
+    db: regsync_backoffice::Db,
+    args: &ServeArgs,
+    demo: Option<demo::DemoVenue>,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
@@ -380,6 +386,14 @@ async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<(
     std::io::stdout().flush()?;
     tracing::info!(%address, "listening");
     let app = App::start(db, args.settings()).await?;
+    let _simulation = demo.map(|venue| {
+        say(format_args!(
+            "Simulated registers are connecting: some selling, Kitchen dropping offline now and \
+             then, Cellar Door switched off."
+        ))
+        .ok();
+        demo::simulate(&format!("http://{address}"), &venue)
+    });
     regsync_backoffice::serve(listener, app, shutdown).await?;
     tracing::info!("stopped");
     Ok(())

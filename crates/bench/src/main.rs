@@ -1,0 +1,333 @@
+//! `regsync-bench`: Back Office with many connected registers, measured.
+//!
+//! Back Office runs in a child process (this binary, re-executed as `backoffice`), so its memory
+//! and CPU are read from `/proc` without the registers' share; the registers are real agents in
+//! this process, over real loopback sockets. Figures:
+//!
+//! - memory per connected register: Back Office's RSS growth from idle to N registers online, / N;
+//! - "sync online registers" for N idle registers: from the POST to every target terminal, as seen
+//!   through the API (polled every millisecond), over several rounds: p50, p99, max;
+//! - Back Office CPU while N registers only beat (every 10 s, the default).
+//!
+//! Compare with `../shared/tools/floor-bench` run in the same session (see BENCHMARKS.md).
+
+#![allow(clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use regsync_backoffice::admin::{self, NewUser};
+use regsync_backoffice::{App, Settings, db};
+use regsync_protocol::api::Permission;
+use regsync_register::{Agent, AgentConfig, NoHooks};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(name = "regsync-bench", about = "Back Office with many registers, measured")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Hidden>,
+    /// Register counts to measure memory (and heartbeat CPU) at.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    counts: Vec<usize>,
+    /// The count at which "sync online registers" is timed.
+    #[arg(long, default_value_t = 1000)]
+    fanout: usize,
+    /// Rounds of "sync online registers".
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+    /// Seconds over which heartbeat CPU is measured.
+    #[arg(long, default_value_t = 30)]
+    heartbeat_window_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Hidden {
+    /// Internal: run Back Office on a database, print its address.
+    #[command(hide = true)]
+    Backoffice { database: String },
+}
+
+const PASSWORD: &str = "bench password";
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    regsync_backoffice::raise_open_file_limit();
+    match cli.command {
+        Some(Hidden::Backoffice { ref database }) => runtime.block_on(backoffice(database)),
+        None => runtime.block_on(bench(cli)),
+    }
+}
+
+async fn backoffice(database: &str) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .init();
+    let db = db::open(database).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    let app = App::start(db, Settings::default()).await?;
+    regsync_backoffice::serve(listener, app, std::future::pending()).await?;
+    Ok(())
+}
+
+/// Back Office in its own process.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(database: &str) -> anyhow::Result<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["backoffice", database])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        Ok(Server {
+            child,
+            url: format!("http://{}", line.trim()),
+        })
+    }
+
+    fn status(&self, field: &str) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .with_context(|| format!("{field} in /proc/pid/status"))?;
+        Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
+    }
+
+    fn rss_kb(&self) -> anyhow::Result<u64> {
+        self.status("VmRSS:")
+    }
+
+    /// User plus system CPU time, in clock ticks (1/100 s on Linux).
+    fn cpu_ticks(&self) -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let after_name = &stat[stat.rfind(')').context("stat")? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Venue {
+    site: String,
+    credentials: Vec<String>,
+    _dir: tempfile::TempDir,
+    database: String,
+}
+
+async fn seed(count: usize) -> anyhow::Result<Venue> {
+    let dir = tempfile::tempdir()?;
+    let database = dir.path().join("bench.db").to_string_lossy().into_owned();
+    let db = db::open(&database).await?;
+    let company = admin::create_company(&db, "Bench").await?;
+    let company_ref = company.id.to_string();
+    let site = admin::create_site(&db, &company_ref, "Main Bar").await?;
+    admin::create_user(
+        &db,
+        NewUser {
+            company: &company_ref,
+            email: "bench@bench.example",
+            display_name: "Bench",
+            password: PASSWORD,
+            permissions: &[Permission::Sites],
+        },
+    )
+    .await?;
+    let mut credentials = Vec::with_capacity(count);
+    for i in 0..count {
+        credentials.push(admin::create_register(&db, &site, &format!("R{i:05}")).await?.credential);
+    }
+    db.close().await;
+    Ok(Venue {
+        site: site.id.to_string(),
+        credentials,
+        _dir: dir,
+        database,
+    })
+}
+
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Api {
+    async fn login(url: &str) -> anyhow::Result<Api> {
+        let http = reqwest::Client::new();
+        let session: Value = http
+            .post(format!("{url}/v1/auth/login"))
+            .json(&json!({ "email": "bench@bench.example", "password": PASSWORD }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = session["access_token"].as_str().context("signed in")?.to_owned();
+        Ok(Api {
+            http,
+            url: url.to_owned(),
+            token,
+        })
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    async fn post(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    async fn online(&self, site: &str) -> anyhow::Result<usize> {
+        let registers = self.get(&format!("/v1/sites/{site}/registers")).await?;
+        Ok(registers
+            .as_array()
+            .context("registers")?
+            .iter()
+            .filter(|r| r["online"] == true)
+            .count())
+    }
+}
+
+async fn connect(url: &str, credentials: &[String]) -> Vec<Agent> {
+    let mut agents = Vec::with_capacity(credentials.len());
+    for chunk in credentials.chunks(250) {
+        for credential in chunk {
+            let mut config = AgentConfig::new(url, credential.clone());
+            config.reconnect_min = Duration::from_millis(500);
+            agents.push(Agent::start(config, Arc::new(NoHooks)));
+        }
+        // Let each wave finish its handshakes before the next: a burst of thousands at once only
+        // measures the listen backlog.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while agents.iter().any(|a| !a.is_connected()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    agents
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    let mut counts = cli.counts.clone();
+    if !counts.contains(&cli.fanout) {
+        counts.push(cli.fanout);
+    }
+    counts.sort_unstable();
+    for count in counts {
+        let venue = seed(count).await?;
+        let server = Server::start(&venue.database)?;
+        let api = Api::login(&server.url).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle_kb = server.rss_kb()?;
+
+        let started = Instant::now();
+        let agents = connect(&server.url, &venue.credentials).await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let online = api.online(&venue.site).await?;
+            if online == count {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("only {online} of {count} registers came online");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let connect_secs = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let online_kb = server.rss_kb()?;
+        let per_register_kb = online_kb.saturating_sub(idle_kb) as f64 / count as f64;
+        println!(
+            "N={count} connect_all_s={connect_secs:.1} backoffice_rss_mb idle={:.1} online={:.1} \
+             rss_per_register_kb={per_register_kb:.1}",
+            idle_kb as f64 / 1024.0,
+            online_kb as f64 / 1024.0
+        );
+
+        let window = Duration::from_secs(cli.heartbeat_window_secs);
+        let before = server.cpu_ticks()?;
+        tokio::time::sleep(window).await;
+        let ticks = server.cpu_ticks()?.saturating_sub(before);
+        let cpu_share = ticks as f64 / 100.0 / window.as_secs_f64();
+        let beats = count as f64 * window.as_secs_f64() / Settings::default().heartbeat_interval.as_secs_f64();
+        println!(
+            "N={count} heartbeat_cpu_percent={:.2} (of one core, beats every {} s) cpu_us_per_heartbeat={:.1}",
+            cpu_share * 100.0,
+            Settings::default().heartbeat_interval.as_secs(),
+            ticks as f64 * 10_000.0 / beats.max(1.0)
+        );
+
+        if count == cli.fanout {
+            let mut millis = Vec::with_capacity(cli.rounds);
+            for _ in 0..cli.rounds {
+                let started = Instant::now();
+                let job = api.post(&format!("/v1/sites/{}/sync", venue.site)).await?;
+                let id = job["id"].as_str().context("job id")?.to_owned();
+                loop {
+                    let history = api.get(&format!("/v1/sites/{}/jobs?limit=1", venue.site)).await?;
+                    let latest = &history[0];
+                    if latest["id"] == id.as_str() && latest["finished_at"].is_string() {
+                        anyhow::ensure!(
+                            latest["counts"]["synced"] == count as u64,
+                            "not every register synced: {}",
+                            latest["counts"]
+                        );
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                millis.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            millis.sort_by(f64::total_cmp);
+            println!(
+                "N={count} sync_online_registers_ms p50={:.1} p99={:.1} max={:.1} rounds={}",
+                percentile(&millis, 0.5),
+                percentile(&millis, 0.99),
+                percentile(&millis, 1.0),
+                cli.rounds
+            );
+        }
+        for agent in agents {
+            agent.kill();
+        }
+        drop(server);
+    }
+    Ok(())
+}
