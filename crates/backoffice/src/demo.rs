@@ -107,10 +107,12 @@ pub async fn seed(db: &Db) -> Result<DemoVenue> {
 
 /// How a demo register behaves.
 fn behaviour(name: &str) -> Behaviour {
-    let selling = |gap_secs, sale_secs| Behaviour::Online(SaleProfile {
-        mean_gap: Duration::from_secs(gap_secs),
-        mean_duration: Duration::from_secs(sale_secs),
-    });
+    let selling = |gap_secs, sale_secs| {
+        Behaviour::Online(SaleProfile {
+            mean_gap: Duration::from_secs(gap_secs),
+            mean_duration: Duration::from_secs(sale_secs),
+        })
+    };
     match name {
         "Bar 1" | "Terrace 1" => selling(20, 8),
         "Bar 2" | "Kiosk" => selling(8, 25),
@@ -126,7 +128,10 @@ fn behaviour(name: &str) -> Behaviour {
 enum Behaviour {
     Online(SaleProfile),
     /// Connected for `up`, then gone for `down`, again and again.
-    Flaky { up: Duration, down: Duration },
+    Flaky {
+        up: Duration,
+        down: Duration,
+    },
     Off,
 }
 

@@ -181,6 +181,13 @@ enum RegisterCommand {
         #[arg(long)]
         company: Option<String>,
         name: String,
+        /// Create this many, named "NAME 1" … "NAME N" (for simulations and load tests).
+        #[arg(long)]
+        count: Option<usize>,
+        /// Append the credentials to this file, one per line, instead of printing them (the
+        /// format `regsync-register --credentials-file` reads).
+        #[arg(long)]
+        credentials_out: Option<PathBuf>,
     },
 }
 
@@ -307,14 +314,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             site,
             company,
             name,
+            count,
+            credentials_out,
         }) => {
             let db = db::open(&cli.database).await?;
             let site = admin::find_site(&db, &site, company.as_deref()).await?;
-            let created = admin::create_register(&db, &site, &name).await?;
-            say(format_args!(
-                "created register {} ({}) at {}\ndevice credential (shown once, keep it safe): {}",
-                created.register.name, created.register.id, site.name, created.credential
-            ))
+            let names: Vec<String> = match count {
+                None => vec![name],
+                Some(count) => (1..=count).map(|i| format!("{name} {i}")).collect(),
+            };
+            let mut file = match &credentials_out {
+                Some(path) => Some(open_private(path)?),
+                None => None,
+            };
+            for name in names {
+                let created = admin::create_register(&db, &site, &name).await?;
+                match &mut file {
+                    Some(file) => {
+                        writeln!(file, "{}", created.credential)?;
+                        say(format_args!(
+                            "created register {} ({}) at {}",
+                            created.register.name, created.register.id, site.name
+                        ))?;
+                    }
+                    None => say(format_args!(
+                        "created register {} ({}) at {}\ndevice credential (shown once, keep it safe): {}",
+                        created.register.name, created.register.id, site.name, created.credential
+                    ))?,
+                }
+            }
+            if let Some(path) = credentials_out {
+                say(format_args!("credentials appended to {}", path.display()))?;
+            }
+            Ok(())
         }
         Command::List => {
             let db = db::open(&cli.database).await?;
@@ -354,6 +386,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn say(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{line}")?;
     Ok(())
+}
+
+/// Opens a file for appending that only its owner can read: it will hold credentials.
+fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Asks twice on a terminal; reads one line from stdin with `--password-stdin`.

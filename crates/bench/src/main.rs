@@ -27,7 +27,10 @@ use regsync_register::{Agent, AgentConfig, NoHooks};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
-#[command(name = "regsync-bench", about = "Back Office with many registers, measured")]
+#[command(
+    name = "regsync-bench",
+    about = "Back Office with many registers, measured"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Hidden>,
@@ -56,7 +59,9 @@ const PASSWORD: &str = "bench password";
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     regsync_backoffice::raise_open_file_limit();
     match cli.command {
         Some(Hidden::Backoffice { ref database }) => runtime.block_on(backoffice(database)),
@@ -66,7 +71,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn backoffice(database: &str) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REGSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let db = db::open(database).await?;
@@ -154,7 +162,11 @@ async fn seed(count: usize) -> anyhow::Result<Venue> {
     .await?;
     let mut credentials = Vec::with_capacity(count);
     for i in 0..count {
-        credentials.push(admin::create_register(&db, &site, &format!("R{i:05}")).await?.credential);
+        credentials.push(
+            admin::create_register(&db, &site, &format!("R{i:05}"))
+                .await?
+                .credential,
+        );
     }
     db.close().await;
     Ok(Venue {
@@ -181,7 +193,10 @@ impl Api {
             .await?
             .json()
             .await?;
-        let token = session["access_token"].as_str().context("signed in")?.to_owned();
+        let token = session["access_token"]
+            .as_str()
+            .context("signed in")?
+            .to_owned();
         Ok(Api {
             http,
             url: url.to_owned(),
@@ -286,7 +301,8 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         tokio::time::sleep(window).await;
         let ticks = server.cpu_ticks()?.saturating_sub(before);
         let cpu_share = ticks as f64 / 100.0 / window.as_secs_f64();
-        let beats = count as f64 * window.as_secs_f64() / Settings::default().heartbeat_interval.as_secs_f64();
+        let beats = count as f64 * window.as_secs_f64()
+            / Settings::default().heartbeat_interval.as_secs_f64();
         println!(
             "N={count} heartbeat_cpu_percent={:.2} (of one core, beats every {} s) cpu_us_per_heartbeat={:.1}",
             cpu_share * 100.0,
@@ -301,7 +317,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 let job = api.post(&format!("/v1/sites/{}/sync", venue.site)).await?;
                 let id = job["id"].as_str().context("job id")?.to_owned();
                 loop {
-                    let history = api.get(&format!("/v1/sites/{}/jobs?limit=1", venue.site)).await?;
+                    let history = api
+                        .get(&format!("/v1/sites/{}/jobs?limit=1", venue.site))
+                        .await?;
                     let latest = &history[0];
                     if latest["id"] == id.as_str() && latest["finished_at"].is_string() {
                         anyhow::ensure!(

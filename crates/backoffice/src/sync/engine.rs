@@ -118,16 +118,58 @@ pub async fn start(
     hub: Hub,
 ) -> Result<EngineHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let engine = Engine {
-        db,
-        settings,
-        presence,
-        hub,
-        connections: HashMap::new(),
-        catalogs: HashMap::new(),
-    };
-    engine.recover().await?;
-    tokio::spawn(engine.run(rx));
+    let (ready, started) = oneshot::channel();
+    let options = (*db.connect_options()).clone();
+    // The engine is the one writer every sync waits on. On a runtime shared with thousands of
+    // connection tasks it would queue behind all of them at every await; on its own thread it is
+    // scheduled by the OS beside the runtime's workers, with its own database connection.
+    std::thread::Builder::new()
+        .name("sync-engine".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready.send(Err(Error::Internal(format!(
+                        "sync engine runtime: {error}"
+                    ))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let db = match sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                {
+                    Ok(db) => db,
+                    Err(error) => {
+                        let _ = ready.send(Err(error.into()));
+                        return;
+                    }
+                };
+                let engine = Engine {
+                    db,
+                    settings,
+                    presence,
+                    hub,
+                    connections: HashMap::new(),
+                    catalogs: HashMap::new(),
+                };
+                if let Err(error) = engine.recover().await {
+                    let _ = ready.send(Err(error));
+                    return;
+                }
+                let _ = ready.send(Ok(()));
+                engine.run(rx).await;
+            });
+        })
+        .map_err(|e| Error::Internal(format!("starting the sync engine: {e}")))?;
+    started
+        .await
+        .map_err(|_| Error::Internal("the sync engine did not start".into()))??;
     Ok(EngineHandle { tx })
 }
 
@@ -153,6 +195,13 @@ struct Engine {
     catalogs: HashMap<Uuid, CachedCatalog>,
 }
 
+/// A register's "applied" answer, settled with others of its batch.
+struct Applied {
+    register_id: Uuid,
+    target_id: Uuid,
+    revision: i64,
+}
+
 /// What a batch will do once committed.
 #[derive(Default)]
 struct Effects {
@@ -163,6 +212,15 @@ struct Effects {
 
 const OPEN: &str = "('queued', 'delivered', 'waiting')";
 const MAX_BATCH: usize = 1024;
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<Input>, batch: &mut Vec<Input>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(input) => batch.push(input),
+            Err(_) => break,
+        }
+    }
+}
 
 fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -219,12 +277,7 @@ impl Engine {
                 input = rx.recv() => {
                     let Some(first) = input else { break };
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(input) => batch.push(input),
-                            Err(_) => break,
-                        }
-                    }
+                    drain(&mut rx, &mut batch);
                     self.process(batch).await;
                 }
                 _ = sweep.tick() => self.sweep().await,
@@ -234,17 +287,43 @@ impl Engine {
     }
 
     async fn process(&mut self, batch: Vec<Input>) {
+        let started = std::time::Instant::now();
+        let inputs = batch.len();
         let mut fx = Effects::default();
         let outcome = async {
             let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
+            // "Applied" answers are settled together, a few statements for hundreds of them;
+            // anything else first settles those before it, so each register's order holds.
+            let mut applied = Vec::new();
             for input in batch {
-                self.handle(&mut tx, input, &mut fx).await?;
+                match input {
+                    Input::Result {
+                        register_id,
+                        target_id,
+                        outcome: SyncOutcome::Applied { revision, .. },
+                    } => applied.push(Applied {
+                        register_id,
+                        target_id,
+                        revision,
+                    }),
+                    other => {
+                        self.settle_applied(&mut tx, std::mem::take(&mut applied), &mut fx)
+                            .await?;
+                        self.handle(&mut tx, other, &mut fx).await?;
+                    }
+                }
             }
+            self.settle_applied(&mut tx, applied, &mut fx).await?;
             self.finish_jobs(&mut tx, &mut fx).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
         .await;
+        tracing::debug!(
+            inputs,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "engine batch"
+        );
         self.apply(fx, outcome);
     }
 
@@ -568,6 +647,132 @@ impl Engine {
         Ok(())
     }
 
+    /// Settles "applied" answers: their targets end `synced` (if still open) and their registers'
+    /// revision and last synced move (even when the target had already ended, say by its
+    /// deadline: the register did apply). Set-based, so a fan-out's answers cost a few statements.
+    async fn settle_applied(
+        &self,
+        c: &mut SqliteConnection,
+        applied: Vec<Applied>,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        const CHUNK: usize = 300;
+        for chunk in applied.chunks(CHUNK) {
+            let now = Utc::now();
+            // Which targets these are, whose, and of which job.
+            let sql = format!(
+                "SELECT id, register_id, job_id, state FROM sync_targets WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (Uuid, Uuid, Uuid, String)>(&sql);
+            for answer in chunk {
+                query = query.bind(answer.target_id);
+            }
+            let known: HashMap<Uuid, (Uuid, Uuid, String)> = query
+                .fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .map(|(id, register, job, state)| (id, (register, job, state)))
+                .collect();
+            let mut open = Vec::new();
+            let mut by_register: HashMap<Uuid, (i64, Uuid)> = HashMap::new();
+            for answer in chunk {
+                match known.get(&answer.target_id) {
+                    Some((owner, job_id, state)) if *owner == answer.register_id => {
+                        if TargetState::parse(state).is_some_and(|s| !s.is_terminal()) {
+                            open.push(answer);
+                        }
+                        let entry = by_register
+                            .entry(answer.register_id)
+                            .or_insert((answer.revision, *job_id));
+                        if answer.revision >= entry.0 {
+                            *entry = (answer.revision, *job_id);
+                        }
+                        fx.changed.targets.insert(answer.target_id);
+                        fx.changed.jobs.insert(*job_id);
+                    }
+                    Some(_) => {
+                        tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a register reported another register's sync; ignored")
+                    }
+                    None => {
+                        tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a result for an unknown sync target; ignored")
+                    }
+                }
+            }
+            if !open.is_empty() {
+                let sql = format!(
+                    "WITH answer(id, revision) AS (VALUES {})
+                     UPDATE sync_targets
+                     SET state = 'synced', revision = answer.revision, reason = NULL,
+                         deadline_at = NULL, wait_expires_at = NULL, updated_at = ?
+                     FROM answer
+                     WHERE sync_targets.id = answer.id AND sync_targets.state IN {OPEN}",
+                    vec!["(?, ?)"; open.len()].join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for answer in &open {
+                    query = query.bind(answer.target_id).bind(answer.revision);
+                }
+                query.bind(now).execute(&mut *c).await?;
+            }
+            if by_register.is_empty() {
+                continue;
+            }
+            // Who asked, per job, for the register's "last synced by".
+            let jobs: Vec<Uuid> = by_register
+                .values()
+                .map(|(_, job)| *job)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let sql = format!(
+                "SELECT id, source, requested_by_name FROM sync_jobs WHERE id IN ({})",
+                vec!["?"; jobs.len()].join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (Uuid, String, Option<String>)>(&sql);
+            for job in &jobs {
+                query = query.bind(job);
+            }
+            let jobs: HashMap<Uuid, (String, Option<String>)> = query
+                .fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .map(|(id, source, by)| (id, (source, by)))
+                .collect();
+            // Revisions never go back; last synced only moves forward (invariants 3 and 4).
+            // Timestamps are stored as RFC 3339 UTC text, which orders as time does.
+            let sql = format!(
+                "WITH answer(register_id, revision, at, source, by) AS (VALUES {})
+                 UPDATE registers
+                 SET applied_revision = MAX(applied_revision, answer.revision),
+                     last_synced_source = CASE WHEN last_synced_at IS NULL OR last_synced_at < answer.at
+                         THEN answer.source ELSE last_synced_source END,
+                     last_synced_by = CASE WHEN last_synced_at IS NULL OR last_synced_at < answer.at
+                         THEN answer.by ELSE last_synced_by END,
+                     last_synced_at = CASE WHEN last_synced_at IS NULL OR last_synced_at < answer.at
+                         THEN answer.at ELSE last_synced_at END
+                 FROM answer WHERE registers.id = answer.register_id",
+                vec!["(?, ?, ?, ?, ?)"; by_register.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (register_id, (revision, job_id)) in &by_register {
+                let (source, by) = jobs
+                    .get(job_id)
+                    .cloned()
+                    .unwrap_or(("back_office".into(), None));
+                query = query
+                    .bind(register_id)
+                    .bind(revision)
+                    .bind(now)
+                    .bind(source)
+                    .bind(by);
+                fx.changed.registers.insert(*register_id);
+            }
+            query.execute(&mut *c).await?;
+        }
+        Ok(())
+    }
+
     /// Moves one target from one of `from` to `to`; false when it was not in `from` (someone
     /// else decided first).
     #[allow(clippy::too_many_arguments)]
@@ -886,6 +1091,7 @@ impl Engine {
         let deadline = ms(now + self.settings.result_timeout);
         let mut counts = JobCounts::default();
         let mut targets = Vec::with_capacity(registers.len());
+        let mut rows = Vec::with_capacity(registers.len());
         for (register_id, register_name) in registers {
             let target_id = Uuid::now_v7();
             let online = self.connections.get(&register_id);
@@ -894,21 +1100,14 @@ impl Engine {
                 None => (TargetState::SkippedOffline, Some("offline")),
             };
             let target_revision = online.and(revision);
-            sqlx::query(
-                "INSERT INTO sync_targets (id, job_id, register_id, state, revision, reason,
-                    deadline_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(target_id)
-            .bind(job_id)
-            .bind(register_id)
-            .bind(state.as_str())
-            .bind(target_revision)
-            .bind(reason)
-            .bind(online.map(|_| deadline))
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
+            rows.push((
+                target_id,
+                register_id,
+                state,
+                target_revision,
+                reason,
+                online.map(|_| deadline),
+            ));
             if let (Some(connection), Some(revision), Some(catalog)) = (online, revision, &catalog)
             {
                 let command = Self::command(target_id, revision, user_name.as_deref(), catalog)?;
@@ -928,6 +1127,27 @@ impl Engine {
                 updated_at: now,
                 wait_expires_at: None,
             });
+        }
+        // Many rows per statement: a site of a thousand registers is a handful of inserts.
+        for chunk in rows.chunks(100) {
+            let sql = format!(
+                "INSERT INTO sync_targets (id, job_id, register_id, state, revision, reason,
+                    deadline_at, updated_at) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (target_id, register_id, state, revision, reason, deadline) in chunk {
+                query = query
+                    .bind(target_id)
+                    .bind(job_id)
+                    .bind(register_id)
+                    .bind(state.as_str())
+                    .bind(revision)
+                    .bind(reason)
+                    .bind(deadline)
+                    .bind(now);
+            }
+            query.execute(&mut *c).await?;
         }
         fx.changed.jobs.insert(job_id);
         tracing::info!(%job_id, %site_id, targets = targets.len(), online = counts.delivered, "sync job created");

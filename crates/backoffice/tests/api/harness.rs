@@ -584,3 +584,17 @@ impl EventStream {
         }
     }
 }
+
+/// Another binary of the workspace, built if this test run did not build it already.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_regsync-backoffice")).with_file_name(name);
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building {name}");
+    }
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}

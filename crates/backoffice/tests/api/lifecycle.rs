@@ -84,6 +84,12 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
         "/v1/sites/{site_id}/registers",
         "/v1/registers/{register_id}",
         "/v1/sites/{site_id}/catalog",
+        "/v1/registers/{register_id}/sync",
+        "/v1/sites/{site_id}/sync",
+        "/v1/sites/{site_id}/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/events",
+        "/v1/registers/connect",
         "/v1/health",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
@@ -96,7 +102,8 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
     for (path, operations) in paths {
         let concrete = path
             .replace("{site_id}", &some_id)
-            .replace("{register_id}", &some_id);
+            .replace("{register_id}", &some_id)
+            .replace("{job_id}", &some_id);
         for method in operations.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let (status, body) = bo.call(method.clone(), &concrete, None, None).await;
@@ -392,4 +399,97 @@ async fn the_demo_seeds_a_company_and_serves_it() {
         .collect();
     assert_eq!(names, ["Main Bar", "Terrace"]);
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_simulator_runs_many_registers_from_a_credentials_file() {
+    use crate::harness::{FAST, workspace_binary};
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let credentials = bo.dir.join("credentials.txt");
+    let (ok, out, err) = admin(
+        &bo.db_path(),
+        &[
+            "register",
+            "create",
+            "--site",
+            &venue.site.id.to_string(),
+            "Sim",
+            "--count",
+            "3",
+            "--credentials-out",
+            credentials.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("rsd_"),
+        "credentials go to the file, not the terminal: {out}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&credentials)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read the credentials");
+    }
+
+    let mut simulator = Command::new(workspace_binary("regsync-register"))
+        .args([
+            "--back-office",
+            &bo.url,
+            "--credentials-file",
+            credentials.to_str().unwrap(),
+            "--count",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(simulator.stdout.take().unwrap()).lines();
+    use tokio::io::AsyncBufReadExt;
+
+    let (_, registers) = bo
+        .get(&format!("/v1/sites/{}/registers", venue.site.id), &token)
+        .await;
+    let id_of = |name: &str| {
+        let register = registers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap();
+        uuid::Uuid::parse_str(register["id"].as_str().unwrap()).unwrap()
+    };
+    bo.wait_online(&token, id_of("Sim 1"), true).await;
+    bo.wait_online(&token, id_of("Sim 2"), true).await;
+    assert_eq!(bo.register(&token, id_of("Sim 3")).await["online"], false);
+
+    let job = bo.sync_register(&token, id_of("Sim 2"), true).await;
+    bo.wait_job(&token, &job, "the simulated register to sync", |j| {
+        !j["finished_at"].is_null()
+    })
+    .await;
+    let banner = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("banner:") {
+                return line;
+            }
+        }
+        panic!("the simulator exited");
+    })
+    .await
+    .unwrap();
+    assert!(
+        banner.ends_with("banner: Updated from Back Office by Harbour manager"),
+        "{banner}"
+    );
+    simulator.kill().await.unwrap();
 }
