@@ -148,6 +148,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
+    let checkpoints = tokio::spawn(db::checkpoint(app.db.clone(), Duration::from_secs(2)));
     let router = http::router(app);
     // Sync commands and results are small and latency-bound: send them at once.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -162,5 +163,6 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     housekeeping.abort();
+    checkpoints.abort();
     result
 }

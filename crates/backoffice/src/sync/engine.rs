@@ -150,13 +150,15 @@ pub async fn start(
                         return;
                     }
                 };
-                let engine = Engine {
+                let mut engine = Engine {
                     db,
                     settings,
                     presence,
                     hub,
                     connections: HashMap::new(),
                     catalogs: HashMap::new(),
+                    open: HashMap::new(),
+                    job_info: HashMap::new(),
                 };
                 if let Err(error) = engine.recover().await {
                     let _ = ready.send(Err(error));
@@ -193,6 +195,22 @@ struct Engine {
     hub: Hub,
     connections: HashMap<Uuid, Connection>,
     catalogs: HashMap<Uuid, CachedCatalog>,
+    /// Every open target, by id: the engine is the only writer, so this mirrors the database
+    /// and spares a lookup per answer.
+    open: HashMap<Uuid, OpenTarget>,
+    /// Who asked, for jobs with open targets.
+    job_info: HashMap<Uuid, JobInfo>,
+}
+
+struct OpenTarget {
+    register_id: Uuid,
+    job_id: Uuid,
+}
+
+#[derive(Clone)]
+struct JobInfo {
+    source: String,
+    requested_by: Option<String>,
 }
 
 /// A register's "applied" answer, settled with others of its batch.
@@ -250,7 +268,30 @@ struct SyncCommand<'a> {
 }
 
 impl Engine {
-    async fn recover(&self) -> Result<()> {
+    async fn recover(&mut self) -> Result<()> {
+        let open: Vec<(Uuid, Uuid, Uuid, String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT t.id, t.register_id, t.job_id, j.source, j.requested_by_name
+             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
+             WHERE t.state IN {OPEN}"
+        ))
+        .fetch_all(&self.db)
+        .await?;
+        for (id, register_id, job_id, source, requested_by) in open {
+            self.open.insert(
+                id,
+                OpenTarget {
+                    register_id,
+                    job_id,
+                },
+            );
+            self.job_info.insert(
+                job_id,
+                JobInfo {
+                    source,
+                    requested_by,
+                },
+            );
+        }
         let grace = ms(Utc::now() + self.settings.offline_grace);
         let resumed = sqlx::query(
             "UPDATE sync_targets SET deadline_at = MIN(COALESCE(deadline_at, ?1), ?1)
@@ -651,7 +692,7 @@ impl Engine {
     /// revision and last synced move (even when the target had already ended, say by its
     /// deadline: the register did apply). Set-based, so a fan-out's answers cost a few statements.
     async fn settle_applied(
-        &self,
+        &mut self,
         c: &mut SqliteConnection,
         applied: Vec<Applied>,
         fx: &mut Effects,
@@ -659,45 +700,55 @@ impl Engine {
         const CHUNK: usize = 300;
         for chunk in applied.chunks(CHUNK) {
             let now = Utc::now();
-            // Which targets these are, whose, and of which job.
-            let sql = format!(
-                "SELECT id, register_id, job_id, state FROM sync_targets WHERE id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query_as::<_, (Uuid, Uuid, Uuid, String)>(&sql);
-            for answer in chunk {
-                query = query.bind(answer.target_id);
-            }
-            let known: HashMap<Uuid, (Uuid, Uuid, String)> = query
-                .fetch_all(&mut *c)
-                .await?
-                .into_iter()
-                .map(|(id, register, job, state)| (id, (register, job, state)))
+            // Which targets these are, whose, and of which job: open ones are known in memory;
+            // others (already ended, or unknown) are looked up.
+            let missing: Vec<Uuid> = chunk
+                .iter()
+                .filter(|a| !self.open.contains_key(&a.target_id))
+                .map(|a| a.target_id)
                 .collect();
+            let mut ended: HashMap<Uuid, (Uuid, Uuid)> = HashMap::new();
+            if !missing.is_empty() {
+                let sql = format!(
+                    "SELECT id, register_id, job_id FROM sync_targets WHERE id IN ({})",
+                    vec!["?"; missing.len()].join(", ")
+                );
+                let mut query = sqlx::query_as::<_, (Uuid, Uuid, Uuid)>(&sql);
+                for id in &missing {
+                    query = query.bind(id);
+                }
+                for (id, register, job) in query.fetch_all(&mut *c).await? {
+                    ended.insert(id, (register, job));
+                }
+            }
             let mut open = Vec::new();
             let mut by_register: HashMap<Uuid, (i64, Uuid)> = HashMap::new();
             for answer in chunk {
-                match known.get(&answer.target_id) {
-                    Some((owner, job_id, state)) if *owner == answer.register_id => {
-                        if TargetState::parse(state).is_some_and(|s| !s.is_terminal()) {
-                            open.push(answer);
+                let (owner, job_id, is_open) = match self.open.get(&answer.target_id) {
+                    Some(target) => (target.register_id, target.job_id, true),
+                    None => match ended.get(&answer.target_id) {
+                        Some((owner, job_id)) => (*owner, *job_id, false),
+                        None => {
+                            tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a result for an unknown sync target; ignored");
+                            continue;
                         }
-                        let entry = by_register
-                            .entry(answer.register_id)
-                            .or_insert((answer.revision, *job_id));
-                        if answer.revision >= entry.0 {
-                            *entry = (answer.revision, *job_id);
-                        }
-                        fx.changed.targets.insert(answer.target_id);
-                        fx.changed.jobs.insert(*job_id);
-                    }
-                    Some(_) => {
-                        tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a register reported another register's sync; ignored")
-                    }
-                    None => {
-                        tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a result for an unknown sync target; ignored")
-                    }
+                    },
+                };
+                if owner != answer.register_id {
+                    tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a register reported another register's sync; ignored");
+                    continue;
                 }
+                if is_open {
+                    open.push(answer);
+                }
+                let entry = by_register
+                    .entry(answer.register_id)
+                    .or_insert((answer.revision, job_id));
+                if answer.revision >= entry.0 {
+                    *entry = (answer.revision, job_id);
+                }
+                fx.changed.targets.insert(answer.target_id);
+                fx.changed.jobs.insert(job_id);
             }
             if !open.is_empty() {
                 let sql = format!(
@@ -714,31 +765,41 @@ impl Engine {
                     query = query.bind(answer.target_id).bind(answer.revision);
                 }
                 query.bind(now).execute(&mut *c).await?;
+                for answer in &open {
+                    self.open.remove(&answer.target_id);
+                }
             }
             if by_register.is_empty() {
                 continue;
             }
             // Who asked, per job, for the register's "last synced by".
-            let jobs: Vec<Uuid> = by_register
+            let unknown_jobs: Vec<Uuid> = by_register
                 .values()
                 .map(|(_, job)| *job)
+                .filter(|job| !self.job_info.contains_key(job))
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let sql = format!(
-                "SELECT id, source, requested_by_name FROM sync_jobs WHERE id IN ({})",
-                vec!["?"; jobs.len()].join(", ")
-            );
-            let mut query = sqlx::query_as::<_, (Uuid, String, Option<String>)>(&sql);
-            for job in &jobs {
-                query = query.bind(job);
+            let mut jobs: HashMap<Uuid, JobInfo> = HashMap::new();
+            if !unknown_jobs.is_empty() {
+                let sql = format!(
+                    "SELECT id, source, requested_by_name FROM sync_jobs WHERE id IN ({})",
+                    vec!["?"; unknown_jobs.len()].join(", ")
+                );
+                let mut query = sqlx::query_as::<_, (Uuid, String, Option<String>)>(&sql);
+                for job in &unknown_jobs {
+                    query = query.bind(job);
+                }
+                for (id, source, requested_by) in query.fetch_all(&mut *c).await? {
+                    jobs.insert(
+                        id,
+                        JobInfo {
+                            source,
+                            requested_by,
+                        },
+                    );
+                }
             }
-            let jobs: HashMap<Uuid, (String, Option<String>)> = query
-                .fetch_all(&mut *c)
-                .await?
-                .into_iter()
-                .map(|(id, source, by)| (id, (source, by)))
-                .collect();
             // Revisions never go back; last synced only moves forward (invariants 3 and 4).
             // Timestamps are stored as RFC 3339 UTC text, which orders as time does.
             let sql = format!(
@@ -756,9 +817,9 @@ impl Engine {
             );
             let mut query = sqlx::query(&sql);
             for (register_id, (revision, job_id)) in &by_register {
-                let (source, by) = jobs
-                    .get(job_id)
-                    .cloned()
+                let info = self.job_info.get(job_id).or_else(|| jobs.get(job_id));
+                let (source, by) = info
+                    .map(|info| (info.source.clone(), info.requested_by.clone()))
                     .unwrap_or(("back_office".into(), None));
                 query = query
                     .bind(register_id)
@@ -777,7 +838,7 @@ impl Engine {
     /// else decided first).
     #[allow(clippy::too_many_arguments)]
     async fn transition(
-        &self,
+        &mut self,
         c: &mut SqliteConnection,
         target_id: Uuid,
         from: &[&str],
@@ -810,6 +871,9 @@ impl Engine {
         .fetch_optional(&mut *c)
         .await?;
         if let Some(job) = job {
+            if to.is_terminal() {
+                self.open.remove(&target_id);
+            }
             fx.changed.targets.insert(target_id);
             fx.changed.jobs.insert(job);
             tracing::debug!(%target_id, state = to.as_str(), "sync target moved");
@@ -819,7 +883,7 @@ impl Engine {
 
     /// Settles an open target as synced and records the sync on the register.
     async fn settle_synced(
-        &self,
+        &mut self,
         c: &mut SqliteConnection,
         register_id: Uuid,
         target_id: Uuid,
@@ -841,6 +905,7 @@ impl Engine {
         .fetch_optional(&mut *c)
         .await?;
         let Some(job_id) = job else { return Ok(false) };
+        self.open.remove(&target_id);
         fx.changed.targets.insert(target_id);
         fx.changed.jobs.insert(job_id);
         self.record_applied(c, register_id, job_id, revision, at, fx)
@@ -1079,6 +1144,13 @@ impl Engine {
         .execute(&mut *c)
         .await?;
 
+        self.job_info.insert(
+            job_id,
+            JobInfo {
+                source: crate::registers::source_str(request.source).to_owned(),
+                requested_by: user_name.clone(),
+            },
+        );
         let any_online = registers
             .iter()
             .any(|(id, _)| self.connections.contains_key(id));
@@ -1100,6 +1172,15 @@ impl Engine {
                 None => (TargetState::SkippedOffline, Some("offline")),
             };
             let target_revision = online.and(revision);
+            if online.is_some() {
+                self.open.insert(
+                    target_id,
+                    OpenTarget {
+                        register_id,
+                        job_id,
+                    },
+                );
+            }
             rows.push((
                 target_id,
                 register_id,
@@ -1168,7 +1249,7 @@ impl Engine {
     }
 
     /// Marks the jobs touched in this batch finished when none of their targets is open.
-    async fn finish_jobs(&self, c: &mut SqliteConnection, fx: &mut Effects) -> Result<()> {
+    async fn finish_jobs(&mut self, c: &mut SqliteConnection, fx: &mut Effects) -> Result<()> {
         let now = Utc::now();
         for job_id in &fx.changed.jobs {
             let finished = sqlx::query(&format!(
@@ -1182,6 +1263,7 @@ impl Engine {
             .execute(&mut *c)
             .await?;
             if finished.rows_affected() > 0 {
+                self.job_info.remove(job_id);
                 tracing::info!(%job_id, "sync job finished");
             }
         }
@@ -1234,6 +1316,7 @@ impl Engine {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(job_id) = moved {
+                    self.open.remove(&target_id);
                     tracing::info!(%target_id, %register_id, state = to.as_str(), %reason, "sync target ended by its deadline");
                     fx.changed.targets.insert(target_id);
                     fx.changed.jobs.insert(job_id);

@@ -585,12 +585,13 @@ impl EventStream {
     }
 }
 
-/// Another binary of the workspace, built if this test run did not build it already.
+/// Another binary of the workspace (a package and binary of the same name), built if this test
+/// run did not build it already.
 pub fn workspace_binary(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_regsync-backoffice")).with_file_name(name);
     if !path.exists() {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--bin", name])
+            .args(["build", "--quiet", "-p", name, "--bin", name])
             .status()
             .unwrap();
         assert!(status.success(), "building {name}");
