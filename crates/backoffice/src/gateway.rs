@@ -189,6 +189,9 @@ pub async fn connect(
         // Small buffers: 10,000 idle registers must fit in a few hundred megabytes.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
+        // Writes go out at once (no buffering), so this only bounds what piles up while writes
+        // fail; a sync command carries the whole menu, which the API caps at `body_limit`.
+        .max_write_buffer_size(2 * app.settings.body_limit + 64 * 1024)
         .max_message_size(MAX_REGISTER_MESSAGE_BYTES)
         .max_frame_size(MAX_REGISTER_MESSAGE_BYTES)
         .on_upgrade(move |socket| run_connection(app, register, socket)))
