@@ -204,27 +204,43 @@ pub async fn recent_and_open(db: &Db, company_id: Uuid) -> Result<Vec<JobSummary
         .collect())
 }
 
-/// A job with its targets, if it belongs to `company_id`.
+/// A job with its targets, if it belongs to `company_id`, read from one snapshot so the job, its
+/// counts and its targets always agree.
 pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
+    let mut snapshot = db.begin().await?;
     let row: JobRow = sqlx::query_as(&format!("{SELECT_JOBS} WHERE id = ? AND company_id = ?"))
         .bind(job_id)
         .bind(company_id)
-        .fetch_optional(db)
+        .fetch_optional(&mut *snapshot)
         .await?
         .ok_or(Error::NotFound("sync job"))?;
-    let (_, summary) = summaries(db, vec![row])
-        .await?
-        .pop()
-        .ok_or(Error::NotFound("sync job"))?;
-    let targets: Vec<TargetRow> = sqlx::query_as(&format!(
+    let targets: Vec<Target> = sqlx::query_as::<_, TargetRow>(&format!(
         "{SELECT_TARGETS} WHERE t.job_id = ? ORDER BY r.name COLLATE NOCASE"
     ))
     .bind(job_id)
-    .fetch_all(db)
-    .await?;
+    .fetch_all(&mut *snapshot)
+    .await?
+    .into_iter()
+    .map(|t| t.into_target().1)
+    .collect();
+    snapshot.rollback().await?;
+    let mut counts = JobCounts::default();
+    for target in &targets {
+        counts.add(target.state);
+    }
     Ok(Job {
-        summary,
-        targets: targets.into_iter().map(|t| t.into_target().1).collect(),
+        summary: JobSummary {
+            id: row.id,
+            site_id: row.site_id,
+            kind: parse_kind(&row.kind),
+            source: crate::registers::parse_source(&row.source).unwrap_or(SyncSource::BackOffice),
+            requested_by: row.requested_by_name,
+            retry_when_free: row.retry_when_free,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+            counts,
+        },
+        targets,
     })
 }
 
