@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::harness::{BackOffice, Venue};
+use crate::harness::{BackOffice, Venue, workspace_binary};
 
 #[tokio::test]
 async fn data_and_sessions_survive_a_crash_and_restart() {
@@ -160,7 +160,7 @@ async fn no_secret_lands_in_the_database_file_or_the_log() {
 
 /// Runs the admin binary on a database, with optional stdin; answers (success, stdout, stderr).
 async fn admin(db: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regsync-backoffice"))
+    let mut child = Command::new(workspace_binary("regsync-backoffice"))
         .arg("--database")
         .arg(db)
         .args(args)
@@ -338,7 +338,7 @@ async fn a_password_reset_signs_the_user_out_everywhere() {
 
 #[tokio::test]
 async fn the_demo_seeds_a_company_and_serves_it() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regsync-backoffice"))
+    let mut child = Command::new(workspace_binary("regsync-backoffice"))
         .args(["demo", "--listen", "127.0.0.1:0"])
         .env("REGSYNC_LOG", "warn")
         .stdout(Stdio::piped())
@@ -403,7 +403,7 @@ async fn the_demo_seeds_a_company_and_serves_it() {
 
 #[tokio::test]
 async fn the_simulator_runs_many_registers_from_a_credentials_file() {
-    use crate::harness::{FAST, workspace_binary};
+    use crate::harness::FAST;
     let bo = BackOffice::start(FAST).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;
     let token = bo.login(&venue.manager).await.access_token;

@@ -1,0 +1,649 @@
+//! A typed client for Back Office, for everything that talks to it as a manager: the desktop app
+//! builds on it, and IT staff script with the `regsync` CLI built on it.
+//!
+//! It signs in, keeps the session fresh (refreshing the access token inside, once even when many
+//! calls need it at the same moment, and handing each rotated refresh token to the caller to
+//! store), and turns every failure into an [`Error`] a caller can act on. [`Client::subscribe`]
+//! follows Back Office's live events and reconnects by itself without missing a change.
+
+pub mod events;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use regsync_protocol::CatalogEdit;
+use regsync_protocol::api::{
+    CatalogRevision, ErrorBody, Health, LoginRequest, Me, RefreshRequest, Register, ReplaceCatalog,
+    Session, Site,
+};
+use regsync_protocol::sync::{Job, JobSummary, SyncRequest};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use events::{Subscription, Update};
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not signed in, or the sign-in ended (expired, signed out elsewhere, password changed):
+    /// sign in again. `code` is Back Office's (`invalid_credentials`, `session_revoked`, …).
+    #[error("{message}")]
+    NotSignedIn { code: String, message: String },
+    /// Signed in, but not allowed (for example, no Sites permission).
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("{message}")]
+    NotFound { message: String },
+    /// Too many attempts; try again after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// Back Office could not be reached (refused, no route, DNS).
+    #[error("cannot reach Back Office at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// Back Office did not answer in time.
+    #[error("Back Office did not answer within {} s", .0.as_secs())]
+    TimedOut(Duration),
+    /// Back Office answered with an error of its documented shape.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The answer is not what the API documents (not JSON, cut short, the wrong shape): usually
+    /// the URL points at something that is not Back Office, or a proxy got in between.
+    #[error("unexpected answer from Back Office (HTTP {status}): {detail}")]
+    BadResponse { status: u16, detail: String },
+}
+
+impl Error {
+    /// The error means the request never got an answer: the caller may show cached state.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Unreachable { .. } | Error::TimedOut(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Called with each new refresh token, so the caller can store it (the old one no longer works).
+pub type OnRefresh = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How long a request may take; event streams have no overall limit but must show life.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Refresh a little before the access token runs out rather than after a failed call.
+const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
+
+struct Tokens {
+    access: Option<String>,
+    access_expires_at: Option<DateTime<Utc>>,
+    refresh: Option<String>,
+    /// Bumped on every refresh: a caller that saw an older one knows someone refreshed already.
+    generation: u64,
+}
+
+struct Inner {
+    base: String,
+    http: reqwest::Client,
+    tokens: tokio::sync::Mutex<Tokens>,
+    on_refresh: Option<OnRefresh>,
+    me: std::sync::Mutex<Option<Me>>,
+}
+
+/// A signed-in connection to one Back Office. Cheap to clone; clones share the session.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("regsync-client/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .map_err(|e| Error::Unreachable {
+            url: String::new(),
+            reason: format!("cannot set up HTTP: {e}"),
+        })
+}
+
+/// Normalizes a Back Office URL: trims, adds `http://` to a bare host, drops a trailing slash.
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+impl Client {
+    /// Signs in with email and password.
+    pub async fn login(base: &str, email: &str, password: &str) -> Result<(Client, Session)> {
+        let base = normalize_url(base);
+        let http = http_client()?;
+        let body = LoginRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+        };
+        let session: Session = send(
+            &http,
+            &base,
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(&body),
+        )
+        .await?;
+        let client = Client::from_session(&base, &session, None)?;
+        Ok((client, session))
+    }
+
+    fn from_session(
+        base: &str,
+        session: &Session,
+        on_refresh: Option<OnRefresh>,
+    ) -> Result<Client> {
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base: normalize_url(base),
+                http: http_client()?,
+                tokens: tokio::sync::Mutex::new(Tokens {
+                    access: Some(session.access_token.clone()),
+                    access_expires_at: Some(session.access_expires_at),
+                    refresh: Some(session.refresh_token.clone()),
+                    generation: 0,
+                }),
+                on_refresh,
+                me: std::sync::Mutex::new(Some(session.me.clone())),
+            }),
+        })
+    }
+
+    /// Resumes a sign-in from a stored refresh token. `on_refresh` is told every new refresh
+    /// token (starting with the one this exchange returns), to store in place of the old.
+    pub async fn resume(
+        base: &str,
+        refresh_token: &str,
+        on_refresh: Option<OnRefresh>,
+    ) -> Result<Client> {
+        let client = Client {
+            inner: Arc::new(Inner {
+                base: normalize_url(base),
+                http: http_client()?,
+                tokens: tokio::sync::Mutex::new(Tokens {
+                    access: None,
+                    access_expires_at: None,
+                    refresh: Some(refresh_token.to_owned()),
+                    generation: 0,
+                }),
+                on_refresh,
+                me: std::sync::Mutex::new(None),
+            }),
+        };
+        client.refresh_after(0).await?;
+        Ok(client)
+    }
+
+    /// Calls `on_refresh` with every refresh token from now on.
+    pub fn with_on_refresh(self, on_refresh: OnRefresh) -> Client {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.on_refresh = Some(on_refresh);
+                Client {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => Client { inner },
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The signed-in user as of the last sign-in or refresh.
+    pub fn me_cached(&self) -> Option<Me> {
+        self.inner
+            .me
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The current refresh token (to store after signing in).
+    pub async fn refresh_token(&self) -> Option<String> {
+        self.inner.tokens.lock().await.refresh.clone()
+    }
+
+    /// The access token to use now, refreshing first if it is about to run out.
+    async fn access(&self) -> Result<(String, u64)> {
+        let (access, expires, generation) = {
+            let tokens = self.inner.tokens.lock().await;
+            (
+                tokens.access.clone(),
+                tokens.access_expires_at,
+                tokens.generation,
+            )
+        };
+        match (access, expires) {
+            (Some(access), Some(expires)) if expires - REFRESH_MARGIN > Utc::now() => {
+                Ok((access, generation))
+            }
+            _ => self.refresh_after(generation).await,
+        }
+    }
+
+    /// Refreshes unless someone already did since `seen_generation`; one refresh at a time, so
+    /// concurrent callers share one rotation instead of spending the token twice (which Back
+    /// Office would take for theft and end the session).
+    async fn refresh_after(&self, seen_generation: u64) -> Result<(String, u64)> {
+        let mut tokens = self.inner.tokens.lock().await;
+        if tokens.generation != seen_generation
+            && let Some(access) = &tokens.access
+        {
+            return Ok((access.clone(), tokens.generation));
+        }
+        let Some(refresh) = tokens.refresh.clone() else {
+            return Err(Error::NotSignedIn {
+                code: "not_signed_in".into(),
+                message: "not signed in".into(),
+            });
+        };
+        let body = RefreshRequest {
+            refresh_token: refresh,
+        };
+        let result: Result<Session> = send(
+            &self.inner.http,
+            &self.inner.base,
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(&body),
+        )
+        .await;
+        let session = match result {
+            Ok(session) => session,
+            Err(error @ Error::NotSignedIn { .. }) => {
+                tokens.access = None;
+                tokens.refresh = None;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        tokens.access = Some(session.access_token.clone());
+        tokens.access_expires_at = Some(session.access_expires_at);
+        tokens.refresh = Some(session.refresh_token.clone());
+        tokens.generation += 1;
+        *self.inner.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.me.clone());
+        if let Some(on_refresh) = &self.inner.on_refresh {
+            on_refresh(&session.refresh_token);
+        }
+        tracing::debug!("access token refreshed");
+        Ok((session.access_token, tokens.generation))
+    }
+
+    /// Sends an authenticated request; on an expired or unknown access token, refreshes once and
+    /// tries again.
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let (access, generation) = self.access().await?;
+        match send(
+            &self.inner.http,
+            &self.inner.base,
+            method.clone(),
+            path,
+            Some(&access),
+            body,
+        )
+        .await
+        {
+            Err(Error::NotSignedIn { code, .. })
+                if code == "token_expired" || code == "invalid_token" =>
+            {
+                let (access, _) = self.refresh_after(generation).await?;
+                send(
+                    &self.inner.http,
+                    &self.inner.base,
+                    method,
+                    path,
+                    Some(&access),
+                    body,
+                )
+                .await
+            }
+            other => other,
+        }
+    }
+
+    /// A bearer token for a request made outside this client (the event stream).
+    pub(crate) async fn bearer(&self) -> Result<(String, u64)> {
+        self.access().await
+    }
+
+    pub(crate) async fn bearer_after_rejection(&self, generation: u64) -> Result<(String, u64)> {
+        self.refresh_after(generation).await
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Signs out: this session's tokens stop working everywhere.
+    pub async fn logout(&self) -> Result<()> {
+        let result: Result<Empty> = self
+            .call(Method::POST, "/v1/auth/logout", None::<&()>)
+            .await;
+        let mut tokens = self.inner.tokens.lock().await;
+        tokens.access = None;
+        tokens.refresh = None;
+        match result {
+            Ok(_) | Err(Error::NotSignedIn { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn health(&self) -> Result<Health> {
+        send(
+            &self.inner.http,
+            &self.inner.base,
+            Method::GET,
+            "/v1/health",
+            None,
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn me(&self) -> Result<Me> {
+        self.call(Method::GET, "/v1/auth/me", None::<&()>).await
+    }
+
+    pub async fn sites(&self) -> Result<Vec<Site>> {
+        self.call(Method::GET, "/v1/sites", None::<&()>).await
+    }
+
+    pub async fn site(&self, site_id: Uuid) -> Result<Site> {
+        self.call(Method::GET, &format!("/v1/sites/{site_id}"), None::<&()>)
+            .await
+    }
+
+    pub async fn registers(&self, site_id: Uuid) -> Result<Vec<Register>> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sites/{site_id}/registers"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn register(&self, register_id: Uuid) -> Result<Register> {
+        self.call(
+            Method::GET,
+            &format!("/v1/registers/{register_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn catalog(&self, site_id: Uuid) -> Result<CatalogRevision> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sites/{site_id}/catalog"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn replace_catalog(
+        &self,
+        site_id: Uuid,
+        request: &ReplaceCatalog,
+    ) -> Result<CatalogRevision> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/sites/{site_id}/catalog"),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn edit_catalog(&self, site_id: Uuid, edit: &CatalogEdit) -> Result<CatalogRevision> {
+        self.call(
+            Method::PATCH,
+            &format!("/v1/sites/{site_id}/catalog"),
+            Some(edit),
+        )
+        .await
+    }
+
+    /// Syncs one register; answers the job as saved (follow it with [`Client::job`] or events).
+    pub async fn sync_register(&self, register_id: Uuid, request: &SyncRequest) -> Result<Job> {
+        self.call(
+            Method::POST,
+            &format!("/v1/registers/{register_id}/sync"),
+            Some(request),
+        )
+        .await
+    }
+
+    /// "Sync online registers" of a site.
+    pub async fn sync_site(&self, site_id: Uuid, request: &SyncRequest) -> Result<Job> {
+        self.call(
+            Method::POST,
+            &format!("/v1/sites/{site_id}/sync"),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn job(&self, job_id: Uuid) -> Result<Job> {
+        self.call(Method::GET, &format!("/v1/jobs/{job_id}"), None::<&()>)
+            .await
+    }
+
+    /// A site's recent jobs, newest first.
+    pub async fn jobs(&self, site_id: Uuid, limit: u32) -> Result<Vec<JobSummary>> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sites/{site_id}/jobs?limit={limit}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Polls a job until every target is terminal (or `within` runs out); answers it as last seen.
+    pub async fn wait_for_job(&self, job_id: Uuid, within: Duration) -> Result<Job> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let job = self.job(job_id).await?;
+            if job.summary.finished_at.is_some() || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Follows live events; see [`Subscription`].
+    pub fn subscribe(&self) -> Subscription {
+        events::subscribe(self.clone())
+    }
+}
+
+/// A 204's empty body.
+struct Empty;
+
+impl<'de> serde::Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Empty)
+    }
+}
+
+pub(crate) fn transport_error(base: &str, error: reqwest::Error) -> Error {
+    if error.is_timeout() {
+        Error::TimedOut(REQUEST_TIMEOUT)
+    } else if error.is_connect() {
+        let reason = std::error::Error::source(&error)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| error.to_string());
+        Error::Unreachable {
+            url: base.to_owned(),
+            reason,
+        }
+    } else if error.is_body() || error.is_decode() {
+        Error::BadResponse {
+            status: error.status().map_or(0, |s| s.as_u16()),
+            detail: format!("the answer was cut short or unreadable: {error}"),
+        }
+    } else {
+        Error::Unreachable {
+            url: base.to_owned(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// Maps an error response to an [`Error`], from its status and (if it has our shape) its body.
+pub(crate) fn error_from(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
+        let preview: String = String::from_utf8_lossy(&body[..body.len().min(120)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        return Error::BadResponse {
+            status: status.as_u16(),
+            detail: if preview.is_empty() {
+                "an empty error body".into()
+            } else {
+                format!("not Back Office's error shape: {preview}")
+            },
+        };
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => Error::NotSignedIn {
+            code: error.code,
+            message: error.message,
+        },
+        StatusCode::FORBIDDEN => Error::Forbidden {
+            message: error.message,
+        },
+        StatusCode::NOT_FOUND => Error::NotFound {
+            message: error.message,
+        },
+        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited {
+            retry_after: headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_secs),
+            message: error.message,
+        },
+        _ => Error::Api {
+            status: status.as_u16(),
+            code: error.code,
+            message: error.message,
+        },
+    }
+}
+
+async fn send<T: DeserializeOwned, B: Serialize>(
+    http: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&B>,
+) -> Result<T> {
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .timeout(REQUEST_TIMEOUT);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.map_err(|e| transport_error(base, e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(base, e))?;
+    if !status.is_success() {
+        return Err(error_from(status, &headers, &bytes));
+    }
+    let bytes = if bytes.is_empty() {
+        &b"null"[..]
+    } else {
+        &bytes[..]
+    };
+    serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {
+        status: status.as_u16(),
+        detail: format!("not the documented JSON: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalized() {
+        assert_eq!(
+            normalize_url(" bo.example:8080/ "),
+            "http://bo.example:8080"
+        );
+        assert_eq!(normalize_url("https://bo.example"), "https://bo.example");
+    }
+
+    #[test]
+    fn error_bodies_map_to_actionable_errors() {
+        let body = br#"{"error":{"code":"rate_limited","message":"too many"}}"#;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "42".parse().unwrap());
+        match error_from(StatusCode::TOO_MANY_REQUESTS, &headers, body) {
+            Error::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(42)))
+            }
+            other => panic!("{other:?}"),
+        }
+        match error_from(
+            StatusCode::BAD_GATEWAY,
+            &headers,
+            b"<html>Bad gateway</html>",
+        ) {
+            Error::BadResponse { status, detail } => {
+                assert_eq!(status, 502);
+                assert!(detail.contains("<html>"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! Test harness shared by the workspace's end-to-end tests: the real `regsync-backoffice` binary
+//! on `127.0.0.1:0` with a fresh SQLite file, driven over HTTP; real register agents over real
+//! sockets; hand-driven register connections and event streams for what well-behaved peers never
+//! do. Venues are seeded in-process through `admin` on the same file (WAL lets both use it at
+//! once), so each test sets up only what it needs.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    missing_debug_implementations
+)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use regsync_backoffice::admin::{self, NewUser};
+use regsync_backoffice::{Db, db};
+use regsync_protocol::api::{Permission, Session};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running Back Office process and the folder holding its database and log.
+pub struct BackOffice {
+    child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    pub args: Vec<String>,
+    http: reqwest::Client,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl BackOffice {
+    /// A fresh database in a new temporary folder, with `args` added to `serve`.
+    pub async fn start(args: &[&str]) -> BackOffice {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let mut bo = Self::start_in(&dir, args.iter().map(|a| a.to_string()).collect()).await;
+        bo._temp = Some(temp);
+        bo
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("backoffice.db")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("backoffice.log")
+    }
+
+    pub async fn start_in(dir: &Path, args: Vec<String>) -> BackOffice {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("backoffice.log"))
+            .unwrap();
+        let listen = if args.iter().any(|a| a == "--listen") {
+            vec![]
+        } else {
+            vec!["--listen", "127.0.0.1:0"]
+        };
+        let mut child = Command::new(workspace_binary("regsync-backoffice"))
+            .arg("serve")
+            .args(listen)
+            .arg("--database")
+            .arg(dir.join("backoffice.db"))
+            .args(&args)
+            .env("REGSYNC_LOG", "debug,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("Back Office listening on ") {
+                    return url.to_owned();
+                }
+            }
+            panic!(
+                "Back Office exited before listening; see its log in {}",
+                dir.display()
+            );
+        })
+        .await
+        .expect("Back Office did not start listening within 30 s");
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        BackOffice {
+            child,
+            url,
+            dir: dir.to_owned(),
+            args,
+            http: reqwest::Client::new(),
+            _temp: None,
+        }
+    }
+
+    /// Kills the process outright (no graceful shutdown) and starts a new one on the same
+    /// database and address, as after a crash or a power cut.
+    pub async fn crash_and_restart(&mut self) {
+        self.crash().await;
+        self.restart().await;
+    }
+
+    /// Kills the process outright; [`BackOffice::restart`] brings it back.
+    pub async fn crash(&mut self) {
+        self.child.kill().await.unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    pub async fn restart(&mut self) {
+        let temp = self._temp.take();
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let mut args = self.args.clone();
+        args.extend(["--listen".to_owned(), address]);
+        let mut restarted = Self::start_in(&self.dir.clone(), args).await;
+        restarted.args = self.args.clone();
+        *self = restarted;
+        self._temp = temp;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("Back Office did not exit in time")
+            .unwrap()
+    }
+
+    pub async fn db(&self) -> Db {
+        db::open(&self.db_path().to_string_lossy()).await.unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; answers status and JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON ({e}): {text}"))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub fn raw(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "email": email, "password": password });
+        self.call(Method::POST, "/v1/auth/login", None, Some(body))
+            .await
+    }
+
+    pub async fn login(&self, email: &str) -> Session {
+        let (status, body) = self.try_login(email, PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "login as {email}: {body}");
+        serde_json::from_value(body).unwrap()
+    }
+}
+
+/// Asserts an error response: its status and stable code, in the one error shape.
+#[track_caller]
+pub fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+    let (got_status, body) = answer;
+    assert_eq!(*got_status, status, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "an error has a message: {body}"
+    );
+}
+
+/// Polls `check` until it returns `Some`, failing after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A company with one site of three registers, a manager (Sites), an admin and a member of
+/// staff (no permission).
+pub struct Venue {
+    pub company: admin::CompanyRecord,
+    pub site: admin::SiteRecord,
+    pub registers: Vec<admin::NewRegister>,
+    pub manager: String,
+    pub admin: String,
+    pub staff: String,
+}
+
+impl Venue {
+    pub async fn seed(db: &Db, name: &str) -> Venue {
+        let slug = name.to_lowercase().replace(' ', "-");
+        let company = admin::create_company(db, name).await.unwrap();
+        let company_ref = company.id.to_string();
+        let site = admin::create_site(db, &company_ref, "Main Bar")
+            .await
+            .unwrap();
+        let mut registers = Vec::new();
+        for register in ["Bar 1", "Bar 2", "Kitchen"] {
+            registers.push(admin::create_register(db, &site, register).await.unwrap());
+        }
+        let mut emails = Vec::new();
+        for (who, permissions) in [
+            ("manager", &[Permission::Sites][..]),
+            ("admin", &[Permission::Admin][..]),
+            ("staff", &[][..]),
+        ] {
+            let email = format!("{who}@{slug}.example");
+            admin::create_user(
+                db,
+                NewUser {
+                    company: &company_ref,
+                    email: &email,
+                    display_name: &format!("{name} {who}"),
+                    password: PASSWORD,
+                    permissions,
+                },
+            )
+            .await
+            .unwrap();
+            emails.push(email);
+        }
+        let [manager, admin, staff] = <[String; 3]>::try_from(emails).unwrap();
+        Venue {
+            company,
+            site,
+            registers,
+            manager,
+            admin,
+            staff,
+        }
+    }
+}
+
+/// Timings short enough for tests: beats every second, offline after 3 s without one, 5 s to
+/// answer a sync, 2 s to come back after dropping mid-sync.
+pub const FAST: &[&str] = &[
+    "--heartbeat-secs",
+    "1",
+    "--offline-after-secs",
+    "3",
+    "--result-timeout-secs",
+    "5",
+    "--offline-grace-secs",
+    "2",
+];
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Banners a register showed, in order.
+#[derive(Default)]
+pub struct Banners(pub std::sync::Mutex<Vec<String>>);
+
+impl regsync_register::AgentHooks for Banners {
+    fn banner(&self, text: &str) {
+        self.0.lock().unwrap().push(text.to_owned());
+    }
+}
+
+impl BackOffice {
+    /// A register agent (in this process, talking over a real socket), its menu in memory.
+    pub fn agent(&self, credential: &str) -> regsync_register::Agent {
+        self.agent_with(
+            credential,
+            None,
+            std::sync::Arc::new(regsync_register::NoHooks),
+        )
+    }
+
+    pub fn agent_with(
+        &self,
+        credential: &str,
+        state_path: Option<PathBuf>,
+        hooks: std::sync::Arc<dyn regsync_register::AgentHooks>,
+    ) -> regsync_register::Agent {
+        let mut config = regsync_register::AgentConfig::new(self.url.clone(), credential);
+        config.state_path = state_path;
+        config.reconnect_max = Duration::from_millis(500);
+        regsync_register::Agent::start(config, hooks)
+    }
+
+    pub async fn register(&self, token: &str, register_id: uuid::Uuid) -> Value {
+        let (status, register) = self
+            .get(&format!("/v1/registers/{register_id}"), token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{register}");
+        register
+    }
+
+    /// Waits until Back Office shows the register online (or offline).
+    pub async fn wait_online(&self, token: &str, register_id: uuid::Uuid, online: bool) -> Value {
+        eventually(
+            WAIT,
+            &format!("register {register_id} online={online}"),
+            || async {
+                let register = self.register(token, register_id).await;
+                (register["online"] == online).then_some(register)
+            },
+        )
+        .await
+    }
+
+    pub async fn sync_register(
+        &self,
+        token: &str,
+        register_id: uuid::Uuid,
+        retry_when_free: bool,
+    ) -> Value {
+        let body = serde_json::json!({ "retry_when_free": retry_when_free });
+        let (status, job) = self
+            .call(
+                Method::POST,
+                &format!("/v1/registers/{register_id}/sync"),
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job
+    }
+
+    pub async fn sync_site(
+        &self,
+        token: &str,
+        site_id: uuid::Uuid,
+        retry_when_free: bool,
+    ) -> Value {
+        let body = serde_json::json!({ "retry_when_free": retry_when_free });
+        let (status, job) = self
+            .call(
+                Method::POST,
+                &format!("/v1/sites/{site_id}/sync"),
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job
+    }
+
+    pub async fn job(&self, token: &str, job_id: &Value) -> Value {
+        let (status, job) = self
+            .get(&format!("/v1/jobs/{}", job_id.as_str().unwrap()), token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        job
+    }
+
+    /// Waits until the job satisfies `done`; answers it.
+    pub async fn wait_job(
+        &self,
+        token: &str,
+        job: &Value,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(WAIT, what, || async {
+            let job = self.job(token, &job["id"]).await;
+            done(&job).then_some(job)
+        })
+        .await
+    }
+}
+
+/// The target of `register` in a job.
+pub fn target<'a>(job: &'a Value, register: &str) -> &'a Value {
+    job["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["register_name"] == register)
+        .unwrap_or_else(|| panic!("no target for {register} in {job}"))
+}
+
+pub fn state_of(job: &Value, register: &str) -> String {
+    target(job, register)["state"].as_str().unwrap().to_owned()
+}
+
+/// A hand-driven register connection, for what a well-behaved agent never does.
+pub struct RawRegister {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawRegister {
+    pub async fn connect(
+        bo: &BackOffice,
+        credential: &str,
+    ) -> Result<RawRegister, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/v1/registers/connect",
+            bo.url.replace("http://", "ws://")
+        );
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {credential}").parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(RawRegister { ws })
+    }
+
+    /// Connects and says hello; answers the welcome.
+    pub async fn hello(
+        bo: &BackOffice,
+        credential: &str,
+        in_sale: bool,
+        recent: Value,
+    ) -> (RawRegister, Value) {
+        let mut raw = Self::connect(bo, credential).await.unwrap();
+        raw.send(serde_json::json!({
+            "type": "hello", "protocol_version": 1, "applied_revision": 0, "in_sale": in_sale, "recent": recent
+        }))
+        .await;
+        let welcome = raw.recv().await.expect("a welcome");
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (raw, welcome)
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        use futures::SinkExt;
+        self.send_text(&value.to_string()).await;
+        let _ = &mut self.ws.flush().await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON message, or `None` when the connection closes first.
+    pub async fn recv(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a message in time")
+            {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Waits for the close frame; answers its reason.
+    pub async fn closed_reason(&mut self) -> String {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("closed in time")
+            {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                }
+                None | Some(Err(_)) => return String::new(),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+/// A subscriber to `/v1/events`, parsing the server-sent events as they arrive.
+pub struct EventStream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventStream {
+    pub async fn open(bo: &BackOffice, token: &str) -> EventStream {
+        let response = bo
+            .raw()
+            .get(format!("{}/v1/events", bo.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        EventStream {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event as (kind, JSON).
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut kind = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        kind = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                match kind {
+                    Some(kind) => return Some((kind, serde_json::from_str(&data).unwrap())),
+                    None => continue, // a keep-alive comment
+                }
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .ok()??
+                .ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads events until one satisfies `wanted`; answers it.
+    pub async fn until(&mut self, what: &str, wanted: impl Fn(&str, &Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (kind, event) = tokio::time::timeout(left, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for event: {what}"))
+                .unwrap_or_else(|| panic!("the stream ended before: {what}"));
+            if wanted(&kind, &event) {
+                return event;
+            }
+        }
+    }
+}
+
+/// A binary of the workspace (a package and binary of the same name), built once per test
+/// process so it is never stale, whichever package's tests are running.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    // Test executables live in `<target>/<profile>/deps/`; binaries one level up.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "-p", name, "--bin", name]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        if let Some(target) = dir.parent() {
+            build.env("CARGO_TARGET_DIR", target);
+        }
+        let status = build.status().unwrap();
+        assert!(status.success(), "building {name}");
+        built.push(name.to_owned());
+    }
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}
