@@ -105,7 +105,7 @@ async fn connect(client: &Client) -> Result<reqwest::Response, Error> {
             .header("accept", "text/event-stream")
             .send()
             .await
-            .map_err(|e| transport_error(client.base_url(), e))?;
+            .map_err(|e| transport_error(client.base_url(), crate::REQUEST_TIMEOUT, e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

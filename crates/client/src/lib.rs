@@ -77,11 +77,19 @@ pub type OnRefresh = Arc<dyn Fn(&str) + Send + Sync>;
 /// How long a request may take; event streams have no overall limit but must show life.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Refresh a little before the access token runs out rather than after a failed call.
+/// Refresh a little before the access token runs out rather than after a failed call: 30 s
+/// before, or a quarter of its lifetime for tokens that live less than two minutes.
 const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
+
+fn refresh_due(obtained: DateTime<Utc>, expires: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    let margin = REFRESH_MARGIN.min((expires - obtained) / 4);
+    expires - margin <= now
+}
 
 struct Tokens {
     access: Option<String>,
+    /// When the access token was obtained and when it runs out.
+    access_obtained_at: DateTime<Utc>,
     access_expires_at: Option<DateTime<Utc>>,
     refresh: Option<String>,
     /// Bumped on every refresh: a caller that saw an older one knows someone refreshed already.
@@ -91,8 +99,9 @@ struct Tokens {
 struct Inner {
     base: String,
     http: reqwest::Client,
+    timeout: Duration,
     tokens: tokio::sync::Mutex<Tokens>,
-    on_refresh: Option<OnRefresh>,
+    on_refresh: std::sync::Mutex<Option<OnRefresh>>,
     me: std::sync::Mutex<Option<Me>>,
 }
 
@@ -134,6 +143,16 @@ pub fn normalize_url(url: &str) -> String {
 impl Client {
     /// Signs in with email and password.
     pub async fn login(base: &str, email: &str, password: &str) -> Result<(Client, Session)> {
+        Client::login_with_timeout(base, email, password, REQUEST_TIMEOUT).await
+    }
+
+    /// Signs in; every request of this client may take at most `timeout`.
+    pub async fn login_with_timeout(
+        base: &str,
+        email: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<(Client, Session)> {
         let base = normalize_url(base);
         let http = http_client()?;
         let body = LoginRequest {
@@ -143,32 +162,31 @@ impl Client {
         let session: Session = send(
             &http,
             &base,
+            timeout,
             Method::POST,
             "/v1/auth/login",
             None,
             Some(&body),
         )
         .await?;
-        let client = Client::from_session(&base, &session, None)?;
+        let client = Client::from_session(&base, &session, timeout)?;
         Ok((client, session))
     }
 
-    fn from_session(
-        base: &str,
-        session: &Session,
-        on_refresh: Option<OnRefresh>,
-    ) -> Result<Client> {
+    fn from_session(base: &str, session: &Session, timeout: Duration) -> Result<Client> {
         Ok(Client {
             inner: Arc::new(Inner {
                 base: normalize_url(base),
                 http: http_client()?,
+                timeout,
                 tokens: tokio::sync::Mutex::new(Tokens {
                     access: Some(session.access_token.clone()),
+                    access_obtained_at: Utc::now(),
                     access_expires_at: Some(session.access_expires_at),
                     refresh: Some(session.refresh_token.clone()),
                     generation: 0,
                 }),
-                on_refresh,
+                on_refresh: std::sync::Mutex::new(None),
                 me: std::sync::Mutex::new(Some(session.me.clone())),
             }),
         })
@@ -185,13 +203,15 @@ impl Client {
             inner: Arc::new(Inner {
                 base: normalize_url(base),
                 http: http_client()?,
+                timeout: REQUEST_TIMEOUT,
                 tokens: tokio::sync::Mutex::new(Tokens {
                     access: None,
+                    access_obtained_at: Utc::now(),
                     access_expires_at: None,
                     refresh: Some(refresh_token.to_owned()),
                     generation: 0,
                 }),
-                on_refresh,
+                on_refresh: std::sync::Mutex::new(on_refresh),
                 me: std::sync::Mutex::new(None),
             }),
         };
@@ -199,17 +219,13 @@ impl Client {
         Ok(client)
     }
 
-    /// Calls `on_refresh` with every refresh token from now on.
-    pub fn with_on_refresh(self, on_refresh: OnRefresh) -> Client {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.on_refresh = Some(on_refresh);
-                Client {
-                    inner: Arc::new(inner),
-                }
-            }
-            Err(inner) => Client { inner },
-        }
+    /// Calls `on_refresh` with every refresh token from now on (all clones share it).
+    pub fn set_on_refresh(&self, on_refresh: OnRefresh) {
+        *self
+            .inner
+            .on_refresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(on_refresh);
     }
 
     pub fn base_url(&self) -> &str {
@@ -232,16 +248,17 @@ impl Client {
 
     /// The access token to use now, refreshing first if it is about to run out.
     async fn access(&self) -> Result<(String, u64)> {
-        let (access, expires, generation) = {
+        let (access, obtained, expires, generation) = {
             let tokens = self.inner.tokens.lock().await;
             (
                 tokens.access.clone(),
+                tokens.access_obtained_at,
                 tokens.access_expires_at,
                 tokens.generation,
             )
         };
         match (access, expires) {
-            (Some(access), Some(expires)) if expires - REFRESH_MARGIN > Utc::now() => {
+            (Some(access), Some(expires)) if !refresh_due(obtained, expires, Utc::now()) => {
                 Ok((access, generation))
             }
             _ => self.refresh_after(generation).await,
@@ -270,6 +287,7 @@ impl Client {
         let result: Result<Session> = send(
             &self.inner.http,
             &self.inner.base,
+            self.inner.timeout,
             Method::POST,
             "/v1/auth/refresh",
             None,
@@ -286,11 +304,18 @@ impl Client {
             Err(error) => return Err(error),
         };
         tokens.access = Some(session.access_token.clone());
+        tokens.access_obtained_at = Utc::now();
         tokens.access_expires_at = Some(session.access_expires_at);
         tokens.refresh = Some(session.refresh_token.clone());
         tokens.generation += 1;
         *self.inner.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.me.clone());
-        if let Some(on_refresh) = &self.inner.on_refresh {
+        let on_refresh = self
+            .inner
+            .on_refresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(on_refresh) = on_refresh {
             on_refresh(&session.refresh_token);
         }
         tracing::debug!("access token refreshed");
@@ -309,6 +334,7 @@ impl Client {
         match send(
             &self.inner.http,
             &self.inner.base,
+            self.inner.timeout,
             method.clone(),
             path,
             Some(&access),
@@ -323,6 +349,7 @@ impl Client {
                 send(
                     &self.inner.http,
                     &self.inner.base,
+                    self.inner.timeout,
                     method,
                     path,
                     Some(&access),
@@ -365,6 +392,7 @@ impl Client {
         send(
             &self.inner.http,
             &self.inner.base,
+            self.inner.timeout,
             Method::GET,
             "/v1/health",
             None,
@@ -501,27 +529,41 @@ impl<'de> serde::Deserialize<'de> for Empty {
     }
 }
 
-pub(crate) fn transport_error(base: &str, error: reqwest::Error) -> Error {
+pub(crate) fn transport_error(base: &str, timeout: Duration, error: reqwest::Error) -> Error {
     if error.is_timeout() {
-        Error::TimedOut(REQUEST_TIMEOUT)
-    } else if error.is_connect() {
+        return Error::TimedOut(timeout);
+    }
+    if error.is_connect() {
         let reason = std::error::Error::source(&error)
             .map(|s| s.to_string())
             .unwrap_or_else(|| error.to_string());
-        Error::Unreachable {
+        return Error::Unreachable {
             url: base.to_owned(),
             reason,
-        }
-    } else if error.is_body() || error.is_decode() {
-        Error::BadResponse {
+        };
+    }
+    if error.is_body() || error.is_decode() {
+        return Error::BadResponse {
             status: error.status().map_or(0, |s| s.as_u16()),
             detail: format!("the answer was cut short or unreadable: {error}"),
+        };
+    }
+    // Something answered, but not in HTTP: not Back Office (or not only).
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>()
+            && hyper.is_parse()
+        {
+            return Error::BadResponse {
+                status: 0,
+                detail: format!("not an HTTP answer: {hyper}"),
+            };
         }
-    } else {
-        Error::Unreachable {
-            url: base.to_owned(),
-            reason: error.to_string(),
-        }
+        source = cause.source();
+    }
+    Error::Unreachable {
+        url: base.to_owned(),
+        reason: error.to_string(),
     }
 }
 
@@ -575,6 +617,7 @@ pub(crate) fn error_from(
 async fn send<T: DeserializeOwned, B: Serialize>(
     http: &reqwest::Client,
     base: &str,
+    timeout: Duration,
     method: Method,
     path: &str,
     bearer: Option<&str>,
@@ -582,20 +625,23 @@ async fn send<T: DeserializeOwned, B: Serialize>(
 ) -> Result<T> {
     let mut request = http
         .request(method, format!("{base}{path}"))
-        .timeout(REQUEST_TIMEOUT);
+        .timeout(timeout);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
     if let Some(body) = body {
         request = request.json(body);
     }
-    let response = request.send().await.map_err(|e| transport_error(base, e))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(base, timeout, e))?;
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| transport_error(base, e))?;
+        .map_err(|e| transport_error(base, timeout, e))?;
     if !status.is_success() {
         return Err(error_from(status, &headers, &bytes));
     }
@@ -613,6 +659,21 @@ async fn send<T: DeserializeOwned, B: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refreshes_are_due_near_the_end_of_a_tokens_life() {
+        let t0 = Utc::now();
+        let minutes = |m| chrono::Duration::minutes(m);
+        assert!(!refresh_due(t0, t0 + minutes(15), t0 + minutes(14)));
+        assert!(refresh_due(
+            t0,
+            t0 + minutes(15),
+            t0 + minutes(15) - chrono::Duration::seconds(20)
+        ));
+        let second = chrono::Duration::seconds(1);
+        assert!(!refresh_due(t0, t0 + second, t0 + second / 2));
+        assert!(refresh_due(t0, t0 + second, t0 + second));
+    }
 
     #[test]
     fn urls_are_normalized() {
