@@ -1,1 +1,654 @@
-fn main() {}
+//! `regsync`: Register Sync from the command line, for IT staff and scripts.
+//!
+//! Signs in once (`regsync login`), keeping only the refresh token, in the OS keychain; the config
+//! file holds just the Back Office URL and the email. Tables for people, `--json` for scripts,
+//! colour only on a terminal. Exit codes (also in `--help`):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done; every register synced |
+//! | 1 | something else went wrong (bad arguments, a Back Office error) |
+//! | 2 | not signed in, or not allowed |
+//! | 3 | Back Office unreachable or not answering |
+//! | 4 | done, but some registers were not synced (skipped, failed, expired, still waiting) |
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, Local, Utc};
+use clap::{Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use regsync_client::{Client, Error, Update};
+use regsync_protocol::api::{Register, Site};
+use regsync_protocol::sync::{Event, Job, JobSummary, SyncRequest, TargetState};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const EXIT_HELP: &str = "Exit codes: 0 done (every register synced); 1 other error; 2 not signed \
+in or not allowed; 3 Back Office unreachable; 4 done, but some registers were not synced.";
+
+#[derive(Debug, Parser)]
+#[command(name = "regsync", version, about = "Sync point-of-sale registers from Back Office", after_help = EXIT_HELP)]
+struct Cli {
+    /// Machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Where the config file lives (default: the OS's config folder for regsync).
+    #[arg(long, global = true, env = "REGSYNC_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign in; the session is kept in the OS keychain.
+    Login {
+        /// Back Office's URL, e.g. https://backoffice.example.com
+        #[arg(long, env = "REGSYNC_URL")]
+        url: String,
+        #[arg(long, env = "REGSYNC_EMAIL")]
+        email: String,
+        /// Read the password from standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign out and forget the session.
+    Logout,
+    /// Who is signed in.
+    Whoami,
+    /// The sites you can see.
+    Sites,
+    /// Registers of a site: online, in a sale, last synced, up to date.
+    Registers {
+        /// The site's name or id (default: every site).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Sync one register, or every online register of a site (`--online --site`).
+    Sync {
+        /// The register's name or id.
+        register: Option<String>,
+        /// Every online register of `--site`.
+        #[arg(long, requires = "site", conflicts_with = "register")]
+        online: bool,
+        #[arg(long)]
+        site: Option<String>,
+        /// Skip registers in a sale instead of syncing them when the sale ends.
+        #[arg(long)]
+        no_retry: bool,
+        /// Return at once instead of waiting for the outcome.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the outcome, in seconds.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
+    /// Recent syncs of a site.
+    Jobs {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Follow changes live until Ctrl-C.
+    Watch,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Config {
+    url: String,
+    email: String,
+}
+
+fn config_path(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(dir) => dir.to_owned(),
+        None => directories::ProjectDirs::from("com", "Register Sync", "regsync")
+            .context("cannot find a config folder for this user")?
+            .config_dir()
+            .to_owned(),
+    };
+    Ok(dir.join("config.json"))
+}
+
+fn load_config(dir: Option<&Path>) -> anyhow::Result<Option<Config>> {
+    let path = config_path(dir)?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a regsync config; delete it and sign in again",
+                path.display()
+            )
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save_config(dir: Option<&Path>, config: &Config) -> anyhow::Result<()> {
+    let path = config_path(dir)?;
+    let parent = path.parent().context("config folder")?;
+    std::fs::create_dir_all(parent)?;
+    let mut file = tempfile::NamedTempFile::new_in(parent)?;
+    serde_json::to_writer_pretty(&mut file, config)?;
+    file.persist(&path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The OS keychain, holding one refresh token per Back Office and email.
+mod keychain {
+    const SERVICE: &str = "register-sync";
+
+    fn account(url: &str, email: &str) -> String {
+        format!("{email} at {url}")
+    }
+
+    fn entry(url: &str, email: &str) -> anyhow::Result<keyring::Entry> {
+        keyring::Entry::new(SERVICE, &account(url, email))
+            .map_err(|e| anyhow::anyhow!("the OS keychain is not available: {e}"))
+    }
+
+    pub fn store(url: &str, email: &str, token: &str) -> anyhow::Result<()> {
+        entry(url, email)?
+            .set_password(token)
+            .map_err(|e| anyhow::anyhow!("cannot save the session in the OS keychain: {e}"))
+    }
+
+    pub fn load(url: &str, email: &str) -> anyhow::Result<Option<String>> {
+        match entry(url, email)?.get_password() {
+            Ok(token) => Ok(Some(token)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot read the session from the OS keychain: {e}"
+            )),
+        }
+    }
+
+    pub fn delete(url: &str, email: &str) -> anyhow::Result<()> {
+        match entry(url, email)?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot remove the session from the OS keychain: {e}"
+            )),
+        }
+    }
+}
+
+/// Keychain calls block (D-Bus, Keychain Services): keep them off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// What failed, and the exit code it deserves.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        let error = error.into();
+        let code = match error.downcast_ref::<Error>() {
+            Some(Error::NotSignedIn { .. } | Error::Forbidden { .. }) => 2,
+            Some(Error::Unreachable { .. } | Error::TimedOut(_)) => 3,
+            _ => 1,
+        };
+        Failure { code, error }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REGSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure { code, error }) => {
+            let hint = match code {
+                2 => "\n(sign in with `regsync login --url URL --email EMAIL`)",
+                _ => "",
+            };
+            eprintln!("error: {error:#}{hint}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Signs in from the stored session, storing each rotated refresh token.
+async fn signed_in(config_dir: Option<&Path>) -> Result<Client, Failure> {
+    let config = load_config(config_dir)?.ok_or_else(|| Failure {
+        code: 2,
+        error: anyhow!("not signed in"),
+    })?;
+    let (url, email) = (config.url.clone(), config.email.clone());
+    let token = blocking(move || keychain::load(&url, &email))
+        .await?
+        .ok_or_else(|| Failure {
+            code: 2,
+            error: anyhow!("not signed in (no session in the OS keychain)"),
+        })?;
+    let (url, email) = (config.url.clone(), config.email.clone());
+    let on_refresh: regsync_client::OnRefresh = std::sync::Arc::new(move |token: &str| {
+        if let Err(error) = keychain::store(&url, &email, token) {
+            tracing::warn!(%error, "could not save the renewed session");
+        }
+    });
+    Ok(Client::resume(&config.url, &token, Some(on_refresh)).await?)
+}
+
+async fn find_site(client: &Client, reference: &str) -> anyhow::Result<Site> {
+    let sites = client.sites().await?;
+    let wanted = Uuid::parse_str(reference).ok();
+    sites
+        .into_iter()
+        .find(|s| Some(s.id) == wanted || s.name.eq_ignore_ascii_case(reference))
+        .ok_or_else(|| anyhow!("no site named `{reference}`"))
+}
+
+async fn sites_of(client: &Client, site: Option<&str>) -> anyhow::Result<Vec<Site>> {
+    match site {
+        Some(reference) => Ok(vec![find_site(client, reference).await?]),
+        None => Ok(client.sites().await?),
+    }
+}
+
+async fn find_register(
+    client: &Client,
+    reference: &str,
+    site: Option<&str>,
+) -> anyhow::Result<Register> {
+    if let Ok(id) = Uuid::parse_str(reference) {
+        return Ok(client.register(id).await?);
+    }
+    let mut found = Vec::new();
+    for site in sites_of(client, site).await? {
+        found.extend(
+            client
+                .registers(site.id)
+                .await?
+                .into_iter()
+                .filter(|r| r.name.eq_ignore_ascii_case(reference)),
+        );
+    }
+    match found.len() {
+        0 => Err(anyhow!("no register named `{reference}`")),
+        1 => Ok(found.remove(0)),
+        _ => Err(anyhow!(
+            "several registers are named `{reference}`; add --site"
+        )),
+    }
+}
+
+fn relative(at: Option<DateTime<Utc>>) -> String {
+    let Some(at) = at else { return "never".into() };
+    let ago = Utc::now() - at;
+    if ago.num_seconds() < 60 {
+        "just now".to_owned()
+    } else if ago.num_minutes() < 60 {
+        format!("{} min ago", ago.num_minutes())
+    } else if ago.num_hours() < 24 {
+        format!("{} h ago", ago.num_hours())
+    } else {
+        at.with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+}
+
+fn colour(text: &str, good: bool) -> String {
+    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        let code = if good { 32 } else { 33 };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    table
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn state_words(state: TargetState, reason: Option<&str>) -> String {
+    match state {
+        TargetState::Queued | TargetState::Delivered => "syncing…".into(),
+        TargetState::Waiting => "waiting — in a sale, will sync when it ends".into(),
+        TargetState::Synced => "synced".into(),
+        TargetState::SkippedBusy => "skipped — in a sale".into(),
+        TargetState::SkippedOffline => "skipped — offline".into(),
+        TargetState::Expired => "expired — the sale did not end in time".into(),
+        TargetState::Failed => format!("failed — {}", reason.unwrap_or("unknown reason")),
+    }
+}
+
+fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(job);
+    }
+    let mut t = table(&["Register", "Outcome", "Menu revision"]);
+    for target in &job.targets {
+        let words = state_words(target.state, target.reason.as_deref());
+        t.add_row(vec![
+            target.register_name.clone(),
+            colour(&words, target.state == TargetState::Synced),
+            target.revision.map(|r| r.to_string()).unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    let c = &job.summary.counts;
+    println!(
+        "{} synced · {} waiting · {} skipped · {} failed or expired{}",
+        c.synced,
+        c.waiting + c.queued + c.delivered,
+        c.skipped_busy + c.skipped_offline,
+        c.failed + c.expired,
+        if job.summary.finished_at.is_some() {
+            ""
+        } else {
+            " (still running)"
+        }
+    );
+    Ok(())
+}
+
+fn print_jobs(jobs: &[JobSummary], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&jobs);
+    }
+    let mut t = table(&["When", "Who", "What", "Outcome"]);
+    for job in jobs {
+        let c = &job.counts;
+        t.add_row(vec![
+            relative(Some(job.created_at)),
+            job.requested_by
+                .clone()
+                .unwrap_or_else(|| "staff, at the register".into()),
+            match job.kind {
+                regsync_protocol::sync::JobKind::Register => "one register".into(),
+                regsync_protocol::sync::JobKind::SiteOnline => "online registers".to_owned(),
+            },
+            format!(
+                "{} synced, {} skipped, {} failed{}",
+                c.synced,
+                c.skipped_busy + c.skipped_offline,
+                c.failed + c.expired,
+                if job.finished_at.is_some() {
+                    ""
+                } else {
+                    ", running"
+                }
+            ),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    anyhow::ensure!(
+        std::io::stdin().is_terminal(),
+        "no terminal to ask for the password on; use --password-stdin"
+    );
+    Ok(rpassword::prompt_password("Password: ")?)
+}
+
+async fn run(cli: Cli) -> Result<u8, Failure> {
+    let dir = cli.config_dir.as_deref();
+    match cli.command {
+        Command::Login {
+            url,
+            email,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let (client, session) = Client::login(&url, &email, &password).await?;
+            let url = client.base_url().to_owned();
+            let (u, e, token) = (url.clone(), email.clone(), session.refresh_token.clone());
+            blocking(move || keychain::store(&u, &e, &token)).await?;
+            save_config(
+                dir,
+                &Config {
+                    url: url.clone(),
+                    email: email.clone(),
+                },
+            )?;
+            if cli.json {
+                print_json(&session.me)?;
+            } else {
+                println!(
+                    "Signed in to {url} as {} ({}).",
+                    session.me.user.display_name, session.me.company.name
+                );
+            }
+            Ok(0)
+        }
+        Command::Logout => {
+            let Some(config) = load_config(dir)? else {
+                println!("Not signed in.");
+                return Ok(0);
+            };
+            if let Ok(client) = signed_in(dir).await {
+                // Best effort: the session ends on Back Office too when it can be reached.
+                let _ = client.logout().await;
+            }
+            let (u, e) = (config.url.clone(), config.email.clone());
+            blocking(move || keychain::delete(&u, &e)).await?;
+            std::fs::remove_file(config_path(dir)?)?;
+            println!("Signed out of {}.", config.url);
+            Ok(0)
+        }
+        Command::Whoami => {
+            let client = signed_in(dir).await?;
+            let me = client.me().await?;
+            if cli.json {
+                print_json(&me)?;
+            } else {
+                let permissions: Vec<&str> = me.permissions.iter().map(|p| p.as_str()).collect();
+                println!(
+                    "{} <{}> at {} ({}), permissions: {}",
+                    me.user.display_name,
+                    me.user.email,
+                    me.company.name,
+                    client.base_url(),
+                    if permissions.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        permissions.join(", ")
+                    }
+                );
+            }
+            Ok(0)
+        }
+        Command::Sites => {
+            let client = signed_in(dir).await?;
+            let sites = client.sites().await?;
+            if cli.json {
+                print_json(&sites)?;
+            } else {
+                let mut t = table(&["Site", "Registers", "Menu revision"]);
+                for site in &sites {
+                    t.add_row(vec![
+                        site.name.clone(),
+                        site.register_count.to_string(),
+                        site.catalog_revision.to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(0)
+        }
+        Command::Registers { site } => {
+            let client = signed_in(dir).await?;
+            let mut all = Vec::new();
+            for site in sites_of(&client, site.as_deref()).await? {
+                for register in client.registers(site.id).await? {
+                    all.push((site.name.clone(), register));
+                }
+            }
+            if cli.json {
+                let registers: Vec<&Register> = all.iter().map(|(_, r)| r).collect();
+                print_json(&registers)?;
+            } else {
+                let mut t = table(&["Site", "Register", "Status", "Last synced", "Menu"]);
+                for (site, r) in &all {
+                    let status = match (r.online, r.in_sale) {
+                        (false, _) => colour("○ offline", false),
+                        (true, true) => colour("◐ in a sale", true),
+                        (true, false) => colour("● online", true),
+                    };
+                    let menu = if r.up_to_date {
+                        colour("up to date", true)
+                    } else {
+                        colour(&format!("{} behind", r.revisions_behind), false)
+                    };
+                    t.add_row(vec![
+                        site.clone(),
+                        r.name.clone(),
+                        status,
+                        relative(r.last_synced_at),
+                        menu,
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(0)
+        }
+        Command::Sync {
+            register,
+            online,
+            site,
+            no_retry,
+            no_wait,
+            wait_secs,
+        } => {
+            let client = signed_in(dir).await?;
+            let request = SyncRequest {
+                retry_when_free: !no_retry,
+            };
+            let job = if online {
+                let site = find_site(&client, site.as_deref().unwrap_or_default()).await?;
+                client.sync_site(site.id, &request).await?
+            } else {
+                let reference = register
+                    .ok_or_else(|| anyhow!("name a register, or use --online --site SITE"))?;
+                let register = find_register(&client, &reference, site.as_deref()).await?;
+                client.sync_register(register.id, &request).await?
+            };
+            let job = if no_wait {
+                job
+            } else {
+                client
+                    .wait_for_job(job.summary.id, Duration::from_secs(wait_secs))
+                    .await?
+            };
+            print_job(&job, cli.json)?;
+            let all_synced = job.targets.iter().all(|t| t.state == TargetState::Synced);
+            Ok(if no_wait || all_synced { 0 } else { 4 })
+        }
+        Command::Jobs { site, limit } => {
+            let client = signed_in(dir).await?;
+            let mut jobs = Vec::new();
+            for site in sites_of(&client, site.as_deref()).await? {
+                jobs.extend(client.jobs(site.id, limit).await?);
+            }
+            jobs.sort_by_key(|job| std::cmp::Reverse(job.created_at));
+            print_jobs(&jobs, cli.json)?;
+            Ok(0)
+        }
+        Command::Watch => {
+            let client = signed_in(dir).await?;
+            let mut events = client.subscribe();
+            let mut out = std::io::stdout().lock();
+            loop {
+                let update = tokio::select! {
+                    update = events.next() => update,
+                    _ = tokio::signal::ctrl_c() => return Ok(0),
+                };
+                let Some(update) = update else {
+                    return Err(Failure {
+                        code: 2,
+                        error: anyhow!("the session ended"),
+                    });
+                };
+                if cli.json {
+                    if let Update::Event(event) = &update {
+                        serde_json::to_writer(&mut out, event).map_err(anyhow::Error::from)?;
+                        writeln!(out).map_err(anyhow::Error::from)?;
+                    }
+                    continue;
+                }
+                let line = match update {
+                    Update::Connected => "● live".to_owned(),
+                    Update::Disconnected { reason } => format!("◌ reconnecting… ({reason})"),
+                    Update::Event(Event::Snapshot { registers, .. }) => {
+                        let online = registers.iter().filter(|r| r.online).count();
+                        format!("{} registers, {online} online", registers.len())
+                    }
+                    Update::Event(Event::Register { register: r }) => format!(
+                        "{}: {}{}, {}",
+                        r.name,
+                        if r.online { "online" } else { "offline" },
+                        if r.in_sale { ", in a sale" } else { "" },
+                        if r.up_to_date {
+                            "up to date".to_owned()
+                        } else {
+                            format!("{} behind", r.revisions_behind)
+                        }
+                    ),
+                    Update::Event(Event::Site { site }) => {
+                        format!("{}: menu revision {}", site.name, site.catalog_revision)
+                    }
+                    Update::Event(Event::Target { target }) => format!(
+                        "{}: {}",
+                        target.register_name,
+                        state_words(target.state, target.reason.as_deref())
+                    ),
+                    Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
+                        "sync by {} finished: {} synced",
+                        job.requested_by.as_deref().unwrap_or("staff"),
+                        job.counts.synced
+                    ),
+                    Update::Event(Event::Job { .. }) => continue,
+                };
+                writeln!(out, "{} {line}", Local::now().format("%H:%M:%S"))
+                    .map_err(anyhow::Error::from)?;
+                out.flush().map_err(anyhow::Error::from)?;
+            }
+        }
+    }
+}

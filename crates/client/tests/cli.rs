@@ -1,0 +1,298 @@
+//! The `regsync` binary as IT staff use it: against a real Back Office with register agents, with
+//! the real Secret Service (a private gnome-keyring on a private session bus).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use regsync_testkit::{BackOffice, FAST, PASSWORD, PrivateKeyring, Venue};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// One user's machine: a home with config and data folders, and a keychain.
+struct Desk {
+    keyring: PrivateKeyring,
+    home: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        Desk {
+            keyring: PrivateKeyring::start(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let home = self.home.path();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_regsync"));
+        command
+            .args(args)
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.keyring.bus_address)
+            .env_remove("REGSYNC_CONFIG_DIR")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("regsync finished in time")
+            .unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend(args);
+        let output = self.run(&all, None).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    async fn login(&self, bo: &BackOffice, email: &str) {
+        let output = self
+            .run(
+                &[
+                    "login",
+                    "--url",
+                    &bo.url,
+                    "--email",
+                    email,
+                    "--password-stdin",
+                ],
+                Some(&format!("{PASSWORD}\n")),
+            )
+            .await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn stored_token(&self, bo: &BackOffice, email: &str) -> Option<String> {
+        self.keyring
+            .lookup("register-sync", &format!("{email} at {}", bo.url))
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn code(output: &Output) -> Option<i32> {
+    output.status.code()
+}
+
+#[tokio::test]
+async fn login_keeps_only_the_refresh_token_in_the_keychain_and_logout_removes_it() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+
+    let wrong = desk
+        .run(
+            &[
+                "login",
+                "--url",
+                &bo.url,
+                "--email",
+                &venue.manager,
+                "--password-stdin",
+            ],
+            Some("nope\n"),
+        )
+        .await;
+    assert_eq!(code(&wrong), Some(2), "a wrong password is exit 2");
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong email or password"));
+    assert_eq!(desk.stored_token(&bo, &venue.manager), None);
+
+    desk.login(&bo, &venue.manager).await;
+    let token = desk
+        .stored_token(&bo, &venue.manager)
+        .expect("the refresh token is in the keychain");
+    assert!(token.starts_with("rsr_"));
+
+    // The config file names the Back Office and the email; no file holds the token.
+    let files = files_under(desk.home.path());
+    assert!(!files.is_empty());
+    let mut config = None;
+    for file in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        assert!(!text.contains(&token), "{} holds the token", file.display());
+        assert!(
+            !text.contains(PASSWORD),
+            "{} holds the password",
+            file.display()
+        );
+        if file.ends_with("config.json") {
+            config = Some(text);
+        }
+    }
+    let config: Value = serde_json::from_str(&config.expect("a config file")).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({ "url": bo.url, "email": venue.manager })
+    );
+
+    let me = desk.json(&["whoami"]).await;
+    assert_eq!(me["user"]["display_name"], "Harbour manager");
+    // Every use rotates the refresh token; the keychain keeps the newest.
+    let rotated = desk.stored_token(&bo, &venue.manager).unwrap();
+    assert_ne!(rotated, token);
+
+    let out = desk.run(&["logout"], None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        desk.stored_token(&bo, &venue.manager),
+        None,
+        "the keychain entry is gone"
+    );
+    let after = desk.run(&["sites"], None).await;
+    assert_eq!(code(&after), Some(2), "not signed in is exit 2");
+}
+
+#[tokio::test]
+async fn every_command_against_back_office_with_registers() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+    desk.login(&bo, &venue.manager).await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let bar2 = bo.agent(&venue.registers[1].credential);
+    for register in &venue.registers[..2] {
+        bo.wait_online(&token, register.register.id, true).await;
+    }
+
+    let sites = desk.json(&["sites"]).await;
+    assert_eq!(sites[0]["name"], "Main Bar");
+    let table = desk.run(&["registers", "--site", "main bar"], None).await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    for expected in ["Bar 1", "● online", "Kitchen", "○ offline", "1 behind"] {
+        assert!(table.contains(expected), "`{expected}` missing:\n{table}");
+    }
+
+    // One register, waited for: synced, exit 0.
+    let job = desk.json(&["sync", "Bar 1"]).await;
+    assert_eq!(job["targets"][0]["state"], "synced");
+
+    // Every online register, one in a sale and not asked to wait, one offline: exit 4.
+    bar2.start_sale().unwrap();
+    let output = desk
+        .run(
+            &[
+                "--json",
+                "sync",
+                "--online",
+                "--site",
+                "Main Bar",
+                "--no-retry",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        code(&output),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let job: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let states: Vec<&str> = job["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["synced", "skipped_busy", "skipped_offline"]);
+    let human = desk.run(&["sync", "Kitchen", "--no-wait"], None).await;
+    assert_eq!(code(&human), Some(0));
+    assert!(String::from_utf8_lossy(&human.stdout).contains("skipped — offline"));
+
+    let jobs = desk.json(&["jobs", "--site", "Main Bar"]).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 3);
+    assert_eq!(jobs[0]["requested_by"], "Harbour manager");
+
+    // watch: a live line for a change.
+    let mut watch = desk
+        .command(&["--json", "watch"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "snapshot");
+    bar2.end_sale().unwrap();
+    let seen = tokio::time::timeout(regsync_testkit::WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if event["type"] == "register"
+                && event["register"]["name"] == "Bar 2"
+                && event["register"]["in_sale"] == false
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(seen);
+    watch.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_back_office_is_its_own_exit_code() {
+    let mut bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+    desk.login(&bo, &venue.manager).await;
+    bo.crash().await;
+    let output = desk.run(&["sites"], None).await;
+    assert_eq!(
+        code(&output),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach Back Office"));
+    // Nothing was lost: back up, the stored session still works.
+    bo.restart().await;
+    assert_eq!(desk.json(&["sites"]).await[0]["name"], "Main Bar");
+}
