@@ -634,6 +634,13 @@ impl PrivateKeyring {
         let runtime = dir.path().join("run");
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
+        // gnome-keyring puts its control socket in XDG_RUNTIME_DIR only if that is private;
+        // otherwise it falls back to a shared place, and parallel tests' daemons collide.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         let mut bus = std::process::Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
@@ -650,9 +657,10 @@ impl PrivateKeyring {
             .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
             .env("XDG_DATA_HOME", dir.path().join("data"))
             .env("XDG_RUNTIME_DIR", &runtime)
+            .env("HOME", dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("gnome-keyring.log")).unwrap())
             .spawn()
             .expect("gnome-keyring-daemon (Debian package gnome-keyring) is needed; scripts/test installs it");
         let mut stdin = keyring.stdin.take().unwrap();
@@ -664,19 +672,43 @@ impl PrivateKeyring {
             bus_address,
             _dir: dir,
         };
-        // Ready once it stores and reads back.
+        // Ready once our daemon owns the Secret Service name. Asking the service anything before
+        // that would make the bus start another gnome-keyring by D-Bus activation, with a locked
+        // keyring, and ours would give way to it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            keyring.store("regsync-test", "probe", "ready");
-            if keyring.lookup("regsync-test", "probe").as_deref() == Some("ready") {
-                return keyring;
+        while !keyring.owns_secret_service() {
+            if std::time::Instant::now() > deadline {
+                let log = keyring._dir.path().join("gnome-keyring.log");
+                panic!(
+                    "the private Secret Service did not start; gnome-keyring said: {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the private Secret Service did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
+        keyring.store("regsync-test", "probe", "ready");
+        assert_eq!(
+            keyring.lookup("regsync-test", "probe").as_deref(),
+            Some("ready"),
+            "the private keychain stores and reads back"
+        );
+        keyring
+    }
+
+    /// Whether a process owns `org.freedesktop.secrets` on our bus (asking does not activate it).
+    fn owns_secret_service(&self) -> bool {
+        std::process::Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                "string:org.freedesktop.secrets",
+            ])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
     }
 
     fn secret_tool(&self) -> std::process::Command {

@@ -267,11 +267,21 @@ pub async fn sync_register(
     ApiJsonOrDefault(request): ApiJsonOrDefault<SyncRequest>,
 ) -> Result<(StatusCode, Json<Job>)> {
     caller.require_sites()?;
+    start(&app, &caller, JobTarget::Register(register_id), &request).await
+}
+
+/// Hands a manager's sync to the engine; answers 202 with the job once it is saved.
+async fn start(
+    app: &AppState,
+    caller: &Caller,
+    target: JobTarget,
+    request: &SyncRequest,
+) -> Result<(StatusCode, Json<Job>)> {
     let job = app
         .engine
         .create_job(JobRequest {
             company_id: caller.company_id,
-            target: JobTarget::Register(register_id),
+            target,
             source: SyncSource::BackOffice,
             requested_by: Some((caller.user_id, caller.display_name.clone())),
             retry_when_free: request.retry_when_free,
@@ -305,17 +315,7 @@ pub async fn sync_site(
 ) -> Result<(StatusCode, Json<Job>)> {
     caller.require_sites()?;
     sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
-    let job = app
-        .engine
-        .create_job(JobRequest {
-            company_id: caller.company_id,
-            target: JobTarget::SiteOnline(site_id),
-            source: SyncSource::BackOffice,
-            requested_by: Some((caller.user_id, caller.display_name.clone())),
-            retry_when_free: request.retry_when_free,
-        })
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(job)))
+    start(&app, &caller, JobTarget::SiteOnline(site_id), &request).await
 }
 
 /// One sync job with each register's state.
