@@ -195,8 +195,9 @@ struct Engine {
     hub: Hub,
     connections: HashMap<Uuid, Connection>,
     catalogs: HashMap<Uuid, CachedCatalog>,
-    /// Every open target, by id: the engine is the only writer, so this mirrors the database
-    /// and spares a lookup per answer.
+    /// Every open target, by id, with its state and deadline: the engine is the only writer of
+    /// targets, so this mirrors the database. Lookups by register and by deadline go here, which
+    /// spares the database indexes that every state change would otherwise have to update.
     open: HashMap<Uuid, OpenTarget>,
     /// Who asked, for jobs with open targets.
     job_info: HashMap<Uuid, JobInfo>,
@@ -205,6 +206,9 @@ struct Engine {
 struct OpenTarget {
     register_id: Uuid,
     job_id: Uuid,
+    state: TargetState,
+    /// Unix milliseconds; every open target has one (see the module doc).
+    deadline_ms: i64,
 }
 
 #[derive(Clone)]
@@ -269,29 +273,6 @@ struct SyncCommand<'a> {
 
 impl Engine {
     async fn recover(&mut self) -> Result<()> {
-        let open: Vec<(Uuid, Uuid, Uuid, String, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT t.id, t.register_id, t.job_id, j.source, j.requested_by_name
-             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
-             WHERE t.state IN {OPEN}"
-        ))
-        .fetch_all(&self.db)
-        .await?;
-        for (id, register_id, job_id, source, requested_by) in open {
-            self.open.insert(
-                id,
-                OpenTarget {
-                    register_id,
-                    job_id,
-                },
-            );
-            self.job_info.insert(
-                job_id,
-                JobInfo {
-                    source,
-                    requested_by,
-                },
-            );
-        }
         let grace = ms(Utc::now() + self.settings.offline_grace);
         let resumed = sqlx::query(
             "UPDATE sync_targets SET deadline_at = MIN(COALESCE(deadline_at, ?1), ?1)
@@ -307,7 +288,60 @@ impl Engine {
                 human(self.settings.offline_grace)
             );
         }
+        self.load_open(grace).await
+    }
+
+    /// Loads the open targets (and their jobs' requesters) from the database into memory.
+    async fn load_open(&mut self, default_deadline: i64) -> Result<()> {
+        self.open.clear();
+        let open: Vec<(
+            Uuid,
+            Uuid,
+            Uuid,
+            String,
+            Option<i64>,
+            String,
+            Option<String>,
+        )> = sqlx::query_as(&format!(
+            "SELECT t.id, t.register_id, t.job_id, t.state, t.deadline_at,
+                        j.source, j.requested_by_name
+                 FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
+                 WHERE t.state IN {OPEN}"
+        ))
+        .fetch_all(&self.db)
+        .await?;
+        for (id, register_id, job_id, state, deadline, source, requested_by) in open {
+            let state = TargetState::parse(&state).unwrap_or(TargetState::Queued);
+            self.open.insert(
+                id,
+                OpenTarget {
+                    register_id,
+                    job_id,
+                    state,
+                    deadline_ms: deadline.unwrap_or(default_deadline),
+                },
+            );
+            self.job_info.insert(
+                job_id,
+                JobInfo {
+                    source,
+                    requested_by,
+                },
+            );
+        }
         Ok(())
+    }
+
+    /// Open targets of a register in one of `states`, oldest first (ids are time-ordered).
+    fn open_of(&self, register_id: Uuid, states: &[TargetState]) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .open
+            .iter()
+            .filter(|(_, t)| t.register_id == register_id && states.contains(&t.state))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
@@ -365,7 +399,19 @@ impl Engine {
             elapsed_us = started.elapsed().as_micros() as u64,
             "engine batch"
         );
+        let failed = outcome.is_err();
         self.apply(fx, outcome);
+        if failed {
+            self.resync_memory().await;
+        }
+    }
+
+    /// After a batch that could not be saved, memory may be ahead of the database: read it back.
+    async fn resync_memory(&mut self) {
+        let soon = ms(Utc::now() + self.settings.offline_grace);
+        if let Err(error) = self.load_open(soon).await {
+            tracing::error!(%error, "cannot reload open sync targets; will retry after the next batch");
+        }
     }
 
     /// Carries out a batch's effects, or on failure tells the callers and drops the messages
@@ -525,7 +571,8 @@ impl Engine {
         if !in_sale {
             self.wake_waiting(c, id, fx).await?;
         }
-        self.deliver_open(c, id, &["queued", "delivered"], fx).await
+        self.deliver_open(c, id, &[TargetState::Queued, TargetState::Delivered], fx)
+            .await
     }
 
     async fn on_disconnected(
@@ -552,14 +599,27 @@ impl Engine {
             .await?;
         // Syncs in flight get a short grace to be settled by the register's next hello.
         let grace = ms(Utc::now() + self.settings.offline_grace);
-        sqlx::query(
-            "UPDATE sync_targets SET deadline_at = MIN(deadline_at, ?)
-             WHERE register_id = ? AND state IN ('queued', 'delivered')",
-        )
-        .bind(grace)
-        .bind(register_id)
-        .execute(&mut *c)
-        .await?;
+        let in_flight: Vec<Uuid> = self
+            .open_of(register_id, &[TargetState::Queued, TargetState::Delivered])
+            .into_iter()
+            .filter(|id| self.open.get(id).is_some_and(|t| t.deadline_ms > grace))
+            .collect();
+        for id in &in_flight {
+            if let Some(target) = self.open.get_mut(id) {
+                target.deadline_ms = grace;
+            }
+        }
+        for chunk in in_flight.chunks(500) {
+            let sql = format!(
+                "UPDATE sync_targets SET deadline_at = ? WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(grace);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *c).await?;
+        }
         fx.changed.registers.insert(register_id);
         Ok(())
     }
@@ -583,7 +643,8 @@ impl Engine {
         fx.changed.registers.insert(register_id);
         if !in_sale {
             self.wake_waiting(c, register_id, fx).await?;
-            self.deliver_open(c, register_id, &["queued"], fx).await?;
+            self.deliver_open(c, register_id, &[TargetState::Queued], fx)
+                .await?;
         }
         Ok(())
     }
@@ -649,7 +710,8 @@ impl Engine {
                         .is_some_and(|connection| !connection.in_sale);
                     if waited && free {
                         self.wake_waiting(c, register_id, fx).await?;
-                        self.deliver_open(c, register_id, &["queued"], fx).await?;
+                        self.deliver_open(c, register_id, &[TargetState::Queued], fx)
+                            .await?;
                     }
                 } else {
                     self.transition(
@@ -873,6 +935,9 @@ impl Engine {
         if let Some(job) = job {
             if to.is_terminal() {
                 self.open.remove(&target_id);
+            } else if let Some(target) = self.open.get_mut(&target_id) {
+                target.state = to;
+                target.deadline_ms = deadline_ms.unwrap_or(i64::MAX);
             }
             fx.changed.targets.insert(target_id);
             fx.changed.jobs.insert(job);
@@ -960,26 +1025,31 @@ impl Engine {
 
     /// Waiting targets of a free register go back to the queue.
     async fn wake_waiting(
-        &self,
+        &mut self,
         c: &mut SqliteConnection,
         register_id: Uuid,
         fx: &mut Effects,
     ) -> Result<()> {
         let now = Utc::now();
-        let woken: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "UPDATE sync_targets
-             SET state = 'queued', deadline_at = ?, wait_expires_at = NULL, updated_at = ?
-             WHERE register_id = ? AND state = 'waiting'
-             RETURNING id, job_id",
-        )
-        .bind(ms(now + self.settings.result_timeout))
-        .bind(now)
-        .bind(register_id)
-        .fetch_all(&mut *c)
-        .await?;
-        for (target, job) in woken {
-            fx.changed.targets.insert(target);
-            fx.changed.jobs.insert(job);
+        let deadline = ms(now + self.settings.result_timeout);
+        for target_id in self.open_of(register_id, &[TargetState::Waiting]) {
+            let job: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE sync_targets
+                 SET state = 'queued', deadline_at = ?, wait_expires_at = NULL, updated_at = ?
+                 WHERE id = ? AND state = 'waiting'
+                 RETURNING job_id",
+            )
+            .bind(deadline)
+            .bind(now)
+            .bind(target_id)
+            .fetch_optional(&mut *c)
+            .await?;
+            if let (Some(job), Some(target)) = (job, self.open.get_mut(&target_id)) {
+                target.state = TargetState::Queued;
+                target.deadline_ms = deadline;
+                fx.changed.targets.insert(target_id);
+                fx.changed.jobs.insert(job);
+            }
         }
         Ok(())
     }
@@ -1037,7 +1107,7 @@ impl Engine {
         &mut self,
         c: &mut SqliteConnection,
         register_id: Uuid,
-        states: &[&str],
+        states: &[TargetState],
         fx: &mut Effects,
     ) -> Result<()> {
         let Some(connection) = self.connections.get(&register_id) else {
@@ -1045,36 +1115,40 @@ impl Engine {
         };
         let outbound = connection.outbound.clone();
         let site_id = connection.identity.site_id;
-        let states = states
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let targets: Vec<(Uuid, Uuid, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT t.id, t.job_id, j.requested_by_name
-             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
-             WHERE t.register_id = ? AND t.state IN ({states})
-             ORDER BY j.created_at"
-        ))
-        .bind(register_id)
-        .fetch_all(&mut *c)
-        .await?;
+        let targets = self.open_of(register_id, states);
         if targets.is_empty() {
             return Ok(());
         }
         let (revision, catalog) = self.catalog(c, site_id).await?;
         let now = Utc::now();
-        for (target_id, job_id, requested_by) in targets {
+        let deadline = ms(now + self.settings.result_timeout);
+        for target_id in targets {
+            let Some(job_id) = self.open.get(&target_id).map(|t| t.job_id) else {
+                continue;
+            };
             sqlx::query(
                 "UPDATE sync_targets SET state = 'delivered', revision = ?, deadline_at = ?, updated_at = ?
                  WHERE id = ?",
             )
             .bind(revision)
-            .bind(ms(now + self.settings.result_timeout))
+            .bind(deadline)
             .bind(now)
             .bind(target_id)
             .execute(&mut *c)
             .await?;
+            if let Some(target) = self.open.get_mut(&target_id) {
+                target.state = TargetState::Delivered;
+                target.deadline_ms = deadline;
+            }
+            let requested_by = match self.job_info.get(&job_id) {
+                Some(info) => info.requested_by.clone(),
+                None => {
+                    sqlx::query_scalar("SELECT requested_by_name FROM sync_jobs WHERE id = ?")
+                        .bind(job_id)
+                        .fetch_one(&mut *c)
+                        .await?
+                }
+            };
             let command = Self::command(target_id, revision, requested_by.as_deref(), &catalog)?;
             fx.sends.push((outbound.clone(), Outbound::Send(command)));
             fx.changed.targets.insert(target_id);
@@ -1178,6 +1252,8 @@ impl Engine {
                     OpenTarget {
                         register_id,
                         job_id,
+                        state: TargetState::Delivered,
+                        deadline_ms: deadline,
                     },
                 );
             }
@@ -1275,19 +1351,19 @@ impl Engine {
         let mut fx = Effects::default();
         let outcome = async {
             let now = Utc::now();
-            let due: Vec<(Uuid, String, Uuid)> = sqlx::query_as(&format!(
-                "SELECT id, state, register_id FROM sync_targets
-                 WHERE state IN {OPEN} AND deadline_at <= ? LIMIT 1000"
-            ))
-            .bind(ms(now))
-            .fetch_all(&self.db)
-            .await?;
+            let due: Vec<(Uuid, TargetState, Uuid)> = self
+                .open
+                .iter()
+                .filter(|(_, t)| t.deadline_ms <= ms(now))
+                .map(|(id, t)| (*id, t.state, t.register_id))
+                .take(1000)
+                .collect();
             if due.is_empty() {
                 return Ok(());
             }
             let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
             for (target_id, state, register_id) in due {
-                let (to, reason) = if state == "waiting" {
+                let (to, reason) = if state == TargetState::Waiting {
                     (
                         TargetState::Expired,
                         format!("the sale did not end within {}", human(self.settings.wait_expiry)),
@@ -1311,7 +1387,7 @@ impl Engine {
                 .bind(&reason)
                 .bind(now)
                 .bind(target_id)
-                .bind(&state)
+                .bind(state.as_str())
                 .bind(ms(now))
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -1327,7 +1403,11 @@ impl Engine {
             Ok::<_, Error>(())
         }
         .await;
+        let failed = outcome.is_err();
         self.apply(fx, outcome);
+        if failed {
+            self.resync_memory().await;
+        }
     }
 }
 
