@@ -294,38 +294,39 @@ impl Engine {
     /// Loads the open targets (and their jobs' requesters) from the database into memory.
     async fn load_open(&mut self, default_deadline: i64) -> Result<()> {
         self.open.clear();
-        let open: Vec<(
-            Uuid,
-            Uuid,
-            Uuid,
-            String,
-            Option<i64>,
-            String,
-            Option<String>,
-        )> = sqlx::query_as(&format!(
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            register_id: Uuid,
+            job_id: Uuid,
+            state: String,
+            deadline_at: Option<i64>,
+            source: String,
+            requested_by_name: Option<String>,
+        }
+        let open: Vec<Row> = sqlx::query_as(&format!(
             "SELECT t.id, t.register_id, t.job_id, t.state, t.deadline_at,
-                        j.source, j.requested_by_name
-                 FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
-                 WHERE t.state IN {OPEN}"
+                    j.source, j.requested_by_name
+             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
+             WHERE t.state IN {OPEN}"
         ))
         .fetch_all(&self.db)
         .await?;
-        for (id, register_id, job_id, state, deadline, source, requested_by) in open {
-            let state = TargetState::parse(&state).unwrap_or(TargetState::Queued);
+        for row in open {
             self.open.insert(
-                id,
+                row.id,
                 OpenTarget {
-                    register_id,
-                    job_id,
-                    state,
-                    deadline_ms: deadline.unwrap_or(default_deadline),
+                    register_id: row.register_id,
+                    job_id: row.job_id,
+                    state: TargetState::parse(&row.state).unwrap_or(TargetState::Queued),
+                    deadline_ms: row.deadline_at.unwrap_or(default_deadline),
                 },
             );
             self.job_info.insert(
-                job_id,
+                row.job_id,
                 JobInfo {
-                    source,
-                    requested_by,
+                    source: row.source,
+                    requested_by: row.requested_by_name,
                 },
             );
         }
