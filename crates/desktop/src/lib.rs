@@ -1,0 +1,15 @@
+//! The desktop app's logic, free of Tauri, so all of it is tested without a window.
+//!
+//! It keeps the app's picture of sites, registers and sync jobs current from the client's live
+//! events ([`state`]), decides what the tray shows ([`tray`]) and which system notification a
+//! change deserves ([`notify`]), and keeps the last-known picture on disk for when Back Office
+//! cannot be reached ([`cache`]). `src-tauri` only wires these to the window, the tray, the
+//! notification service and the keychain.
+
+pub mod cache;
+pub mod notify;
+pub mod state;
+pub mod tray;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! Which system notification a change deserves, and its words (UI.md). One per job, never one
+//! per register: a job over 500 registers is one notification. A register that waited for its
+//! sale and then synced (or whose wait ran out) gets one of its own, as the manager was told it
+//! would sync later.
+
+use regsync_protocol::api::SyncSource;
+use regsync_protocol::sync::{JobSummary, Target, TargetState};
+
+use crate::state::{Change, Picture};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
+}
+
+fn plural(n: u32, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// "Bar 2", "Bar 2 and Kitchen", "Bar 2, Kitchen and 3 more".
+fn names(mut names: Vec<&str>) -> String {
+    names.sort_unstable();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} more", rest.len()),
+    }
+}
+
+/// A job has "settled" once nothing is being delivered or answered: every target is terminal
+/// or waiting for its sale to end.
+fn settled(job: &JobSummary) -> bool {
+    job.counts.queued + job.counts.delivered == 0
+}
+
+/// The notification a change deserves, if any.
+pub fn for_change(change: &Change, picture: &Picture) -> Option<Notification> {
+    match change {
+        Change::Job { before, after } => {
+            let was_settled = before.as_ref().is_some_and(settled);
+            (settled(after) && !was_settled && after.source == SyncSource::BackOffice)
+                .then(|| job_settled(after, picture))
+        }
+        Change::Target { after, waited, .. } => {
+            let from_manager = picture
+                .jobs
+                .get(&after.job_id)
+                .is_some_and(|job| job.source == SyncSource::BackOffice);
+            if !waited || !from_manager {
+                return None;
+            }
+            match after.state {
+                TargetState::Synced => Some(Notification {
+                    title: format!("{} synced", after.register_name),
+                    body: format!(
+                        "Its sale ended; it now has menu revision {}.",
+                        after.revision.unwrap_or_default()
+                    ),
+                }),
+                TargetState::Expired => Some(Notification {
+                    title: format!("{} was not synced", after.register_name),
+                    body: format!(
+                        "{}. Sync it again when it is free.",
+                        capitalize(
+                            &after
+                                .reason
+                                .as_deref()
+                                .unwrap_or("the sale did not end in time")
+                                .replacen("the sale", "its sale", 1)
+                        )
+                    ),
+                }),
+                _ => None,
+            }
+        }
+        Change::Other => None,
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn job_settled(job: &JobSummary, picture: &Picture) -> Notification {
+    let site = picture
+        .sites
+        .get(&job.site_id)
+        .map_or("Registers", |s| s.name.as_str());
+    let targets: Vec<&Target> = picture
+        .targets
+        .get(&job.id)
+        .map(|t| t.values().collect())
+        .unwrap_or_default();
+    let named = |state: TargetState| -> Vec<&str> {
+        targets
+            .iter()
+            .filter(|t| t.state == state)
+            .map(|t| t.register_name.as_str())
+            .collect()
+    };
+    let c = &job.counts;
+    if c.failed + c.expired > 0 {
+        let failed: Vec<&Target> = targets
+            .iter()
+            .copied()
+            .filter(|t| t.state == TargetState::Failed)
+            .collect();
+        let body = match failed.as_slice() {
+            [one] => format!(
+                "{} {}.",
+                one.register_name,
+                one.reason.as_deref().unwrap_or("failed")
+            ),
+            [] => "See the registers page for why.".to_owned(),
+            many => format!(
+                "{} could not be synced; see the registers page for why.",
+                names(many.iter().map(|t| t.register_name.as_str()).collect())
+            ),
+        };
+        return Notification {
+            title: format!(
+                "{site}: {} failed",
+                plural(c.failed + c.expired, "sync", "syncs")
+            ),
+            body,
+        };
+    }
+    if c.waiting > 0 {
+        let waiting = named(TargetState::Waiting);
+        let who = if waiting.is_empty() {
+            plural(c.waiting, "register", "registers")
+        } else {
+            names(waiting)
+        };
+        let verb = if c.waiting == 1 { "is" } else { "are" };
+        let it = if c.waiting == 1 { "it" } else { "they" };
+        return Notification {
+            title: format!("{site}: {} synced, {} waiting", c.synced, c.waiting),
+            body: format!("{who} {verb} in a sale; {it} will sync when the sale ends."),
+        };
+    }
+    let revision = targets.iter().filter_map(|t| t.revision).max();
+    let mut body = match revision {
+        Some(revision) if c.skipped_busy + c.skipped_offline == 0 => {
+            format!("Every online register has menu revision {revision}.")
+        }
+        _ => String::new(),
+    };
+    if c.skipped_busy > 0 {
+        let busy = named(TargetState::SkippedBusy);
+        let who = if busy.is_empty() {
+            plural(c.skipped_busy, "register", "registers")
+        } else {
+            names(busy)
+        };
+        body.push_str(&format!(
+            "{who} {} in a sale and skipped. ",
+            if c.skipped_busy == 1 { "was" } else { "were" }
+        ));
+    }
+    if c.skipped_offline > 0 {
+        let offline = named(TargetState::SkippedOffline);
+        let who = if offline.is_empty() {
+            plural(c.skipped_offline, "register", "registers")
+        } else {
+            names(offline)
+        };
+        body.push_str(&format!(
+            "{who} {} offline.",
+            if c.skipped_offline == 1 {
+                "was"
+            } else {
+                "were"
+            }
+        ));
+    }
+    Notification {
+        title: format!(
+            "{site}: {} synced",
+            plural(c.synced, "register", "registers")
+        ),
+        body: body.trim().to_owned(),
+    }
+}

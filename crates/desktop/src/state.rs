@@ -1,0 +1,192 @@
+//! What the app knows: sites, registers and recent jobs, kept current from the live event stream,
+//! and whether it is live. Events carry full state, so applying them in order to a snapshot gives
+//! the current picture; a new snapshot (after any reconnect) replaces everything.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use regsync_client::Update;
+use regsync_protocol::api::{Register, Site};
+use regsync_protocol::sync::{Event, JobSummary, Target, TargetState};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// How current the picture is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Connection {
+    /// Not connected yet, nothing known.
+    Connecting,
+    /// Following Back Office live.
+    Live,
+    /// The stream broke; reconnecting. `as_of` is when the picture was last known current.
+    Reconnecting { as_of: Option<DateTime<Utc>> },
+    /// Shown from the cache: Back Office could not be reached.
+    Offline { as_of: DateTime<Utc> },
+}
+
+/// The app's picture of the company, as the registers page and the tray show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Picture {
+    pub sites: BTreeMap<Uuid, Site>,
+    pub registers: BTreeMap<Uuid, Register>,
+    pub jobs: BTreeMap<Uuid, JobSummary>,
+    /// Targets seen live, by job (only jobs followed since the app started).
+    pub targets: BTreeMap<Uuid, BTreeMap<Uuid, Target>>,
+    /// When the picture was last known to match Back Office.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Targets seen waiting for a sale to end and not finished yet.
+    #[serde(default, skip)]
+    pub waited: std::collections::BTreeSet<Uuid>,
+}
+
+/// What changed by applying an update, for notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Job {
+        before: Option<JobSummary>,
+        after: JobSummary,
+    },
+    /// `waited`: the target has been waiting for its register's sale to end.
+    Target {
+        before: Option<Target>,
+        after: Target,
+        waited: bool,
+    },
+    Other,
+}
+
+impl Picture {
+    /// Applies one event; answers what changed.
+    pub fn apply(&mut self, event: Event, now: DateTime<Utc>) -> Change {
+        self.as_of = Some(now);
+        match event {
+            Event::Snapshot {
+                sites,
+                registers,
+                jobs,
+            } => {
+                self.sites = sites.into_iter().map(|s| (s.id, s)).collect();
+                self.registers = registers.into_iter().map(|r| (r.id, r)).collect();
+                self.jobs = jobs.into_iter().map(|j| (j.id, j)).collect();
+                self.targets.retain(|job, _| self.jobs.contains_key(job));
+                Change::Other
+            }
+            Event::Register { register } => {
+                self.registers.insert(register.id, register);
+                Change::Other
+            }
+            Event::Site { site } => {
+                let revision = site.catalog_revision;
+                for register in self.registers.values_mut().filter(|r| r.site_id == site.id) {
+                    register.site_revision = revision;
+                    register.revisions_behind = (revision - register.applied_revision).max(0);
+                    register.up_to_date = register.revisions_behind == 0;
+                }
+                self.sites.insert(site.id, site);
+                Change::Other
+            }
+            Event::Job { job } => {
+                let before = self.jobs.insert(job.id, job.clone());
+                Change::Job { before, after: job }
+            }
+            Event::Target { target } => {
+                let waited =
+                    self.waited.contains(&target.id) || target.state == TargetState::Waiting;
+                if target.state.is_terminal() {
+                    self.waited.remove(&target.id);
+                } else if target.state == TargetState::Waiting {
+                    self.waited.insert(target.id);
+                }
+                let before = self
+                    .targets
+                    .entry(target.job_id)
+                    .or_default()
+                    .insert(target.id, target.clone());
+                Change::Target {
+                    before,
+                    after: target,
+                    waited,
+                }
+            }
+        }
+    }
+
+    pub fn registers_of(&self, site_id: Uuid) -> impl Iterator<Item = &Register> {
+        self.registers
+            .values()
+            .filter(move |r| r.site_id == site_id)
+    }
+
+    /// Jobs still running (some target not terminal), newest first.
+    pub fn running_jobs(&self) -> Vec<&JobSummary> {
+        let mut jobs: Vec<&JobSummary> = self
+            .jobs
+            .values()
+            .filter(|j| j.finished_at.is_none())
+            .collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
+        jobs
+    }
+}
+
+/// The picture plus the connection state, fed by the client's [`Update`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    pub picture: Picture,
+    pub connection: Connection,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            picture: Picture::default(),
+            connection: Connection::Connecting,
+        }
+    }
+}
+
+impl Live {
+    /// Starts from a cached picture, shown as offline until Back Office answers.
+    pub fn from_cache(picture: Picture) -> Live {
+        let connection = match picture.as_of {
+            Some(as_of) => Connection::Offline { as_of },
+            None => Connection::Connecting,
+        };
+        Live {
+            picture,
+            connection,
+        }
+    }
+
+    pub fn apply(&mut self, update: Update, now: DateTime<Utc>) -> Change {
+        match update {
+            Update::Connected => Change::Other,
+            Update::Event(event) => {
+                if matches!(event, Event::Snapshot { .. }) {
+                    self.connection = Connection::Live;
+                }
+                self.picture.apply(event, now)
+            }
+            Update::Disconnected { .. } => {
+                self.connection = Connection::Reconnecting {
+                    as_of: self.picture.as_of,
+                };
+                Change::Other
+            }
+        }
+    }
+
+    /// Actions that need Back Office are possible only while live.
+    pub fn can_act(&self) -> Result<(), String> {
+        match &self.connection {
+            Connection::Live => Ok(()),
+            Connection::Connecting => Err("Connecting to Back Office…".into()),
+            Connection::Reconnecting { .. } | Connection::Offline { .. } => Err(
+                "Back Office can't be reached right now; this will work again once it reconnects."
+                    .into(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,430 @@
+use chrono::{FixedOffset, TimeZone, Utc};
+use regsync_client::Update;
+use regsync_protocol::api::{Register, Site, SyncSource};
+use regsync_protocol::sync::{Event, JobCounts, JobKind, JobSummary, Target, TargetState};
+use uuid::Uuid;
+
+use crate::cache::{Cache, account};
+use crate::notify::{Notification, for_change};
+use crate::state::{Change, Connection, Live, Picture};
+use crate::tray::{TrayIcon, summarize};
+
+fn site(name: &str, revision: i64) -> Site {
+    Site {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        register_count: 0,
+        catalog_revision: revision,
+    }
+}
+
+fn register(site: &Site, name: &str, online: bool, applied: i64) -> Register {
+    Register {
+        id: Uuid::new_v4(),
+        site_id: site.id,
+        name: name.into(),
+        online,
+        in_sale: false,
+        last_seen_at: None,
+        last_synced_at: None,
+        last_synced_source: None,
+        last_synced_by: None,
+        applied_revision: applied,
+        site_revision: site.catalog_revision,
+        revisions_behind: (site.catalog_revision - applied).max(0),
+        up_to_date: applied >= site.catalog_revision,
+    }
+}
+
+fn utc() -> FixedOffset {
+    FixedOffset::east_opt(0).unwrap()
+}
+
+fn live_with(sites: Vec<Site>, registers: Vec<Register>) -> Live {
+    let mut live = Live::default();
+    live.apply(
+        Update::Event(Event::Snapshot {
+            sites,
+            registers,
+            jobs: vec![],
+        }),
+        Utc.with_ymd_and_hms(2026, 11, 27, 14, 2, 0).unwrap(),
+    );
+    live
+}
+
+fn job(site: &Site, counts: JobCounts, retry: bool) -> JobSummary {
+    JobSummary {
+        id: Uuid::new_v4(),
+        site_id: site.id,
+        kind: JobKind::SiteOnline,
+        source: SyncSource::BackOffice,
+        requested_by: Some("Alex Manager".into()),
+        retry_when_free: retry,
+        created_at: Utc::now(),
+        finished_at: None,
+        counts,
+    }
+}
+
+fn target(
+    job: &JobSummary,
+    name: &str,
+    state: TargetState,
+    revision: Option<i64>,
+    reason: Option<&str>,
+) -> Target {
+    Target {
+        id: Uuid::new_v4(),
+        job_id: job.id,
+        register_id: Uuid::new_v4(),
+        register_name: name.into(),
+        state,
+        revision,
+        reason: reason.map(Into::into),
+        updated_at: Utc::now(),
+        wait_expires_at: None,
+    }
+}
+
+fn counts(synced: u32, waiting: u32, delivered: u32, offline: u32, failed: u32) -> JobCounts {
+    JobCounts {
+        synced,
+        waiting,
+        delivered,
+        skipped_offline: offline,
+        failed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_tray_answers_is_everything_synced() {
+    let bar = site("Main Bar", 42);
+    let all_good = live_with(
+        vec![bar.clone()],
+        vec![
+            register(&bar, "Bar 1", true, 42),
+            register(&bar, "Bar 2", true, 42),
+        ],
+    );
+    let tray = summarize(true, &all_good, Some(bar.id), &utc());
+    assert_eq!(tray.icon, TrayIcon::AllGood);
+    assert_eq!(tray.status, "All 2 registers up to date");
+    assert_eq!(
+        tray.sync_item.as_deref(),
+        Some("Sync online registers — Main Bar")
+    );
+    assert_eq!(tray.updated.as_deref(), Some("Updated 14:02"));
+
+    let problems = live_with(
+        vec![bar.clone()],
+        vec![
+            register(&bar, "Bar 1", false, 42),
+            register(&bar, "Kitchen", false, 41),
+            register(&bar, "Bar 2", true, 40),
+        ],
+    );
+    let tray = summarize(true, &problems, None, &utc());
+    assert_eq!(tray.icon, TrayIcon::Attention);
+    assert_eq!(tray.status, "2 offline · 2 out of date");
+
+    let mut unreachable = all_good.clone();
+    unreachable.apply(
+        Update::Disconnected {
+            reason: "refused".into(),
+        },
+        Utc::now(),
+    );
+    let tray = summarize(true, &unreachable, Some(bar.id), &utc());
+    assert_eq!(tray.icon, TrayIcon::Unreachable);
+    assert_eq!(tray.status, "Back Office unreachable — as of 14:02");
+    assert_eq!(tray.sync_item, None, "no sync while unreachable");
+
+    assert_eq!(
+        summarize(false, &all_good, None, &utc()).status,
+        "Signed out"
+    );
+}
+
+#[test]
+fn the_tray_shows_a_sync_in_progress() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![register(&bar, "Bar 1", true, 41)]);
+    live.apply(
+        Update::Event(Event::Job {
+            job: job(&bar, counts(0, 0, 1, 0, 0), true),
+        }),
+        Utc::now(),
+    );
+    let tray = summarize(true, &live, None, &utc());
+    assert_eq!(
+        (tray.icon, tray.status.as_str()),
+        (TrayIcon::Syncing, "Syncing Main Bar…")
+    );
+}
+
+#[test]
+fn a_site_event_updates_whether_registers_are_up_to_date() {
+    let bar = site("Main Bar", 1);
+    let mut live = live_with(vec![bar.clone()], vec![register(&bar, "Bar 1", true, 1)]);
+    let mut newer = bar.clone();
+    newer.catalog_revision = 3;
+    live.apply(Update::Event(Event::Site { site: newer }), Utc::now());
+    let r = live.picture.registers.values().next().unwrap();
+    assert_eq!((r.up_to_date, r.revisions_behind), (false, 2));
+}
+
+/// Feeds a job's targets and then its settled summary; answers the notifications raised.
+fn run_job(live: &mut Live, job: &JobSummary, targets: &[Target]) -> Vec<Notification> {
+    let mut raised = Vec::new();
+    let mut running = job.clone();
+    running.counts = counts(0, 0, targets.len() as u32, 0, 0);
+    let change = live.apply(Update::Event(Event::Job { job: running }), Utc::now());
+    raised.extend(for_change(&change, &live.picture));
+    for target in targets {
+        let change = live.apply(
+            Update::Event(Event::Target {
+                target: target.clone(),
+            }),
+            Utc::now(),
+        );
+        raised.extend(for_change(&change, &live.picture));
+    }
+    let change = live.apply(Update::Event(Event::Job { job: job.clone() }), Utc::now());
+    raised.extend(for_change(&change, &live.picture));
+    raised
+}
+
+#[test]
+fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let all = job(&bar, counts(6, 0, 0, 0, 0), true);
+    let targets: Vec<Target> = (1..=6)
+        .map(|i| {
+            target(
+                &all,
+                &format!("Bar {i}"),
+                TargetState::Synced,
+                Some(42),
+                None,
+            )
+        })
+        .collect();
+    let raised = run_job(&mut live, &all, &targets);
+    assert_eq!(
+        raised,
+        [Notification {
+            title: "Main Bar: 6 registers synced".into(),
+            body: "Every online register has menu revision 42.".into()
+        }]
+    );
+
+    let some_waiting = job(&bar, counts(5, 1, 0, 0, 0), true);
+    let mut targets: Vec<Target> = (1..=5)
+        .map(|i| {
+            target(
+                &some_waiting,
+                &format!("R{i}"),
+                TargetState::Synced,
+                Some(42),
+                None,
+            )
+        })
+        .collect();
+    targets.push(target(
+        &some_waiting,
+        "Bar 2",
+        TargetState::Waiting,
+        Some(42),
+        None,
+    ));
+    let raised = run_job(&mut live, &some_waiting, &targets);
+    assert_eq!(
+        raised,
+        [Notification {
+            title: "Main Bar: 5 synced, 1 waiting".into(),
+            body: "Bar 2 is in a sale; it will sync when the sale ends.".into()
+        }]
+    );
+
+    // Later the waiting register syncs: its own notification.
+    let mut synced = targets[5].clone();
+    synced.state = TargetState::Delivered;
+    let change = live.apply(
+        Update::Event(Event::Target {
+            target: synced.clone(),
+        }),
+        Utc::now(),
+    );
+    assert_eq!(
+        for_change(&change, &live.picture),
+        None,
+        "nothing while it is being delivered"
+    );
+    synced.state = TargetState::Synced;
+    let change = live.apply(Update::Event(Event::Target { target: synced }), Utc::now());
+    assert_eq!(
+        for_change(&change, &live.picture),
+        Some(Notification {
+            title: "Bar 2 synced".into(),
+            body: "Its sale ended; it now has menu revision 42.".into()
+        })
+    );
+
+    let failing = job(&bar, counts(0, 0, 0, 0, 1), true);
+    let targets = [target(
+        &failing,
+        "Kitchen",
+        TargetState::Failed,
+        None,
+        Some("lost its connection during the sync"),
+    )];
+    assert_eq!(
+        run_job(&mut live, &failing, &targets),
+        [Notification {
+            title: "Main Bar: 1 sync failed".into(),
+            body: "Kitchen lost its connection during the sync.".into()
+        }]
+    );
+}
+
+#[test]
+fn an_expired_wait_says_so() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let waiting_job = job(&bar, counts(0, 1, 0, 0, 0), true);
+    let mut waiting = target(&waiting_job, "Bar 2", TargetState::Waiting, Some(42), None);
+    run_job(&mut live, &waiting_job, std::slice::from_ref(&waiting));
+    waiting.state = TargetState::Expired;
+    waiting.reason = Some("the sale did not end within 2 hours".into());
+    let change = live.apply(Update::Event(Event::Target { target: waiting }), Utc::now());
+    assert_eq!(
+        for_change(&change, &live.picture),
+        Some(Notification {
+            title: "Bar 2 was not synced".into(),
+            body: "Its sale did not end within 2 hours. Sync it again when it is free.".into()
+        })
+    );
+}
+
+#[test]
+fn a_job_over_500_registers_is_one_notification() {
+    let bar = site("Main Bar", 7);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let big = job(&bar, counts(498, 0, 0, 2, 0), true);
+    let mut targets: Vec<Target> = (0..498)
+        .map(|i| {
+            target(
+                &big,
+                &format!("R{i:03}"),
+                TargetState::Synced,
+                Some(7),
+                None,
+            )
+        })
+        .collect();
+    targets.push(target(
+        &big,
+        "Kitchen",
+        TargetState::SkippedOffline,
+        None,
+        Some("offline"),
+    ));
+    targets.push(target(
+        &big,
+        "Cellar Door",
+        TargetState::SkippedOffline,
+        None,
+        Some("offline"),
+    ));
+    let raised = run_job(&mut live, &big, &targets);
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].title, "Main Bar: 498 registers synced");
+    assert_eq!(raised[0].body, "Cellar Door and Kitchen were offline.");
+}
+
+#[test]
+fn syncs_staff_started_at_the_register_raise_nothing() {
+    let bar = site("Main Bar", 3);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let mut own = job(&bar, counts(1, 0, 0, 0, 0), false);
+    own.source = SyncSource::Register;
+    let targets = [target(&own, "Bar 1", TargetState::Synced, Some(3), None)];
+    assert!(run_job(&mut live, &own, &targets).is_empty());
+}
+
+#[test]
+fn actions_need_a_live_connection() {
+    let bar = site("Main Bar", 1);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    assert!(live.can_act().is_ok());
+    live.apply(Update::Disconnected { reason: "x".into() }, Utc::now());
+    assert!(matches!(live.connection, Connection::Reconnecting { .. }));
+    assert!(live.can_act().unwrap_err().contains("can't be reached"));
+}
+
+#[test]
+fn the_cache_round_trips_per_account_and_survives_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    let bar = site("Main Bar", 5);
+    let live = live_with(vec![bar.clone()], vec![register(&bar, "Bar 1", true, 5)]);
+    let alex = account("https://bo.example", "alex@harbour.example");
+    let sam = account("https://bo.example", "sam@harbour.example");
+
+    assert_eq!(cache.load(&alex), None);
+    cache.save(&alex, &live.picture).unwrap();
+    let loaded = cache.load(&alex).unwrap();
+    assert_eq!(loaded.registers, live.picture.registers);
+    assert_eq!(
+        cache.load(&sam),
+        None,
+        "another account's picture is not shown"
+    );
+    let name = cache
+        .path(&alex)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        !name.contains("alex"),
+        "the file name does not say who uses the PC: {name}"
+    );
+
+    // Started from the cache, the app says it is offline as of the cached time.
+    let offline = Live::from_cache(loaded);
+    assert!(matches!(offline.connection, Connection::Offline { .. }));
+
+    std::fs::write(cache.path(&alex), b"{\"version\":1,\"acc").unwrap();
+    assert_eq!(cache.load(&alex), None, "a corrupt file is ignored");
+    assert!(!cache.path(&alex).exists(), "and discarded");
+    std::fs::write(
+        cache.path(&alex),
+        br#"{"version":99,"account":"x","saved_at":"2026-01-01T00:00:00Z","picture":{}}"#,
+    )
+    .unwrap();
+    assert_eq!(cache.load(&alex), None, "an outdated format is ignored");
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 0, "no temporary files are left");
+}
+
+#[test]
+fn changes_are_reported_for_jobs_and_targets() {
+    let bar = site("Main Bar", 1);
+    let mut picture = Picture::default();
+    let j = job(&bar, counts(0, 0, 1, 0, 0), true);
+    assert!(matches!(
+        picture.apply(Event::Job { job: j.clone() }, Utc::now()),
+        Change::Job { before: None, .. }
+    ));
+    assert!(matches!(
+        picture.apply(Event::Job { job: j }, Utc::now()),
+        Change::Job {
+            before: Some(_),
+            ..
+        }
+    ));
+}
