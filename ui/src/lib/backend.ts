@@ -1,0 +1,41 @@
+// The seam between the page and the app: the only module that calls Tauri's `invoke` and
+// `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
+
+import type { JobSummary, LiveState, Session, Uuid } from "./types";
+
+export interface Backend {
+  /** The current session, or null when signed out. */
+  session(): Promise<Session | null>;
+  signIn(url: string, email: string, password: string, remember: boolean): Promise<Session>;
+  signOut(): Promise<void>;
+  /** The current picture; then `onChange` is called with every new one. */
+  live(): Promise<LiveState>;
+  onChange(handler: (state: LiveState) => void): Promise<() => void>;
+  syncRegister(registerId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
+  syncSite(siteId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
+}
+
+export function tauriBackend(): Backend {
+  // Imported lazily so the page also loads where Tauri is absent.
+  const core = import("@tauri-apps/api/core");
+  const event = import("@tauri-apps/api/event");
+  const invoke = async <T>(command: string, args?: Record<string, unknown>): Promise<T> =>
+    (await core).invoke<T>(command, args);
+  return {
+    session: () => invoke("session"),
+    signIn: (url, email, password, remember) => invoke("sign_in", { url, email, password, remember }),
+    signOut: () => invoke("sign_out"),
+    live: () => invoke("live"),
+    onChange: async (handler) => (await event).listen<LiveState>("live", (e) => handler(e.payload)),
+    syncRegister: (registerId, retryWhenFree) => invoke("sync_register", { registerId, retryWhenFree }),
+    syncSite: (siteId, retryWhenFree) => invoke("sync_site", { siteId, retryWhenFree }),
+  };
+}
+
+/** A UiError's message, or a plain description of anything else thrown. */
+export function describe(error: unknown): string {
+  if (error && typeof error === "object" && "message" in error) {
+    return String((error as { message: unknown }).message);
+  }
+  return String(error);
+}

@@ -1,0 +1,110 @@
+// A Backend without Back Office: for component tests and for viewing the page in a browser.
+
+import type { Backend } from "./backend";
+import type { JobSummary, LiveState, Register, Session, Site, Target } from "./types";
+
+const now = () => new Date().toISOString();
+
+export function demoState(): LiveState {
+  const site: Site = { id: "s1", name: "Main Bar", register_count: 3, catalog_revision: 42 };
+  const register = (id: string, name: string, extra: Partial<Register>): Register => ({
+    id,
+    site_id: site.id,
+    name,
+    online: true,
+    in_sale: false,
+    last_seen_at: now(),
+    last_synced_at: now(),
+    last_synced_source: "back_office",
+    last_synced_by: "Alex Manager",
+    applied_revision: 42,
+    site_revision: 42,
+    revisions_behind: 0,
+    up_to_date: true,
+    ...extra,
+  });
+  return {
+    connection: { kind: "live" },
+    picture: {
+      sites: { [site.id]: site },
+      registers: {
+        r1: register("r1", "Bar 1", {}),
+        r2: register("r2", "Bar 2", { in_sale: true, applied_revision: 40, revisions_behind: 2, up_to_date: false }),
+        r3: register("r3", "Kitchen", { online: false, applied_revision: 41, revisions_behind: 1, up_to_date: false }),
+      },
+      jobs: {},
+      targets: {},
+      as_of: now(),
+    },
+  };
+}
+
+export interface Fake extends Backend {
+  /** Replaces the state and tells listeners, as a live event would. */
+  push(state: LiveState): void;
+  calls: string[];
+}
+
+export function fakeBackend(
+  initial: LiveState = demoState(),
+  session: Session | null = {
+    url: "http://127.0.0.1:8080",
+    email: "manager@harbour.example",
+    display_name: "Alex Manager",
+    company: "Harbour Hospitality",
+    can_manage_sites: true,
+    demo: true,
+  },
+): Fake {
+  let state = initial;
+  let current = session;
+  const listeners = new Set<(s: LiveState) => void>();
+  const calls: string[] = [];
+  const job = (targets: Target[], siteId: string): JobSummary => ({
+    id: `job${calls.length}`,
+    site_id: siteId,
+    kind: targets.length === 1 ? "register" : "site_online",
+    source: "back_office",
+    requested_by: current?.display_name ?? null,
+    retry_when_free: true,
+    created_at: now(),
+    finished_at: null,
+    counts: { queued: 0, delivered: targets.length, waiting: 0, synced: 0, skipped_busy: 0, skipped_offline: 0, expired: 0, failed: 0 },
+  });
+  return {
+    calls,
+    push(next) {
+      state = next;
+      listeners.forEach((l) => l(next));
+    },
+    async session() {
+      return current;
+    },
+    async signIn(url, email, password) {
+      calls.push(`signIn ${email}`);
+      if (password !== "harbour-manager") throw { code: "invalid_credentials", message: "Wrong email or password." };
+      current = { url, email, display_name: "Alex Manager", company: "Harbour Hospitality", can_manage_sites: true, demo: false };
+      return current;
+    },
+    async signOut() {
+      calls.push("signOut");
+      current = null;
+    },
+    async live() {
+      return state;
+    },
+    async onChange(handler) {
+      listeners.add(handler);
+      return () => listeners.delete(handler);
+    },
+    async syncRegister(registerId) {
+      calls.push(`syncRegister ${registerId}`);
+      const register = state.picture.registers[registerId];
+      return job([], register.site_id);
+    },
+    async syncSite(siteId) {
+      calls.push(`syncSite ${siteId}`);
+      return job([], siteId);
+    },
+  };
+}

@@ -1,0 +1,86 @@
+// Words for what the manager sees, the same everywhere (UI.md).
+
+import type { Register, Target, TargetState } from "./types";
+
+/** "just now", "4 min ago", "2 h ago", "yesterday 22:14", "12 Nov 09:30"; "never". */
+export function relative(iso: string | null, now: Date = new Date()): string {
+  if (!iso) return "never";
+  const at = new Date(iso);
+  const seconds = Math.round((now.getTime() - at.getTime()) / 1000);
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const startOfToday = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  if (at >= startOfToday) return `${Math.floor(seconds / 3600)} h ago`;
+  if (at >= new Date(startOfToday.getTime() - 86_400_000)) return `yesterday ${time}`;
+  return `${at.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
+}
+
+export function exact(iso: string | null): string {
+  return iso ? new Date(iso).toLocaleString() : "never synced";
+}
+
+export function who(register: Register): string {
+  if (!register.last_synced_at) return "";
+  if (register.last_synced_source === "register") return "at register";
+  return register.last_synced_by ? `by ${register.last_synced_by}` : "Back Office";
+}
+
+export function menu(register: Register): string {
+  return register.up_to_date ? "Up to date" : `${register.revisions_behind} behind`;
+}
+
+export interface Status {
+  icon: string;
+  word: string;
+  kind: "online" | "sale" | "offline";
+}
+
+export function status(register: Register): Status {
+  if (!register.online) return { icon: "○", word: "Offline", kind: "offline" };
+  if (register.in_sale) return { icon: "◐", word: "In a sale", kind: "sale" };
+  return { icon: "●", word: "Online", kind: "online" };
+}
+
+/** Problems first (offline, out of date), then by name. */
+export function byProblemsThenName(a: Register, b: Register): number {
+  const weight = (r: Register) => (r.online ? 0 : 2) + (r.up_to_date ? 0 : 1);
+  return weight(b) - weight(a) || a.name.localeCompare(b.name, undefined, { numeric: true });
+}
+
+export function chip(state: TargetState, reason: string | null): string {
+  switch (state) {
+    case "queued":
+    case "delivered":
+      return "Syncing…";
+    case "waiting":
+      return "Waiting — in a sale, will sync when it ends";
+    case "synced":
+      return "Synced";
+    case "skipped_busy":
+      return "Skipped — in a sale";
+    case "skipped_offline":
+      return "Skipped — offline";
+    case "expired":
+      return "Expired — the sale did not end in time";
+    case "failed":
+      return `Failed — ${reason ?? "unknown reason"}`;
+  }
+}
+
+/** "5 synced · 1 waiting for its sale to end". */
+export function summary(targets: Target[]): string {
+  const count = (states: TargetState[]) => targets.filter((t) => states.includes(t.state)).length;
+  const parts: string[] = [];
+  const synced = count(["synced"]);
+  const running = count(["queued", "delivered"]);
+  const waiting = count(["waiting"]);
+  const skipped = count(["skipped_busy", "skipped_offline"]);
+  const failed = count(["failed", "expired"]);
+  if (running) parts.push(`${running} syncing`);
+  if (synced) parts.push(`${synced} synced`);
+  if (waiting) parts.push(`${waiting} waiting for ${waiting === 1 ? "its sale" : "their sales"} to end`);
+  if (skipped) parts.push(`${skipped} skipped`);
+  if (failed) parts.push(`${failed} failed`);
+  return parts.join(" · ");
+}

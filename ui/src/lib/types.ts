@@ -1,0 +1,105 @@
+// The shapes the desktop shell sends (mirrors crates/protocol and crates/desktop).
+
+export type Uuid = string;
+
+export interface Site {
+  id: Uuid;
+  name: string;
+  register_count: number;
+  catalog_revision: number;
+}
+
+export interface Register {
+  id: Uuid;
+  site_id: Uuid;
+  name: string;
+  online: boolean;
+  in_sale: boolean;
+  last_seen_at: string | null;
+  last_synced_at: string | null;
+  last_synced_source: "back_office" | "register" | null;
+  last_synced_by: string | null;
+  applied_revision: number;
+  site_revision: number;
+  revisions_behind: number;
+  up_to_date: boolean;
+}
+
+export type TargetState =
+  | "queued"
+  | "delivered"
+  | "waiting"
+  | "synced"
+  | "skipped_busy"
+  | "skipped_offline"
+  | "expired"
+  | "failed";
+
+export interface Target {
+  id: Uuid;
+  job_id: Uuid;
+  register_id: Uuid;
+  register_name: string;
+  state: TargetState;
+  revision: number | null;
+  reason: string | null;
+  updated_at: string;
+  wait_expires_at: string | null;
+}
+
+export interface JobCounts {
+  queued: number;
+  delivered: number;
+  waiting: number;
+  synced: number;
+  skipped_busy: number;
+  skipped_offline: number;
+  expired: number;
+  failed: number;
+}
+
+export interface JobSummary {
+  id: Uuid;
+  site_id: Uuid;
+  kind: "register" | "site_online";
+  source: "back_office" | "register";
+  requested_by: string | null;
+  retry_when_free: boolean;
+  created_at: string;
+  finished_at: string | null;
+  counts: JobCounts;
+}
+
+export type Connection =
+  | { kind: "connecting" }
+  | { kind: "live" }
+  | { kind: "reconnecting"; as_of: string | null }
+  | { kind: "offline"; as_of: string };
+
+export interface Picture {
+  sites: Record<Uuid, Site>;
+  registers: Record<Uuid, Register>;
+  jobs: Record<Uuid, JobSummary>;
+  targets: Record<Uuid, Record<Uuid, Target>>;
+  as_of: string | null;
+}
+
+export interface LiveState {
+  picture: Picture;
+  connection: Connection;
+}
+
+export interface Session {
+  url: string;
+  email: string;
+  display_name: string;
+  company: string;
+  can_manage_sites: boolean;
+  demo: boolean;
+}
+
+/** Every failure from the shell has this shape; `code` is stable, `message` is for people. */
+export interface UiError {
+  code: string;
+  message: string;
+}

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
+import App from "../App.svelte";
+import { demoState, fakeBackend } from "../lib/fake";
+import type { LiveState } from "../lib/types";
+
+describe("the registers page", () => {
+  it("lists registers with problems first, status in words, and what is out of date", async () => {
+    render(App, { backend: fakeBackend() });
+    const rows = await screen.findAllByRole("row");
+    const names = rows.slice(1).map((r) => within(r).getByRole("rowheader").textContent);
+    expect(names).toEqual(["Kitchen", "Bar 2", "Bar 1"]);
+    expect(within(rows[1]).getByText(/Offline/)).toBeTruthy();
+    expect(within(rows[2]).getByText(/In a sale/)).toBeTruthy();
+    expect(within(rows[2]).getByText("2 behind")).toBeTruthy();
+    expect(within(rows[3]).getByText("Up to date")).toBeTruthy();
+    expect(screen.getByText(/3 registers · 2 online · 1 offline · 2 out of date/)).toBeTruthy();
+    // Offline registers have no Sync button.
+    expect(within(rows[1]).queryByRole("button", { name: /^Sync / })).toBeNull();
+  });
+
+  it("syncs a register and shows its result chip live", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Sync Bar 2" }));
+    expect(backend.calls).toContain("syncRegister r2");
+    const next: LiveState = demoState();
+    next.picture.targets["job1"] = {
+      t1: {
+        id: "t1", job_id: "job1", register_id: "r2", register_name: "Bar 2", state: "waiting",
+        revision: 42, reason: null, updated_at: new Date().toISOString(), wait_expires_at: null,
+      },
+    };
+    backend.push(next);
+    expect(await screen.findByText("Waiting — in a sale, will sync when it ends")).toBeTruthy();
+  });
+
+  it("disables actions with the reason when Back Office is unreachable", async () => {
+    const state = demoState();
+    state.connection = { kind: "offline", as_of: new Date().toISOString() };
+    render(App, { backend: fakeBackend(state) });
+    const button = await screen.findByRole("button", { name: "Sync online registers" });
+    expect((button as HTMLButtonElement).disabled).toBe(true);
+    expect(button.getAttribute("title")).toMatch(/can't be reached/);
+    expect(screen.getByRole("status").textContent).toMatch(/Offline — as of/);
+  });
+
+  it("tells a user without the Sites permission so, with no sync controls", async () => {
+    render(App, {
+      backend: fakeBackend(demoState(), {
+        url: "http://127.0.0.1:8080", email: "staff@harbour.example", display_name: "Sam Staff",
+        company: "Harbour", can_manage_sites: false, demo: false,
+      }),
+    });
+    expect(await screen.findByText(/Ask an admin for the Sites permission/)).toBeTruthy();
+    expect(screen.queryByRole("button", { name: /Sync/ })).toBeNull();
+  });
+
+  it("signs in with plain-word errors", async () => {
+    const backend = fakeBackend(demoState(), null);
+    render(App, { backend });
+    await fireEvent.input(await screen.findByLabelText("Email"), { target: { value: "manager@harbour.example" } });
+    await fireEvent.input(screen.getByLabelText("Password"), { target: { value: "nope" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByRole("alert")).toBeTruthy();
+    expect(screen.getByRole("alert").textContent).toBe("Wrong email or password.");
+    await fireEvent.input(screen.getByLabelText("Password"), { target: { value: "harbour-manager" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
+    await waitFor(() => expect(screen.getByText("Alex Manager")).toBeTruthy());
+  });
+
+  it("stays usable with 500 registers", async () => {
+    const state = demoState();
+    const template = state.picture.registers.r1;
+    state.picture.registers = {};
+    for (let i = 0; i < 500; i++) {
+      state.picture.registers[`r${i}`] = { ...template, id: `r${i}`, name: `Register ${i}` };
+    }
+    const started = performance.now();
+    render(App, { backend: fakeBackend(state) });
+    expect((await screen.findAllByRole("row")).length).toBe(501);
+    // Reported, not asserted: rendering time depends on the machine.
+    console.info(`500 registers rendered in ${Math.round(performance.now() - started)} ms`);
+  });
+});
