@@ -40,6 +40,11 @@ impl Subscription {
         self.rx.recv().await
     }
 
+    /// An update that has already arrived, without waiting.
+    pub fn try_next(&mut self) -> Option<Update> {
+        self.rx.try_recv().ok()
+    }
+
     /// Stops following; the connection closes.
     pub fn close(self) {}
 }

@@ -7,6 +7,7 @@
 //! follows Back Office's live events and reconnects by itself without missing a change.
 
 pub mod events;
+pub mod keychain;
 
 use std::sync::Arc;
 use std::time::Duration;

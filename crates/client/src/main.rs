@@ -23,7 +23,7 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Local, Utc};
 use clap::{Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use regsync_client::{Client, Error, Update};
+use regsync_client::{Client, Error, Update, keychain};
 use regsync_protocol::api::{Register, Site};
 use regsync_protocol::sync::{Event, Job, JobSummary, SyncRequest, TargetState};
 use serde::{Deserialize, Serialize};
@@ -139,45 +139,6 @@ fn save_config(dir: Option<&Path>, config: &Config) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut file, config)?;
     file.persist(&path).map_err(|e| e.error)?;
     Ok(())
-}
-
-/// The OS keychain, holding one refresh token per Back Office and email.
-mod keychain {
-    const SERVICE: &str = "register-sync";
-
-    fn account(url: &str, email: &str) -> String {
-        format!("{email} at {url}")
-    }
-
-    fn entry(url: &str, email: &str) -> anyhow::Result<keyring::Entry> {
-        keyring::Entry::new(SERVICE, &account(url, email))
-            .map_err(|e| anyhow::anyhow!("the OS keychain is not available: {e}"))
-    }
-
-    pub fn store(url: &str, email: &str, token: &str) -> anyhow::Result<()> {
-        entry(url, email)?
-            .set_password(token)
-            .map_err(|e| anyhow::anyhow!("cannot save the session in the OS keychain: {e}"))
-    }
-
-    pub fn load(url: &str, email: &str) -> anyhow::Result<Option<String>> {
-        match entry(url, email)?.get_password() {
-            Ok(token) => Ok(Some(token)),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(anyhow::anyhow!(
-                "cannot read the session from the OS keychain: {e}"
-            )),
-        }
-    }
-
-    pub fn delete(url: &str, email: &str) -> anyhow::Result<()> {
-        match entry(url, email)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(e) => Err(anyhow::anyhow!(
-                "cannot remove the session from the OS keychain: {e}"
-            )),
-        }
-    }
 }
 
 /// Keychain calls block (D-Bus, Keychain Services): keep them off the async runtime.

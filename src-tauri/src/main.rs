@@ -1,0 +1,25 @@
+//! Register Sync for the office PC: the Tauri shell.
+//!
+//! Thin on purpose: it wires `crates/desktop` (the picture, the tray summary, notification texts,
+//! the offline cache) and `crates/client` (Back Office, live events, the keychain) to the window,
+//! the tray and the notification service. Decisions live in those crates, tested without a window.
+//!
+//! `register-sync --demo` (or `REGSYNC_DEMO=1`) starts an embedded Back Office with the demo
+//! company and simulated registers, and signs in as its manager.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod shell;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REGSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let demo = std::env::args().any(|a| a == "--demo")
+        || std::env::var("REGSYNC_DEMO").is_ok_and(|v| v == "1");
+    shell::run(demo);
+}

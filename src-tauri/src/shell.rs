@@ -1,0 +1,614 @@
+//! Adapters and one-line commands: the window, the tray, notifications, the keychain and the
+//! config file, around the picture kept by `crates/desktop`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Local, Utc};
+use regsync_client::{Client, Error, keychain};
+use regsync_desktop::cache::{Cache, account};
+use regsync_desktop::notify::for_change;
+use regsync_desktop::state::{Connection, Live};
+use regsync_desktop::tray::{TrayIcon, TraySummary, summarize};
+use regsync_protocol::sync::{Job, SyncRequest};
+use serde::{Deserialize, Serialize};
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Emitter, Manager, State, WindowEvent};
+use tauri_plugin_notification::NotificationExt;
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+/// What the page knows of the signed-in user (nothing secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionView {
+    url: String,
+    email: String,
+    display_name: String,
+    company: String,
+    can_manage_sites: bool,
+    demo: bool,
+}
+
+/// Every failure the page sees: a stable code and words for people.
+#[derive(Debug, Serialize)]
+pub struct UiError {
+    code: &'static str,
+    message: String,
+}
+
+impl From<Error> for UiError {
+    fn from(error: Error) -> Self {
+        let (code, message) = match &error {
+            Error::NotSignedIn { code, .. } if code == "invalid_credentials" => {
+                ("wrong_password", "Wrong email or password.".to_owned())
+            }
+            Error::NotSignedIn { .. } => (
+                "not_signed_in",
+                "You are signed out; sign in again.".to_owned(),
+            ),
+            Error::Forbidden { .. } => (
+                "forbidden",
+                "Your account can't do this. Ask an admin for the Sites permission.".to_owned(),
+            ),
+            Error::NotFound { message } => ("not_found", message.clone()),
+            Error::RateLimited { retry_after, .. } => (
+                "rate_limited",
+                match retry_after {
+                    Some(wait) => format!(
+                        "Too many attempts; try again in {} s.",
+                        wait.as_secs().max(1)
+                    ),
+                    None => "Too many attempts; try again in a while.".to_owned(),
+                },
+            ),
+            Error::Unreachable { url, .. } => (
+                "unreachable",
+                format!("Can't reach Back Office at {url}. Check the address and the network."),
+            ),
+            Error::TimedOut(_) => (
+                "unreachable",
+                "Back Office did not answer in time.".to_owned(),
+            ),
+            Error::Api { message, .. } => ("back_office", message.clone()),
+            Error::BadResponse { .. } => (
+                "bad_response",
+                "That address does not answer like a Back Office. Check the address.".to_owned(),
+            ),
+        };
+        UiError { code, message }
+    }
+}
+
+impl UiError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        UiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    client: Option<Client>,
+    session: Option<SessionView>,
+    live: Live,
+    follow: Option<tauri::async_runtime::JoinHandle<()>>,
+    current_site: Option<Uuid>,
+    tray: Option<TraySummary>,
+}
+
+/// The app's state, shared by commands and background tasks.
+pub struct Shared {
+    inner: Mutex<Inner>,
+    /// True once start-up (resuming a session, or the demo) is done; the page waits for it.
+    ready: watch::Sender<bool>,
+    cache: Cache,
+    config: PathBuf,
+    notifications: bool,
+    /// The demo's Back Office and registers live as long as the app.
+    demo: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Config {
+    session: SessionView,
+}
+
+fn load_config(path: &PathBuf) -> Option<Config> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            tracing::warn!(%error, "the config file is unreadable; ignoring it");
+            None
+        }
+    }
+}
+
+fn save_config(path: &PathBuf, session: &SessionView) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(path);
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(
+        &mut file,
+        &Config {
+            session: session.clone(),
+        },
+    )?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn view(client: &Client, demo: bool) -> Option<SessionView> {
+    let me = client.me_cached()?;
+    Some(SessionView {
+        url: client.base_url().to_owned(),
+        email: me.user.email,
+        display_name: me.user.display_name,
+        company: me.company.name,
+        can_manage_sites: me.can_manage_sites,
+        demo,
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, UiError> {
+    tauri::async_runtime::spawn_blocking(f)
+        .await
+        .map_err(|e| UiError::new("internal", e.to_string()))?
+        .map_err(|e| UiError::new("keychain", e.to_string()))
+}
+
+// ---- commands: one line of work each --------------------------------------------------------
+
+#[tauri::command]
+async fn session(state: State<'_, Arc<Shared>>) -> Result<Option<SessionView>, UiError> {
+    let mut ready = state.ready.subscribe();
+    let _ = ready.wait_for(|ready| *ready).await;
+    Ok(state.inner.lock().await.session.clone())
+}
+
+#[tauri::command]
+async fn sign_in(
+    app: AppHandle,
+    state: State<'_, Arc<Shared>>,
+    url: String,
+    email: String,
+    password: String,
+    remember: bool,
+) -> Result<SessionView, UiError> {
+    let (client, _) = Client::login(&url, &email, &password).await?;
+    let session =
+        view(&client, false).ok_or_else(|| UiError::new("internal", "no user in the session"))?;
+    if remember {
+        let (u, e) = (session.url.clone(), session.email.clone());
+        let token = client.refresh_token().await.unwrap_or_default();
+        blocking(move || keychain::store(&u, &e, &token)).await?;
+        keep_rotated_tokens(&client, &session);
+        save_config(&state.config, &session).map_err(|e| UiError::new("config", e.to_string()))?;
+    }
+    start(app, state.inner(), client, session.clone()).await;
+    Ok(session)
+}
+
+#[tauri::command]
+async fn sign_out(app: AppHandle, state: State<'_, Arc<Shared>>) -> Result<(), UiError> {
+    let (client, session) = {
+        let mut inner = state.inner.lock().await;
+        if let Some(follow) = inner.follow.take() {
+            follow.abort();
+        }
+        inner.live = Live::default();
+        (inner.client.take(), inner.session.take())
+    };
+    if let Some(client) = client {
+        let _ = client.logout().await;
+    }
+    if let Some(session) = session.filter(|s| !s.demo) {
+        blocking(move || keychain::delete(&session.url, &session.email)).await?;
+        let _ = std::fs::remove_file(&state.config);
+    }
+    refresh_tray(&app, state.inner()).await;
+    Ok(())
+}
+
+#[tauri::command]
+async fn live(state: State<'_, Arc<Shared>>) -> Result<Live, UiError> {
+    Ok(state.inner.lock().await.live.clone())
+}
+
+async fn acting_client(state: &Shared) -> Result<Client, UiError> {
+    let inner = state.inner.lock().await;
+    inner
+        .live
+        .can_act()
+        .map_err(|reason| UiError::new("unreachable", reason))?;
+    inner
+        .client
+        .clone()
+        .ok_or_else(|| UiError::new("not_signed_in", "You are signed out; sign in again."))
+}
+
+#[tauri::command]
+async fn sync_register(
+    state: State<'_, Arc<Shared>>,
+    register_id: Uuid,
+    retry_when_free: bool,
+) -> Result<Job, UiError> {
+    let client = acting_client(&state).await?;
+    Ok(client
+        .sync_register(register_id, &SyncRequest { retry_when_free })
+        .await?)
+}
+
+#[tauri::command]
+async fn sync_site(
+    app: AppHandle,
+    state: State<'_, Arc<Shared>>,
+    site_id: Uuid,
+    retry_when_free: bool,
+) -> Result<Job, UiError> {
+    state.inner.lock().await.current_site = Some(site_id);
+    refresh_tray(&app, state.inner()).await;
+    let client = acting_client(&state).await?;
+    Ok(client
+        .sync_site(site_id, &SyncRequest { retry_when_free })
+        .await?)
+}
+
+#[tauri::command]
+async fn set_current_site(
+    app: AppHandle,
+    state: State<'_, Arc<Shared>>,
+    site_id: Uuid,
+) -> Result<(), UiError> {
+    state.inner.lock().await.current_site = Some(site_id);
+    refresh_tray(&app, state.inner()).await;
+    Ok(())
+}
+
+/// What the tray shows now (for tests: trays cannot be read back on every desktop).
+#[tauri::command]
+async fn tray_state(state: State<'_, Arc<Shared>>) -> Result<Option<TraySummary>, UiError> {
+    Ok(state.inner.lock().await.tray.clone())
+}
+
+// ---- following Back Office ---------------------------------------------------------------------
+
+fn keep_rotated_tokens(client: &Client, session: &SessionView) {
+    let (url, email) = (session.url.clone(), session.email.clone());
+    client.set_on_refresh(Arc::new(move |token: &str| {
+        if let Err(error) = keychain::store(&url, &email, token) {
+            tracing::warn!(%error, "could not save the renewed session");
+        }
+    }));
+}
+
+async fn start(app: AppHandle, shared: &Arc<Shared>, client: Client, session: SessionView) {
+    let mut inner = shared.inner.lock().await;
+    if let Some(follow) = inner.follow.take() {
+        follow.abort();
+    }
+    if inner.live.picture.as_of.is_none()
+        && let Some(cached) = shared.cache.load(&account(&session.url, &session.email))
+    {
+        inner.live = Live::from_cache(cached);
+    }
+    inner.client = Some(client.clone());
+    inner.session = Some(session.clone());
+    inner.follow = Some(tauri::async_runtime::spawn(follow(
+        app,
+        shared.clone(),
+        client,
+        session,
+    )));
+}
+
+/// Applies live updates to the picture; tells the page, the tray and the notification service.
+async fn follow(app: AppHandle, shared: Arc<Shared>, client: Client, session: SessionView) {
+    let mut updates = client.subscribe();
+    let who = account(&session.url, &session.email);
+    let mut saved = Instant::now() - Duration::from_secs(60);
+    while let Some(first) = updates.next().await {
+        let mut notes = Vec::new();
+        let picture_for_cache;
+        {
+            let mut inner = shared.inner.lock().await;
+            // Everything that has arrived is applied before anyone is told: one repaint for a burst.
+            let mut next = Some(first);
+            while let Some(update) = next {
+                let change = inner.live.apply(update, Utc::now());
+                notes.extend(for_change(&change, &inner.live.picture));
+                next = updates.try_next();
+            }
+            let _ = app.emit("live", &inner.live);
+            picture_for_cache = (inner.live.connection == Connection::Live
+                && saved.elapsed() > Duration::from_secs(5))
+            .then(|| inner.live.picture.clone());
+        }
+        if shared.notifications {
+            for note in notes {
+                if let Err(error) = app
+                    .notification()
+                    .builder()
+                    .title(&note.title)
+                    .body(&note.body)
+                    .show()
+                {
+                    tracing::warn!(%error, "cannot show a notification");
+                }
+            }
+        }
+        refresh_tray(&app, &shared).await;
+        if let Some(picture) = picture_for_cache {
+            saved = Instant::now();
+            if let Err(error) = shared.cache.save(&who, &picture) {
+                tracing::warn!(%error, "cannot save the offline picture");
+            }
+        }
+    }
+    tracing::info!("the session ended; signing out");
+    let mut inner = shared.inner.lock().await;
+    inner.session = None;
+    inner.client = None;
+    drop(inner);
+    let _ = app.emit("signed_out", ());
+}
+
+// ---- the tray -----------------------------------------------------------------------------------
+
+struct TrayItems {
+    status: MenuItem<tauri::Wry>,
+    updated: MenuItem<tauri::Wry>,
+    sync: MenuItem<tauri::Wry>,
+}
+
+fn icon(kind: TrayIcon) -> Option<Image<'static>> {
+    let bytes: &'static [u8] = match kind {
+        TrayIcon::AllGood => include_bytes!("../../icons/tray-all-good.png"),
+        TrayIcon::Attention => include_bytes!("../../icons/tray-attention.png"),
+        TrayIcon::Syncing => include_bytes!("../../icons/tray-syncing.png"),
+        TrayIcon::Unreachable => include_bytes!("../../icons/tray-unreachable.png"),
+    };
+    Image::from_bytes(bytes).ok()
+}
+
+async fn refresh_tray(app: &AppHandle, shared: &Arc<Shared>) {
+    let summary = {
+        let mut inner = shared.inner.lock().await;
+        let current = inner.current_site.or_else(|| {
+            let mut sites: Vec<_> = inner.live.picture.sites.values().collect();
+            sites.sort_by(|a, b| a.name.cmp(&b.name));
+            sites.first().map(|s| s.id)
+        });
+        let zone = *Local::now().offset();
+        let summary = summarize(inner.session.is_some(), &inner.live, current, &zone);
+        if inner.tray.as_ref() == Some(&summary) {
+            return;
+        }
+        inner.tray = Some(summary.clone());
+        summary
+    };
+    if let Some(items) = app.try_state::<TrayItems>() {
+        let _ = items.status.set_text(&summary.status);
+        let _ = items
+            .updated
+            .set_text(summary.updated.as_deref().unwrap_or(""));
+        let _ = items.sync.set_text(
+            summary
+                .sync_item
+                .as_deref()
+                .unwrap_or("Sync online registers"),
+        );
+        let _ = items.sync.set_enabled(summary.sync_item.is_some());
+    }
+    if let Some(tray) = app.tray_by_id("main") {
+        let _ = tray.set_icon(icon(summary.icon));
+        let _ = tray.set_tooltip(Some(&summary.status));
+    }
+}
+
+fn build_tray(app: &AppHandle) -> tauri::Result<()> {
+    let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
+    let updated = MenuItem::with_id(app, "updated", "", false, None::<&str>)?;
+    let open = MenuItem::with_id(app, "open", "Open Register Sync", true, None::<&str>)?;
+    let sync = MenuItem::with_id(app, "sync", "Sync online registers", false, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&status, &updated, &open, &sync, &separator, &quit])?;
+    let mut builder = TrayIconBuilder::with_id("main")
+        .menu(&menu)
+        .tooltip("Register Sync");
+    if let Some(image) = icon(TrayIcon::Unreachable) {
+        builder = builder.icon(image);
+    }
+    builder
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "open" => show_window(app),
+            "quit" => app.exit(0),
+            "sync" => {
+                let app = app.clone();
+                tauri::async_runtime::spawn(async move {
+                    let shared = app.state::<Arc<Shared>>().inner().clone();
+                    let site = shared.inner.lock().await.current_site;
+                    let site = match site {
+                        Some(site) => Some(site),
+                        None => {
+                            let inner = shared.inner.lock().await;
+                            let mut sites: Vec<_> = inner.live.picture.sites.values().collect();
+                            sites.sort_by(|a, b| a.name.cmp(&b.name));
+                            sites.first().map(|s| s.id)
+                        }
+                    };
+                    if let (Some(site), Ok(client)) = (site, acting_client(&shared).await)
+                        && let Err(error) = client.sync_site(site, &SyncRequest::default()).await
+                    {
+                        tracing::warn!(%error, "sync from the tray failed");
+                    }
+                });
+            }
+            _ => {}
+        })
+        .build(app)?;
+    app.manage(TrayItems {
+        status,
+        updated,
+        sync,
+    });
+    Ok(())
+}
+
+fn show_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+// ---- start-up -----------------------------------------------------------------------------------
+
+async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
+    let Some(config) = load_config(&shared.config) else {
+        return;
+    };
+    let session = config.session;
+    let (u, e) = (session.url.clone(), session.email.clone());
+    let token = match blocking(move || keychain::load(&u, &e)).await {
+        Ok(Some(token)) => token,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(message = %error.message, "cannot read the keychain; signed out");
+            return;
+        }
+    };
+    // Show the last-known picture at once, marked offline, until Back Office answers.
+    {
+        let mut inner = shared.inner.lock().await;
+        if let Some(cached) = shared.cache.load(&account(&session.url, &session.email)) {
+            inner.live = Live::from_cache(cached);
+        }
+        inner.session = Some(session.clone());
+    }
+    let _ = shared.ready.send(true);
+    refresh_tray(&app, &shared).await;
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match Client::resume(&session.url, &token, None).await {
+            Ok(client) => {
+                keep_rotated_tokens(&client, &session);
+                if let Some(rotated) = client.refresh_token().await {
+                    let (u, e) = (session.url.clone(), session.email.clone());
+                    let _ = blocking(move || keychain::store(&u, &e, &rotated)).await;
+                }
+                let session = view(&client, false).unwrap_or(session);
+                let _ = save_config(&shared.config, &session);
+                start(app, &shared, client, session).await;
+                return;
+            }
+            Err(error) if error.is_unreachable() => {
+                tracing::info!(%error, "Back Office unreachable; showing the last-known picture and retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(error) => {
+                tracing::info!(%error, "the saved session no longer works; signed out");
+                let (u, e) = (session.url.clone(), session.email.clone());
+                let _ = blocking(move || keychain::delete(&u, &e)).await;
+                shared.inner.lock().await.session = None;
+                let _ = app.emit("signed_out", ());
+                return;
+            }
+        }
+    }
+}
+
+async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
+    use regsync_backoffice::{App, Settings, db, demo};
+    let dir = tempfile::tempdir()?;
+    let db = db::open(&dir.path().join("demo.db").to_string_lossy()).await?;
+    let venue = demo::seed(&db).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let backoffice = App::start(db, Settings::default()).await?;
+    tauri::async_runtime::spawn(regsync_backoffice::serve(
+        listener,
+        backoffice,
+        std::future::pending(),
+    ));
+    let simulation = demo::simulate(&url, &venue);
+    *shared.demo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new((dir, simulation)));
+    let (client, _) = Client::login(&url, demo::MANAGER_EMAIL, demo::MANAGER_PASSWORD).await?;
+    let session =
+        view(&client, true).ok_or_else(|| anyhow::anyhow!("no user in the demo session"))?;
+    tracing::info!(%url, "demo Back Office running; signed in as its manager");
+    start(app, &shared, client, session).await;
+    Ok(())
+}
+
+pub fn run(demo: bool) {
+    tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_window(app)
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .setup(move |app| {
+            let data = app.path().app_data_dir()?;
+            let config = app.path().app_config_dir()?.join("config.json");
+            let shared = Arc::new(Shared {
+                inner: Mutex::new(Inner::default()),
+                ready: watch::channel(false).0,
+                cache: Cache::new(data.join("cache")),
+                config,
+                notifications: std::env::var("REGSYNC_NOTIFICATIONS").map_or(true, |v| v != "0"),
+                demo: std::sync::Mutex::new(None),
+            });
+            app.manage(shared.clone());
+            if let Err(error) = build_tray(app.handle()) {
+                // No tray host (a bare X server, some desktops): the window still works.
+                tracing::warn!(%error, "no system tray");
+            }
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                if demo {
+                    if let Err(error) = start_demo(handle.clone(), shared.clone()).await {
+                        tracing::error!(%error, "the demo could not start");
+                    }
+                } else {
+                    resume_saved(handle.clone(), shared.clone()).await;
+                }
+                let _ = shared.ready.send(true);
+                refresh_tray(&handle, &shared).await;
+            });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app in the tray; Quit is in the tray menu.
+            if let WindowEvent::CloseRequested { api, .. } = event
+                && window.app_handle().tray_by_id("main").is_some()
+            {
+                let _ = window.hide();
+                api.prevent_close();
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            session,
+            sign_in,
+            sign_out,
+            live,
+            sync_register,
+            sync_site,
+            set_current_site,
+            tray_state
+        ])
+        .run(tauri::generate_context!())
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "Register Sync could not start");
+            std::process::exit(1);
+        });
+}
