@@ -495,7 +495,7 @@ async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
         }
         inner.session = Some(session.clone());
     }
-    let _ = shared.ready.send(true);
+    shared.ready.send_replace(true);
     refresh_tray(&app, &shared).await;
     let mut wait = Duration::from_millis(500);
     loop {
@@ -582,7 +582,7 @@ pub fn run(demo: bool) {
                 } else {
                     resume_saved(handle.clone(), shared.clone()).await;
                 }
-                let _ = shared.ready.send(true);
+                shared.ready.send_replace(true);
                 refresh_tray(&handle, &shared).await;
             });
             Ok(())

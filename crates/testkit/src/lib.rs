@@ -763,3 +763,237 @@ impl Drop for PrivateKeyring {
         let _ = self.bus.wait();
     }
 }
+
+/// A display and a WebDriver for the real app window: Xvfb, then tauri-driver (which starts
+/// WebKitWebDriver, which starts the app). One session at a time.
+pub struct Desktop {
+    xvfb: std::process::Child,
+    driver: std::process::Child,
+    pub display: String,
+    port: u16,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Desktop {
+    /// Starts a display and tauri-driver whose app processes get `env` (and inherit the rest).
+    pub async fn start(env: &[(&str, String)]) -> Desktop {
+        let number = 40 + (std::process::id() % 500);
+        let display = format!(":{number}");
+        let xvfb = std::process::Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (Debian package xvfb) is needed; scripts/test installs it");
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        eventually(WAIT, "the X display", || async {
+            Path::new(&socket).exists().then_some(())
+        })
+        .await;
+        let port = free_port();
+        let native = free_port();
+        let driver_bin = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into());
+        let mut driver = std::process::Command::new(driver_bin);
+        driver
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .env("DISPLAY", &display)
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            driver.env(key, value);
+        }
+        let driver = driver.spawn().expect(
+            "tauri-driver is needed (cargo install tauri-driver --locked; scripts/test does)",
+        );
+        let desktop = Desktop {
+            xvfb,
+            driver,
+            display,
+            port,
+            http: reqwest::Client::new(),
+        };
+        let status = format!("http://127.0.0.1:{port}/status");
+        eventually(WAIT, "tauri-driver", || async {
+            desktop.http.get(&status).send().await.ok().map(|_| ())
+        })
+        .await;
+        desktop
+    }
+
+    /// Launches the app; the window is ready once its page answers.
+    pub async fn launch(&self, application: &Path) -> Window {
+        let body = serde_json::json!({
+            "capabilities": { "alwaysMatch": { "tauri:options": { "application": application } } }
+        });
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let response: Value = self
+            .http
+            .post(format!("{base}/session"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = response["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {response}"))
+            .to_owned();
+        Window {
+            http: self.http.clone(),
+            url: format!("{base}/session/{session}"),
+        }
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = self.xvfb.kill();
+        let _ = self.xvfb.wait();
+    }
+}
+
+/// The app's window, driven over WebDriver.
+pub struct Window {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Window {
+    async fn command(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response: Value = request.send().await.unwrap().json().await.unwrap();
+        response["value"].clone()
+    }
+
+    /// Runs JavaScript in the page; answers its return value.
+    pub async fn script(&self, script: &str) -> Value {
+        self.command(
+            Method::POST,
+            "/execute/sync",
+            Some(serde_json::json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        self.script("return document.body.innerText")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the page's text contains `wanted`; on timeout, says what it showed instead.
+    pub async fn wait_for_text(&self, wanted: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let text = self.text().await;
+            if text.contains(wanted) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for the window to show `{wanted}`; it shows:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for an element matching `css`; answers its WebDriver id.
+    pub async fn find(&self, css: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self
+                .command(
+                    Method::POST,
+                    "/element",
+                    Some(serde_json::json!({ "using": "css selector", "value": css })),
+                )
+                .await;
+            // W3C WebDriver names an element by this key; anything else is an error.
+            if let Some(id) = found["element-6066-11e4-a52e-4f735466cecf"].as_str() {
+                return id.to_owned();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "no element `{css}` appeared: {found}; the window shows:\n{}",
+                    self.text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.command(
+            Method::POST,
+            &format!("/element/{element}/click"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.command(
+            Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+        self.command(
+            Method::POST,
+            &format!("/element/{element}/value"),
+            Some(serde_json::json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Saves a screenshot of the window as PNG.
+    pub async fn screenshot(&self, path: &Path) {
+        use base64::Engine;
+        let data = self.command(Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or_default())
+            .unwrap();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// Ends the session; the app quits.
+    pub async fn close(self) {
+        let _ = self.http.delete(&self.url).send().await;
+    }
+}

@@ -1,0 +1,105 @@
+//! The real app window, driven by WebDriver (tauri-driver + WebKitWebDriver) under Xvfb, against
+//! a real Back Office with register agents, keeping its session in the real Secret Service.
+//! Screenshots of the main screens go to `artifacts/screenshots/`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use regsync_testkit::{BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue};
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts/screenshots")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let bar2 = bo.agent(&venue.registers[1].credential);
+    for register in &venue.registers[..2] {
+        bo.wait_online(&token, register.register.id, true).await;
+    }
+
+    let keyring = PrivateKeyring::start();
+    let home = tempfile::tempdir().unwrap();
+    let desktop = Desktop::start(&[
+        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
+        ("HOME", home.path().display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            home.path().join(".config").display().to_string(),
+        ),
+        (
+            "XDG_DATA_HOME",
+            home.path().join(".local/share").display().to_string(),
+        ),
+        ("REGSYNC_NOTIFICATIONS", "0".into()),
+    ])
+    .await;
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_register-sync"));
+
+    // Sign in.
+    let window = desktop.launch(&app).await;
+    window.find("#sign-in").await;
+    window.type_into("#url", &bo.url).await;
+    window.type_into("#email", &venue.manager).await;
+    window.type_into("#password", "not the password").await;
+    window.click("#sign-in").await;
+    window.wait_for_text("Wrong email or password.").await;
+    window.screenshot(&screenshots().join("sign-in.png")).await;
+    window.type_into("#password", PASSWORD).await;
+    window.click("#sign-in").await;
+
+    // The registers, live.
+    let text = window.wait_for_text("Kitchen").await;
+    assert!(text.contains("● Live"), "{text}");
+    assert!(
+        text.contains("Offline"),
+        "the Kitchen register is off: {text}"
+    );
+    window
+        .screenshot(&screenshots().join("registers.png"))
+        .await;
+    let stored = keyring.lookup("register-sync", &format!("{} at {}", venue.manager, bo.url));
+    assert!(
+        stored.is_some_and(|t| t.starts_with("rsr_")),
+        "only the refresh token, in the keychain"
+    );
+
+    // Sync one register.
+    window.click("button[aria-label='Sync Bar 1']").await;
+    window.wait_for_text("Synced").await;
+
+    // Sync online registers with Bar 2 in a sale: waiting, then synced when the sale ends.
+    bar2.start_sale().unwrap();
+    window.wait_for_text("In a sale").await;
+    window.click("#sync-online").await;
+    window.wait_for_text("waiting for its sale to end").await;
+    window
+        .screenshot(&screenshots().join("sync-waiting.png"))
+        .await;
+    bar2.end_sale().unwrap();
+    let text = window.wait_for_text("2 synced").await;
+    assert!(!text.contains("waiting for its sale"), "{text}");
+    window
+        .screenshot(&screenshots().join("sync-result.png"))
+        .await;
+    window.close().await;
+
+    // Restart: still signed in, without typing anything.
+    let window = desktop.launch(&app).await;
+    window.wait_for_text("Kitchen").await;
+    assert!(window.text().await.contains("Harbour manager"));
+
+    // Sign out: the keychain entry is gone.
+    window.click("#sign-out").await;
+    window.find("#sign-in").await;
+    assert_eq!(
+        keyring.lookup("register-sync", &format!("{} at {}", venue.manager, bo.url)),
+        None
+    );
+    window.close().await;
+}
