@@ -91,8 +91,19 @@ impl UiError {
     }
 }
 
+/// The picture as the page gets it, numbered: the page keeps the newest, whichever of a command's
+/// answer and an event arrives last.
+#[derive(Serialize)]
+struct LiveView {
+    version: u64,
+    #[serde(flatten)]
+    live: Live,
+}
+
 #[derive(Default)]
 struct Inner {
+    /// Bumped whenever the picture or the connection changes.
+    version: u64,
     client: Option<Client>,
     session: Option<SessionView>,
     live: Live,
@@ -110,6 +121,7 @@ pub struct Shared {
     config: PathBuf,
     notifications: bool,
     /// The demo's Back Office and registers live as long as the app.
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     demo: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
@@ -204,6 +216,7 @@ async fn sign_out(app: AppHandle, state: State<'_, Arc<Shared>>) -> Result<(), U
             follow.abort();
         }
         inner.live = Live::default();
+        inner.version += 1;
         (inner.client.take(), inner.session.take())
     };
     if let Some(client) = client {
@@ -218,8 +231,12 @@ async fn sign_out(app: AppHandle, state: State<'_, Arc<Shared>>) -> Result<(), U
 }
 
 #[tauri::command]
-async fn live(state: State<'_, Arc<Shared>>) -> Result<Live, UiError> {
-    Ok(state.inner.lock().await.live.clone())
+async fn live(state: State<'_, Arc<Shared>>) -> Result<LiveView, UiError> {
+    let inner = state.inner.lock().await;
+    Ok(LiveView {
+        version: inner.version,
+        live: inner.live.clone(),
+    })
 }
 
 async fn acting_client(state: &Shared) -> Result<Client, UiError> {
@@ -326,7 +343,12 @@ async fn follow(app: AppHandle, shared: Arc<Shared>, client: Client, session: Se
                 notes.extend(for_change(&change, &inner.live.picture));
                 next = updates.try_next();
             }
-            let _ = app.emit("live", &inner.live);
+            inner.version += 1;
+            let view = LiveView {
+                version: inner.version,
+                live: inner.live.clone(),
+            };
+            let _ = app.emit("live", &view);
             picture_for_cache = (inner.live.connection == Connection::Live
                 && saved.elapsed() > Duration::from_secs(5))
             .then(|| inner.live.picture.clone());
@@ -528,6 +550,12 @@ async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
     }
 }
 
+#[cfg(not(feature = "demo"))]
+async fn start_demo(_app: AppHandle, _shared: Arc<Shared>) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no demo; build with `--features demo` (scripts/demo does)")
+}
+
+#[cfg(feature = "demo")]
 async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
     use regsync_backoffice::{App, Settings, db, demo};
     let dir = tempfile::tempdir()?;

@@ -7,6 +7,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
+    clippy::print_stderr,
     missing_debug_implementations
 )]
 
@@ -772,6 +773,8 @@ pub struct Desktop {
     pub display: String,
     port: u16,
     http: reqwest::Client,
+    /// tauri-driver's and the app's output, shown if the test fails.
+    log: tempfile::NamedTempFile,
 }
 
 fn free_port() -> u16 {
@@ -808,6 +811,7 @@ impl Desktop {
         let port = free_port();
         let native = free_port();
         let driver_bin = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into());
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut driver = std::process::Command::new(driver_bin);
         driver
             .args([
@@ -818,8 +822,9 @@ impl Desktop {
             ])
             .env("DISPLAY", &display)
             .env("NO_AT_BRIDGE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("REGSYNC_LOG", "info,regsync_client=debug")
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap());
         for (key, value) in env {
             driver.env(key, value);
         }
@@ -831,7 +836,12 @@ impl Desktop {
             driver,
             display,
             port,
-            http: reqwest::Client::new(),
+            // WebDriver calls answer in seconds; a stalled one fails the test instead of hanging.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            log,
         };
         let status = format!("http://127.0.0.1:{port}/status");
         eventually(WAIT, "tauri-driver", || async {
@@ -870,6 +880,14 @@ impl Desktop {
 
 impl Drop for Desktop {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- the app's last log lines ---");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = self.xvfb.kill();

@@ -24,6 +24,7 @@ export function demoState(): LiveState {
     ...extra,
   });
   return {
+    version: 1,
     connection: { kind: "live" },
     picture: {
       sites: { [site.id]: site },
@@ -74,6 +75,7 @@ export function fakeBackend(
   return {
     calls,
     push(next) {
+      next.version = Math.max(next.version, state.version + 1);
       state = next;
       listeners.forEach((l) => l(next));
     },

@@ -85,6 +85,8 @@ export interface Picture {
 }
 
 export interface LiveState {
+  /** Increases with every change: of two states, the higher version is the newer. */
+  version: number;
   picture: Picture;
   connection: Connection;
 }
