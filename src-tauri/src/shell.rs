@@ -11,6 +11,7 @@ use regsync_desktop::cache::{Cache, account};
 use regsync_desktop::notify::for_change;
 use regsync_desktop::state::{Connection, Live};
 use regsync_desktop::tray::{TrayIcon, TraySummary, summarize};
+use regsync_desktop::words::Problem;
 use regsync_protocol::sync::{Job, SyncRequest};
 use serde::{Deserialize, Serialize};
 use tauri::image::Image;
@@ -32,62 +33,20 @@ pub struct SessionView {
     demo: bool,
 }
 
-/// Every failure the page sees: a stable code and words for people.
+/// Every failure the page sees: a stable code and plain words (`crates/desktop` chooses them).
 #[derive(Debug, Serialize)]
-pub struct UiError {
-    code: &'static str,
-    message: String,
-}
+#[serde(transparent)]
+pub struct UiError(Problem);
 
 impl From<Error> for UiError {
     fn from(error: Error) -> Self {
-        let (code, message) = match &error {
-            Error::NotSignedIn { code, .. } if code == "invalid_credentials" => {
-                ("wrong_password", "Wrong email or password.".to_owned())
-            }
-            Error::NotSignedIn { .. } => (
-                "not_signed_in",
-                "You are signed out; sign in again.".to_owned(),
-            ),
-            Error::Forbidden { .. } => (
-                "forbidden",
-                "Your account can't do this. Ask an admin for the Sites permission.".to_owned(),
-            ),
-            Error::NotFound { message } => ("not_found", message.clone()),
-            Error::RateLimited { retry_after, .. } => (
-                "rate_limited",
-                match retry_after {
-                    Some(wait) => format!(
-                        "Too many attempts; try again in {} s.",
-                        wait.as_secs().max(1)
-                    ),
-                    None => "Too many attempts; try again in a while.".to_owned(),
-                },
-            ),
-            Error::Unreachable { url, .. } => (
-                "unreachable",
-                format!("Can't reach Back Office at {url}. Check the address and the network."),
-            ),
-            Error::TimedOut(_) => (
-                "unreachable",
-                "Back Office did not answer in time.".to_owned(),
-            ),
-            Error::Api { message, .. } => ("back_office", message.clone()),
-            Error::BadResponse { .. } => (
-                "bad_response",
-                "That address does not answer like a Back Office. Check the address.".to_owned(),
-            ),
-        };
-        UiError { code, message }
+        UiError(Problem::from(&error))
     }
 }
 
 impl UiError {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        UiError {
-            code,
-            message: message.into(),
-        }
+        UiError(Problem::new(code, message))
     }
 }
 
@@ -403,11 +362,9 @@ fn icon(kind: TrayIcon) -> Option<Image<'static>> {
 async fn refresh_tray(app: &AppHandle, shared: &Arc<Shared>) {
     let summary = {
         let mut inner = shared.inner.lock().await;
-        let current = inner.current_site.or_else(|| {
-            let mut sites: Vec<_> = inner.live.picture.sites.values().collect();
-            sites.sort_by(|a, b| a.name.cmp(&b.name));
-            sites.first().map(|s| s.id)
-        });
+        let current = inner
+            .current_site
+            .or_else(|| inner.live.picture.first_site());
         let zone = *Local::now().offset();
         let summary = summarize(inner.session.is_some(), &inner.live, current, &zone);
         if inner.tray.as_ref() == Some(&summary) {
@@ -457,15 +414,11 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
                 let app = app.clone();
                 tauri::async_runtime::spawn(async move {
                     let shared = app.state::<Arc<Shared>>().inner().clone();
-                    let site = shared.inner.lock().await.current_site;
-                    let site = match site {
-                        Some(site) => Some(site),
-                        None => {
-                            let inner = shared.inner.lock().await;
-                            let mut sites: Vec<_> = inner.live.picture.sites.values().collect();
-                            sites.sort_by(|a, b| a.name.cmp(&b.name));
-                            sites.first().map(|s| s.id)
-                        }
+                    let site = {
+                        let inner = shared.inner.lock().await;
+                        inner
+                            .current_site
+                            .or_else(|| inner.live.picture.first_site())
                     };
                     if let (Some(site), Ok(client)) = (site, acting_client(&shared).await)
                         && let Err(error) = client.sync_site(site, &SyncRequest::default()).await
@@ -505,7 +458,7 @@ async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
         Ok(Some(token)) => token,
         Ok(None) => return,
         Err(error) => {
-            tracing::warn!(message = %error.message, "cannot read the keychain; signed out");
+            tracing::warn!(message = %error.0.message, "cannot read the keychain; signed out");
             return;
         }
     };

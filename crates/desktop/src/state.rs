@@ -113,6 +113,14 @@ impl Picture {
         }
     }
 
+    /// The site shown when none was chosen: the first by name.
+    pub fn first_site(&self) -> Option<Uuid> {
+        self.sites
+            .values()
+            .min_by(|a, b| a.name.cmp(&b.name))
+            .map(|s| s.id)
+    }
+
     pub fn registers_of(&self, site_id: Uuid) -> impl Iterator<Item = &Register> {
         self.registers
             .values()
