@@ -103,3 +103,122 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     );
     window.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_the_tray_and_the_offline_view() {
+    use regsync_testkit::Notifications;
+
+    let mut bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let bar2 = bo.agent(&venue.registers[1].credential);
+    for register in &venue.registers[..2] {
+        bo.wait_online(&token, register.register.id, true).await;
+    }
+    let keyring = PrivateKeyring::start();
+    let notifications = Notifications::start(&keyring);
+    let home = tempfile::tempdir().unwrap();
+    let desktop = Desktop::start(&[
+        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
+        ("HOME", home.path().display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            home.path().join(".config").display().to_string(),
+        ),
+        (
+            "XDG_DATA_HOME",
+            home.path().join(".local/share").display().to_string(),
+        ),
+    ])
+    .await;
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_register-sync"));
+    let window = desktop.launch(&app).await;
+    window.type_into("#url", &bo.url).await;
+    window.type_into("#email", &venue.manager).await;
+    window.type_into("#password", PASSWORD).await;
+    window.click("#sign-in").await;
+    window.wait_for_text("● Live").await;
+    window.wait_for_text("Kitchen").await;
+
+    // The tray sums it up.
+    let tray = window.invoke("tray_state").await;
+    assert_eq!(tray["icon"], "attention", "{tray}");
+    assert_eq!(tray["status"], "1 offline · 3 out of date", "{tray}");
+    assert_eq!(
+        tray["sync_item"], "Sync online registers — Main Bar",
+        "{tray}"
+    );
+
+    // One notification for the job, one when the waiting register syncs.
+    bar2.start_sale().unwrap();
+    window.wait_for_text("In a sale").await;
+    window.click("#sync-online").await;
+    notifications
+        .wait_for(&[
+            "Main Bar: 1 synced, 1 waiting",
+            "Bar 2 is in a sale; it will sync when the sale ends.",
+        ])
+        .await;
+    bar2.end_sale().unwrap();
+    notifications
+        .wait_for(&[
+            "Bar 2 synced",
+            "Its sale ended; it now has menu revision 1.",
+        ])
+        .await;
+    assert_eq!(
+        notifications.calls().len(),
+        2,
+        "one per job, plus the waiting register: {:#?}",
+        notifications.calls()
+    );
+
+    // Back Office goes away: the last-known registers stay, marked offline; actions wait.
+    bo.crash().await;
+    let text = window.wait_for_text("Offline — as of").await;
+    assert!(text.contains("Bar 2"), "{text}");
+    let disabled = window
+        .script("return document.querySelector('#sync-online').disabled")
+        .await;
+    assert_eq!(disabled, true);
+    let tray = window.invoke("tray_state").await;
+    assert_eq!(tray["icon"], "unreachable", "{tray}");
+    assert!(
+        tray["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("Back Office unreachable — as of"),
+        "{tray}"
+    );
+    window.screenshot(&screenshots().join("offline.png")).await;
+
+    // It comes back: live again, by itself.
+    bo.restart().await;
+    window.wait_for_text("● Live").await;
+    let tray = window.invoke("tray_state").await;
+    assert_ne!(tray["icon"], "unreachable", "{tray}");
+    window.close().await;
+
+    // A corrupt cache file is set aside; the app starts normally.
+    let cache = home
+        .path()
+        .join(".local/share/com.registersync.desktop/cache");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "the app kept an offline picture in {}",
+        cache.display()
+    );
+    for file in &files {
+        std::fs::write(file, b"{\"version\":1,\"pict").unwrap();
+    }
+    let window = desktop.launch(&app).await;
+    window.wait_for_text("● Live").await;
+    window.wait_for_text("Kitchen").await;
+    window.close().await;
+}

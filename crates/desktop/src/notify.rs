@@ -33,20 +33,15 @@ fn names(mut names: Vec<&str>) -> String {
     }
 }
 
-/// A job has "settled" once nothing is being delivered or answered: every target is terminal
-/// or waiting for its sale to end.
-fn settled(job: &JobSummary) -> bool {
-    job.counts.queued + job.counts.delivered == 0
-}
-
 /// The notification a change deserves, if any.
 pub fn for_change(change: &Change, picture: &Picture) -> Option<Notification> {
     match change {
-        Change::Job { before, after } => {
-            let was_settled = before.as_ref().is_some_and(settled);
-            (settled(after) && !was_settled && after.source == SyncSource::BackOffice)
-                .then(|| job_settled(after, picture))
-        }
+        Change::Job {
+            after,
+            first_settled,
+            ..
+        } => (*first_settled && after.source == SyncSource::BackOffice)
+            .then(|| job_settled(after, picture)),
         Change::Target { after, waited, .. } => {
             let from_manager = picture
                 .jobs
@@ -108,7 +103,18 @@ fn job_settled(job: &JobSummary, picture: &Picture) -> Notification {
             .map(|t| t.register_name.as_str())
             .collect()
     };
-    let c = &job.counts;
+    // The targets, when all are known, are at least as current as the summary.
+    let counted;
+    let c = if targets.len() as u32 == job.counts.total() {
+        let mut counts = regsync_protocol::sync::JobCounts::default();
+        for target in &targets {
+            counts.add(target.state);
+        }
+        counted = counts;
+        &counted
+    } else {
+        &job.counts
+    };
     if c.failed + c.expired > 0 {
         let failed: Vec<&Target> = targets
             .iter()

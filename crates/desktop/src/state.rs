@@ -39,14 +39,21 @@ pub struct Picture {
     /// Targets seen waiting for a sale to end and not finished yet.
     #[serde(default, skip)]
     pub waited: std::collections::BTreeSet<Uuid>,
+    /// Jobs already seen settled.
+    #[serde(default, skip)]
+    pub settled: std::collections::BTreeSet<Uuid>,
 }
 
 /// What changed by applying an update, for notifications.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// `first_settled`: with this change the job has settled (nothing left being delivered or
+    /// answered) for the first time, as far as its targets seen so far show; a waiting register
+    /// syncing later does not settle it "again".
     Job {
         before: Option<JobSummary>,
         after: JobSummary,
+        first_settled: bool,
     },
     /// `waited`: the target has been waiting for its register's sale to end.
     Target {
@@ -88,8 +95,14 @@ impl Picture {
                 Change::Other
             }
             Event::Job { job } => {
-                let before = self.jobs.insert(job.id, job.clone());
-                Change::Job { before, after: job }
+                let id = job.id;
+                let before = self.jobs.insert(id, job.clone());
+                let first_settled = self.first_settle(id);
+                Change::Job {
+                    before,
+                    after: job,
+                    first_settled,
+                }
             }
             Event::Target { target } => {
                 let waited =
@@ -104,6 +117,15 @@ impl Picture {
                     .entry(target.job_id)
                     .or_default()
                     .insert(target.id, target.clone());
+                if self.first_settle(target.job_id)
+                    && let Some(job) = self.jobs.get(&target.job_id)
+                {
+                    return Change::Job {
+                        before: Some(job.clone()),
+                        after: job.clone(),
+                        first_settled: true,
+                    };
+                }
                 Change::Target {
                     before,
                     after: target,
@@ -111,6 +133,29 @@ impl Picture {
                 }
             }
         }
+    }
+
+    /// True the first time a job is settled: its summary says so, or every one of its targets
+    /// has been seen and none is still being delivered. (Events carry current state, so a job's
+    /// summary can run ahead of its targets' own events, and the other way round.)
+    fn first_settle(&mut self, job_id: Uuid) -> bool {
+        let Some(job) = self.jobs.get(&job_id) else {
+            return false;
+        };
+        let targets = self.targets.get(&job_id);
+        let all_seen = targets.is_some_and(|t| t.len() as u32 == job.counts.total());
+        let targets_settled = all_seen
+            && targets.is_some_and(|t| {
+                t.values()
+                    .all(|t| !matches!(t.state, TargetState::Queued | TargetState::Delivered))
+            });
+        // With the targets seen, they decide; otherwise (a job joined midway) the summary does.
+        let now_settled = if all_seen {
+            targets_settled
+        } else {
+            settled(job)
+        };
+        now_settled && self.settled.insert(job_id)
     }
 
     /// The site shown when none was chosen: the first by name.
@@ -137,6 +182,12 @@ impl Picture {
         jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
         jobs
     }
+}
+
+/// A job has settled once nothing is being delivered or answered: every target is terminal or
+/// waiting for its register's sale to end.
+pub fn settled(job: &JobSummary) -> bool {
+    job.counts.queued + job.counts.delivered == 0
 }
 
 /// The picture plus the connection state, fed by the client's [`Update`]s.

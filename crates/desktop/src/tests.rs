@@ -249,7 +249,12 @@ fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
         }]
     );
 
-    // Later the waiting register syncs: its own notification.
+    // Later the waiting register syncs: its own notification, and the job finishing then is not
+    // announced a second time.
+    let mut running = some_waiting.clone();
+    running.counts = counts(5, 0, 1, 0, 0);
+    let change = live.apply(Update::Event(Event::Job { job: running }), Utc::now());
+    assert_eq!(for_change(&change, &live.picture), None);
     let mut synced = targets[5].clone();
     synced.state = TargetState::Delivered;
     let change = live.apply(
@@ -271,6 +276,14 @@ fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
             title: "Bar 2 synced".into(),
             body: "Its sale ended; it now has menu revision 42.".into()
         })
+    );
+    let mut finished = some_waiting.clone();
+    finished.counts = counts(6, 0, 0, 0, 0);
+    let change = live.apply(Update::Event(Event::Job { job: finished }), Utc::now());
+    assert_eq!(
+        for_change(&change, &live.picture),
+        None,
+        "the job was announced once already"
     );
 
     let failing = job(&bar, counts(0, 0, 0, 0, 1), true);

@@ -698,6 +698,11 @@ impl PrivateKeyring {
 
     /// Whether a process owns `org.freedesktop.secrets` on our bus (asking does not activate it).
     fn owns_secret_service(&self) -> bool {
+        self.owns("org.freedesktop.secrets")
+    }
+
+    /// Whether a process owns the bus name `name` (asking does not activate it).
+    pub fn owns(&self, name: &str) -> bool {
         std::process::Command::new("dbus-send")
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
             .args([
@@ -706,7 +711,7 @@ impl PrivateKeyring {
                 "--dest=org.freedesktop.DBus",
                 "/org/freedesktop/DBus",
                 "org.freedesktop.DBus.NameHasOwner",
-                "string:org.freedesktop.secrets",
+                &format!("string:{name}"),
             ])
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
@@ -1010,8 +1015,89 @@ impl Window {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Calls one of the app's commands from the page, as the UI does; answers its result.
+    pub async fn invoke(&self, command: &str) -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n\
+             window.__TAURI_INTERNALS__.invoke('{command}').then(done, (e) => done({{ failed: String(e) }}));"
+        );
+        self.command(
+            Method::POST,
+            "/execute/async",
+            Some(serde_json::json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
     /// Ends the session; the app quits.
     pub async fn close(self) {
         let _ = self.http.delete(&self.url).send().await;
+    }
+}
+
+/// Desktop notifications captured on a private session bus: python-dbusmock's notification
+/// daemon, which logs every `Notify` call (app, title, body).
+pub struct Notifications {
+    daemon: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Notifications {
+    pub fn start(bus: &PrivateKeyring) -> Notifications {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        // Debian's python3, which has python3-dbusmock (not another python earlier on PATH).
+        let daemon = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "dbusmock", "--session", "-t", "notification_daemon"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.bus_address)
+            .stdout(log.reopen().unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-dbusmock is needed; scripts/test installs it");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !bus.owns("org.freedesktop.Notifications") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the notification daemon did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Notifications { daemon, log }
+    }
+
+    /// Every Notify call so far, as dbusmock logged it.
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" Notify "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits for a notification whose logged call contains every one of `parts`.
+    pub async fn wait_for(&self, parts: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(call) = self
+                .calls()
+                .into_iter()
+                .find(|c| parts.iter().all(|p| c.contains(p)))
+            {
+                return call;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no notification with {parts:?}; got: {:#?}",
+                self.calls()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Notifications {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
     }
 }
