@@ -8,6 +8,15 @@ use std::path::PathBuf;
 
 use regsync_testkit::{BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue};
 
+/// Waits until the app has quit: a new launch while the old one is still shutting down would be
+/// handed to it by the single-instance guard (the old window comes forward, the new app exits).
+async fn quit(keyring: &PrivateKeyring) {
+    regsync_testkit::eventually(regsync_testkit::WAIT, "the app to quit", || async {
+        (!keyring.owns("com.registersync.desktop.SingleInstance")).then_some(())
+    })
+    .await;
+}
+
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts/screenshots")
 }
@@ -88,6 +97,7 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
         .screenshot(&screenshots().join("sync-result.png"))
         .await;
     window.close().await;
+    quit(&keyring).await;
 
     // Restart: still signed in, without typing anything.
     let window = desktop.launch(&app).await;
@@ -199,6 +209,7 @@ async fn notifications_the_tray_and_the_offline_view() {
     let tray = window.invoke("tray_state").await;
     assert_ne!(tray["icon"], "unreachable", "{tray}");
     window.close().await;
+    quit(&keyring).await;
 
     // A corrupt cache file is set aside; the app starts normally.
     let cache = home
