@@ -45,6 +45,15 @@ describe("the registers page", () => {
     expect(screen.getByRole("status").textContent).toMatch(/Offline — as of/);
   });
 
+  it("says so when Back Office is down and nothing is cached, instead of a blank page", async () => {
+    const state = demoState();
+    state.connection = { kind: "reconnecting", as_of: null };
+    state.picture = { sites: {}, registers: {}, jobs: {}, targets: {}, as_of: null };
+    render(App, { backend: fakeBackend(state) });
+    expect(await screen.findByText(/Can't reach Back Office at 127.0.0.1:8080 yet/)).toBeTruthy();
+    expect(screen.getByText(/the registers appear as soon as it answers/)).toBeTruthy();
+  });
+
   it("tells a user without the Sites permission so, with no sync controls", async () => {
     render(App, {
       backend: fakeBackend(demoState(), {
