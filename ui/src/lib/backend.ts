@@ -11,6 +11,8 @@ export interface Backend {
   /** The current picture; then `onChange` is called with every new one. */
   live(): Promise<LiveState>;
   onChange(handler: (state: LiveState) => void): Promise<() => void>;
+  /** Called when the session ends without the user signing out (revoked, expired elsewhere). */
+  onSignedOut(handler: () => void): Promise<() => void>;
   syncRegister(registerId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
   syncSite(siteId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
 }
@@ -27,6 +29,7 @@ export function tauriBackend(): Backend {
     signOut: () => invoke("sign_out"),
     live: () => invoke("live"),
     onChange: async (handler) => (await event).listen<LiveState>("live", (e) => handler(e.payload)),
+    onSignedOut: async (handler) => (await event).listen("signed_out", () => handler()),
     syncRegister: (registerId, retryWhenFree) => invoke("sync_register", { registerId, retryWhenFree }),
     syncSite: (siteId, retryWhenFree) => invoke("sync_site", { siteId, retryWhenFree }),
   };

@@ -43,6 +43,8 @@ export function demoState(): LiveState {
 export interface Fake extends Backend {
   /** Replaces the state and tells listeners, as a live event would. */
   push(state: LiveState): void;
+  /** Ends the session, as Back Office revoking it would. */
+  endSession(): void;
   calls: string[];
 }
 
@@ -60,6 +62,7 @@ export function fakeBackend(
   let state = initial;
   let current = session;
   const listeners = new Set<(s: LiveState) => void>();
+  const signedOut = new Set<() => void>();
   const calls: string[] = [];
   const job = (targets: Target[], siteId: string): JobSummary => ({
     id: `job${calls.length}`,
@@ -74,6 +77,10 @@ export function fakeBackend(
   });
   return {
     calls,
+    endSession() {
+      current = null;
+      signedOut.forEach((l) => l());
+    },
     push(next) {
       next.version = Math.max(next.version, state.version + 1);
       state = next;
@@ -98,6 +105,10 @@ export function fakeBackend(
     async onChange(handler) {
       listeners.add(handler);
       return () => listeners.delete(handler);
+    },
+    async onSignedOut(handler) {
+      signedOut.add(handler);
+      return () => signedOut.delete(handler);
     },
     async syncRegister(registerId) {
       calls.push(`syncRegister ${registerId}`);

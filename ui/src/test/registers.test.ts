@@ -65,6 +65,14 @@ describe("the registers page", () => {
     expect(screen.queryByRole("button", { name: /Sync/ })).toBeNull();
   });
 
+  it("goes back to sign-in when the session ends elsewhere", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await screen.findAllByRole("row");
+    backend.endSession();
+    expect(await screen.findByRole("button", { name: "Sign in" })).toBeTruthy();
+  });
+
   it("signs in with plain-word errors", async () => {
     const backend = fakeBackend(demoState(), null);
     render(App, { backend });
