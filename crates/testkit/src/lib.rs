@@ -182,6 +182,13 @@ impl BackOffice {
         &self.http
     }
 
+    /// Trades a refresh token for a new session; answers status and JSON.
+    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        self.call(Method::POST, "/v1/auth/refresh", None, Some(body))
+            .await
+    }
+
     pub async fn try_login(&self, email: &str, password: &str) -> (StatusCode, Value) {
         let body = serde_json::json!({ "email": email, "password": password });
         self.call(Method::POST, "/v1/auth/login", None, Some(body))

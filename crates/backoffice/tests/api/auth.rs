@@ -68,16 +68,8 @@ async fn a_refresh_token_works_once_and_reusing_it_ends_the_session() {
     let bo = BackOffice::start(&[]).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;
     let first = bo.login(&venue.manager).await;
-    let refresh = |token: &str| {
-        bo.call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": token })),
-        )
-    };
 
-    let (status, second) = refresh(&first.refresh_token).await;
+    let (status, second) = bo.refresh(&first.refresh_token).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
     let second_access = second["access_token"].as_str().unwrap().to_owned();
@@ -92,13 +84,13 @@ async fn a_refresh_token_works_once_and_reusing_it_ends_the_session() {
 
     // The first refresh token was copied by someone: presenting it again ends the session...
     assert_error(
-        &refresh(&first.refresh_token).await,
+        &bo.refresh(&first.refresh_token).await,
         StatusCode::UNAUTHORIZED,
         "refresh_token_reused",
     );
     // ...for the legitimate holder of the newer tokens too.
     assert_error(
-        &refresh(&second_refresh).await,
+        &bo.refresh(&second_refresh).await,
         StatusCode::UNAUTHORIZED,
         "session_revoked",
     );
@@ -121,7 +113,7 @@ async fn a_refresh_token_works_once_and_reusing_it_ends_the_session() {
     );
 
     assert_error(
-        &refresh("rsr_never-issued").await,
+        &bo.refresh("rsr_never-issued").await,
         StatusCode::UNAUTHORIZED,
         "invalid_refresh_token",
     );
@@ -132,14 +124,7 @@ async fn concurrent_refreshes_with_one_token_let_at_most_one_through() {
     let bo = BackOffice::start(&[]).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;
     let session = bo.login(&venue.manager).await;
-    let attempts = (0..8).map(|_| {
-        bo.call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": session.refresh_token })),
-        )
-    });
+    let attempts = (0..8).map(|_| bo.refresh(&session.refresh_token));
     let answers = futures::future::join_all(attempts).await;
     let ok = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert!(ok <= 1, "{ok} refreshes succeeded with one token");
@@ -172,14 +157,7 @@ async fn signing_out_revokes_the_access_and_the_refresh_token() {
         StatusCode::UNAUTHORIZED,
         "invalid_token",
     );
-    let refreshed = bo
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": session.refresh_token })),
-        )
-        .await;
+    let refreshed = bo.refresh(&session.refresh_token).await;
     assert_error(&refreshed, StatusCode::UNAUTHORIZED, "session_revoked");
     // Signing out on one PC leaves the manager signed in on another.
     assert_eq!(
@@ -209,14 +187,7 @@ async fn an_expired_access_token_is_refused_and_refreshing_recovers() {
         "token_expired",
     );
 
-    let (status, fresh) = bo
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": session.refresh_token })),
-        )
-        .await;
+    let (status, fresh) = bo.refresh(&session.refresh_token).await;
     assert_eq!(status, StatusCode::OK, "{fresh}");
     let (status, _) = bo
         .get("/v1/auth/me", fresh["access_token"].as_str().unwrap())

@@ -33,14 +33,7 @@ async fn data_and_sessions_survive_a_crash_and_restart() {
     let (status, after) = bo.get(&path, &session.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(after, edited, "the menu and its revision survived");
-    let (status, _) = bo
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": session.refresh_token })),
-        )
-        .await;
+    let (status, _) = bo.refresh(&session.refresh_token).await;
     assert_eq!(status, StatusCode::OK);
     bo.login(&venue.staff).await;
 }
@@ -123,14 +116,7 @@ async fn no_secret_lands_in_the_database_file_or_the_log() {
     let bo = BackOffice::start(&[]).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;
     let session = bo.login(&venue.manager).await;
-    let (_, refreshed) = bo
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": session.refresh_token })),
-        )
-        .await;
+    let (_, refreshed) = bo.refresh(&session.refresh_token).await;
     bo.try_login(&venue.staff, "a wrong password").await;
 
     let secrets = [
@@ -325,14 +311,7 @@ async fn a_password_reset_signs_the_user_out_everywhere() {
         bo.get("/v1/auth/me", &session.access_token).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = bo
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": session.refresh_token })),
-        )
-        .await;
+    let (status, _) = bo.refresh(&session.refresh_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
