@@ -5,7 +5,8 @@
 //! the tray and the notification service. Decisions live in those crates, tested without a window.
 //!
 //! `register-sync --demo` (or `REGSYNC_DEMO=1`) starts an embedded Back Office with the demo
-//! company and simulated registers, and signs in as its manager.
+//! company and simulated registers, and signs in as its manager. `--hidden` (what the login entry
+//! passes when "Start at login" is on) starts it in the tray without opening the window.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -21,5 +22,6 @@ fn main() {
         .init();
     let demo = std::env::args().any(|a| a == "--demo")
         || std::env::var("REGSYNC_DEMO").is_ok_and(|v| v == "1");
-    shell::run(demo);
+    let hidden = std::env::args().any(|a| a == shell::HIDDEN_ARG);
+    shell::run(demo, hidden);
 }

@@ -3,12 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{Local, Utc};
 use regsync_client::{Client, Error, keychain};
 use regsync_desktop::cache::{Cache, account};
+use regsync_desktop::files::write_atomically;
 use regsync_desktop::notify::for_change;
+use regsync_desktop::settings::{Settings, SettingsFile};
 use regsync_desktop::state::{Connection, Live};
 use regsync_desktop::tray::{TrayIcon, TraySummary, summarize};
 use regsync_desktop::words::Problem;
@@ -18,6 +21,7 @@ use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, State, WindowEvent};
+use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
@@ -78,7 +82,11 @@ pub struct Shared {
     ready: watch::Sender<bool>,
     cache: Cache,
     config: PathBuf,
-    notifications: bool,
+    settings: SettingsFile,
+    /// The manager's choice, from the settings file.
+    notifications: AtomicBool,
+    /// `REGSYNC_NOTIFICATIONS=0` silences notifications whatever the setting (benchmarks, kiosks).
+    notifications_forced_off: bool,
     /// The demo's Back Office and registers live as long as the app.
     #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     demo: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
@@ -89,7 +97,7 @@ struct Config {
     session: SessionView,
 }
 
-fn load_config(path: &PathBuf) -> Option<Config> {
+fn load_config(path: &std::path::Path) -> Option<Config> {
     let bytes = std::fs::read(path).ok()?;
     match serde_json::from_slice(&bytes) {
         Ok(config) => Some(config),
@@ -100,18 +108,11 @@ fn load_config(path: &PathBuf) -> Option<Config> {
     }
 }
 
-fn save_config(path: &PathBuf, session: &SessionView) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(path);
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(
-        &mut file,
-        &Config {
-            session: session.clone(),
-        },
-    )?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+fn save_config(path: &std::path::Path, session: &SessionView) -> std::io::Result<()> {
+    let config = Config {
+        session: session.clone(),
+    };
+    write_atomically(path, &serde_json::to_vec_pretty(&config)?)
 }
 
 fn view(client: &Client, demo: bool) -> Option<SessionView> {
@@ -248,6 +249,60 @@ async fn set_current_site(
     Ok(())
 }
 
+/// The manager's choices for this PC, as the settings page shows them.
+#[derive(Debug, Serialize)]
+struct SettingsView {
+    notifications: bool,
+    start_at_login: bool,
+}
+
+fn settings_view(app: &AppHandle, shared: &Shared) -> SettingsView {
+    SettingsView {
+        notifications: shared.notifications.load(Ordering::Relaxed),
+        start_at_login: app.autolaunch().is_enabled().unwrap_or(false),
+    }
+}
+
+#[tauri::command]
+async fn settings(app: AppHandle, state: State<'_, Arc<Shared>>) -> Result<SettingsView, UiError> {
+    Ok(settings_view(&app, &state))
+}
+
+#[tauri::command]
+async fn set_notifications(
+    app: AppHandle,
+    state: State<'_, Arc<Shared>>,
+    on: bool,
+) -> Result<SettingsView, UiError> {
+    state
+        .settings
+        .save(&Settings { notifications: on })
+        .map_err(|e| UiError::new("settings", format!("Couldn't save the setting: {e}")))?;
+    state.notifications.store(on, Ordering::Relaxed);
+    Ok(settings_view(&app, &state))
+}
+
+#[tauri::command]
+async fn set_start_at_login(
+    app: AppHandle,
+    state: State<'_, Arc<Shared>>,
+    on: bool,
+) -> Result<SettingsView, UiError> {
+    let autolaunch = app.autolaunch();
+    if on {
+        autolaunch.enable()
+    } else {
+        autolaunch.disable()
+    }
+    .map_err(|e| {
+        UiError::new(
+            "settings",
+            format!("Couldn't change starting at login: {e}"),
+        )
+    })?;
+    Ok(settings_view(&app, &state))
+}
+
 /// What the tray shows now (for tests: trays cannot be read back on every desktop).
 #[tauri::command]
 async fn tray_state(state: State<'_, Arc<Shared>>) -> Result<Option<TraySummary>, UiError> {
@@ -312,7 +367,7 @@ async fn follow(app: AppHandle, shared: Arc<Shared>, client: Client, session: Se
                 && saved.elapsed() > Duration::from_secs(5))
             .then(|| inner.live.picture.clone());
         }
-        if shared.notifications {
+        if shared.notifications.load(Ordering::Relaxed) && !shared.notifications_forced_off {
             for note in notes {
                 if let Err(error) = app
                     .notification()
@@ -448,6 +503,9 @@ fn show_window(app: &AppHandle) {
 
 // ---- start-up -----------------------------------------------------------------------------------
 
+/// What the login entry passes, so a start at login opens in the tray rather than on screen.
+pub const HIDDEN_ARG: &str = "--hidden";
+
 async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
     let Some(config) = load_config(&shared.config) else {
         return;
@@ -532,27 +590,44 @@ async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(demo: bool) {
+/// `hidden`: started at login, so the app goes straight to the tray (when there is one).
+pub fn run(demo: bool, hidden: bool) {
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             show_window(app)
         }))
         .plugin(tauri_plugin_notification::init())
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .arg(HIDDEN_ARG)
+                .build(),
+        )
         .setup(move |app| {
             let data = app.path().app_data_dir()?;
-            let config = app.path().app_config_dir()?.join("config.json");
+            let config_dir = app.path().app_config_dir()?;
+            let config = config_dir.join("config.json");
+            let settings = SettingsFile::new(config_dir.join("settings.json"));
+            let chosen = settings.load();
             let shared = Arc::new(Shared {
                 inner: Mutex::new(Inner::default()),
                 ready: watch::channel(false).0,
                 cache: Cache::new(data.join("cache")),
                 config,
-                notifications: std::env::var("REGSYNC_NOTIFICATIONS").map_or(true, |v| v != "0"),
+                settings,
+                notifications: AtomicBool::new(chosen.notifications),
+                notifications_forced_off: std::env::var("REGSYNC_NOTIFICATIONS")
+                    .is_ok_and(|v| v == "0"),
                 demo: std::sync::Mutex::new(None),
             });
             app.manage(shared.clone());
-            if let Err(error) = build_tray(app.handle()) {
+            let tray = build_tray(app.handle());
+            if let Err(error) = &tray {
                 // No tray host (a bare X server, some desktops): the window still works.
                 tracing::warn!(%error, "no system tray");
+            }
+            // The window starts hidden (tauri.conf.json) so a start at login can stay in the tray.
+            if !(hidden && tray.is_ok()) {
+                show_window(app.handle());
             }
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -585,7 +660,10 @@ pub fn run(demo: bool) {
             sync_register,
             sync_site,
             set_current_site,
-            tray_state
+            tray_state,
+            settings,
+            set_notifications,
+            set_start_at_login
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

@@ -6,12 +6,14 @@
 
 use std::path::PathBuf;
 
-use regsync_testkit::{BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue};
+use regsync_testkit::{
+    BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue, WAIT, eventually,
+};
 
 /// Waits until the app has quit: a new launch while the old one is still shutting down would be
 /// handed to it by the single-instance guard (the old window comes forward, the new app exits).
 async fn quit(keyring: &PrivateKeyring) {
-    regsync_testkit::eventually(regsync_testkit::WAIT, "the app to quit", || async {
+    eventually(WAIT, "the app to quit", || async {
         (!keyring.owns("com.registersync.desktop.SingleInstance")).then_some(())
     })
     .await;
@@ -184,6 +186,59 @@ async fn notifications_the_tray_and_the_offline_view() {
         notifications.calls()
     );
 
+    // Notifications turned off in Settings: a finished sync raises none, and the choice is kept.
+    let settings = home
+        .path()
+        .join(".config/com.registersync.desktop/settings.json");
+    let saved = |on: bool| {
+        let settings = settings.clone();
+        async move {
+            let text = std::fs::read_to_string(&settings).ok()?;
+            text.contains(&format!("\"notifications\": {on}"))
+                .then_some(())
+        }
+    };
+    window.click("#settings").await;
+    window.click("#setting-notifications").await;
+    eventually(WAIT, "notifications off, saved", || saved(false)).await;
+    window.click("#settings").await;
+    window.click("button[aria-label='Sync Bar 1']").await;
+    window.wait_for_text("one register · 1 synced").await;
+    // On again: the next sync is announced, and the one before it was not.
+    window.click("#settings").await;
+    window.click("#setting-notifications").await;
+    eventually(WAIT, "notifications on, saved", || saved(true)).await;
+    window.click("#settings").await;
+    window.click("button[aria-label='Sync Bar 1']").await;
+    notifications
+        .wait_for(&["Bar 1 synced", "It now has menu revision 1."])
+        .await;
+    assert_eq!(
+        notifications.calls().len(),
+        3,
+        "nothing while notifications were off: {:#?}",
+        notifications.calls()
+    );
+
+    // Start at login: an XDG autostart entry that opens the app in the tray, and gone when off.
+    let entry = home.path().join(".config/autostart/Register Sync.desktop");
+    window.click("#settings").await;
+    window.click("#setting-start-at-login").await;
+    let text = eventually(WAIT, "the login entry", || async {
+        std::fs::read_to_string(&entry).ok()
+    })
+    .await;
+    assert!(
+        text.contains(&format!("Exec={} --hidden", app.display())),
+        "{text}"
+    );
+    window.click("#setting-start-at-login").await;
+    eventually(WAIT, "the login entry removed", || async {
+        (!entry.exists()).then_some(())
+    })
+    .await;
+    window.click("#settings").await;
+
     // Back Office goes away: the last-known registers stay, marked offline; actions wait.
     bo.crash().await;
     let text = window.wait_for_text("Offline — as of").await;
@@ -231,5 +286,18 @@ async fn notifications_the_tray_and_the_offline_view() {
     let window = desktop.launch(&app).await;
     window.wait_for_text("● Live").await;
     window.wait_for_text("Kitchen").await;
+    window.close().await;
+    quit(&keyring).await;
+
+    // Started while Back Office is down: the last-known registers at once, marked offline; then
+    // live by itself when Back Office is back.
+    bo.crash().await;
+    let window = desktop.launch(&app).await;
+    let text = window.wait_for_text("Offline — as of").await;
+    assert!(text.contains("Bar 2"), "{text}");
+    let tray = window.invoke("tray_state").await;
+    assert_eq!(tray["icon"], "unreachable", "{tray}");
+    bo.restart().await;
+    window.wait_for_text("● Live").await;
     window.close().await;
 }

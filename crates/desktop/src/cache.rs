@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::files::write_atomically;
 use crate::state::Picture;
 
 const VERSION: u32 = 1;
@@ -46,18 +47,13 @@ impl Cache {
     }
 
     pub fn save(&self, account: &str, picture: &Picture) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
         let file = File {
             version: VERSION,
             account: account.to_owned(),
             saved_at: Utc::now(),
             picture: picture.clone(),
         };
-        serde_json::to_writer(&mut temp, &file)?;
-        temp.as_file().sync_all()?;
-        temp.persist(self.path(account)).map_err(|e| e.error)?;
-        Ok(())
+        write_atomically(&self.path(account), &serde_json::to_vec(&file)?)
     }
 
     /// The saved picture, if there is a usable one.

@@ -4,7 +4,7 @@
 //! would sync later.
 
 use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::{JobSummary, Target, TargetState};
+use regsync_protocol::sync::{JobKind, JobSummary, Target, TargetState};
 
 use crate::state::{Change, Picture};
 
@@ -140,6 +140,27 @@ fn job_settled(job: &JobSummary, picture: &Picture) -> Notification {
             ),
             body,
         };
+    }
+    // "Sync" next to one register: name the register, not the site.
+    if let (JobKind::Register, [one]) = (job.kind, targets.as_slice()) {
+        match one.state {
+            TargetState::Synced => {
+                return Notification {
+                    title: format!("{} synced", one.register_name),
+                    body: match one.revision {
+                        Some(revision) => format!("It now has menu revision {revision}."),
+                        None => "It is up to date.".to_owned(),
+                    },
+                };
+            }
+            TargetState::Waiting => {
+                return Notification {
+                    title: format!("{} is waiting", one.register_name),
+                    body: "It is in a sale; it will sync when the sale ends.".to_owned(),
+                };
+            }
+            _ => {}
+        }
     }
     if c.waiting > 0 {
         let waiting = named(TargetState::Waiting);

@@ -304,6 +304,33 @@ fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
 }
 
 #[test]
+fn syncing_one_register_names_the_register() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let mut one = job(&bar, counts(1, 0, 0, 0, 0), true);
+    one.kind = JobKind::Register;
+    let targets = [target(&one, "Bar 1", TargetState::Synced, Some(42), None)];
+    assert_eq!(
+        run_job(&mut live, &one, &targets),
+        [Notification {
+            title: "Bar 1 synced".into(),
+            body: "It now has menu revision 42.".into()
+        }]
+    );
+
+    let mut busy = job(&bar, counts(0, 1, 0, 0, 0), true);
+    busy.kind = JobKind::Register;
+    let targets = [target(&busy, "Bar 2", TargetState::Waiting, Some(42), None)];
+    assert_eq!(
+        run_job(&mut live, &busy, &targets),
+        [Notification {
+            title: "Bar 2 is waiting".into(),
+            body: "It is in a sale; it will sync when the sale ends.".into()
+        }]
+    );
+}
+
+#[test]
 fn an_expired_wait_says_so() {
     let bar = site("Main Bar", 42);
     let mut live = live_with(vec![bar.clone()], vec![]);
@@ -440,4 +467,36 @@ fn changes_are_reported_for_jobs_and_targets() {
             ..
         }
     ));
+}
+
+#[test]
+fn settings_default_to_notifications_on_and_survive_a_bad_file() {
+    use crate::settings::{Settings, SettingsFile};
+    let dir = tempfile::tempdir().unwrap();
+    let file = SettingsFile::new(dir.path().join("nested/settings.json"));
+    assert!(
+        file.load().notifications,
+        "on until the manager turns them off"
+    );
+
+    file.save(&Settings {
+        notifications: false,
+    })
+    .unwrap();
+    assert!(!file.load().notifications, "the choice is kept");
+
+    // A file from a later version with more settings keeps what it can read.
+    std::fs::write(file.path(), br#"{"notifications":false,"theme":"dark"}"#).unwrap();
+    assert!(!file.load().notifications);
+
+    // A corrupt file falls back to the defaults rather than keeping the app from starting.
+    std::fs::write(file.path(), b"{\"notif").unwrap();
+    assert_eq!(file.load(), Settings::default());
+    // No temporary files are left next to it.
+    let names: Vec<_> = std::fs::read_dir(file.path().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["settings.json"]);
 }

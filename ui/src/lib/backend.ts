@@ -1,7 +1,7 @@
 // The seam between the page and the app: the only module that calls Tauri's `invoke` and
 // `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
 
-import type { JobSummary, LiveState, Session, Uuid } from "./types";
+import type { JobSummary, LiveState, Session, Settings, Uuid } from "./types";
 
 export interface Backend {
   /** The current session, or null when signed out. */
@@ -15,6 +15,12 @@ export interface Backend {
   onSignedOut(handler: () => void): Promise<() => void>;
   syncRegister(registerId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
   syncSite(siteId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
+  /** Tells the tray which site "Sync online registers" is for. */
+  setCurrentSite(siteId: Uuid): Promise<void>;
+  settings(): Promise<Settings>;
+  /** Each answers with the settings as they now are. */
+  setNotifications(on: boolean): Promise<Settings>;
+  setStartAtLogin(on: boolean): Promise<Settings>;
 }
 
 export function tauriBackend(): Backend {
@@ -32,6 +38,10 @@ export function tauriBackend(): Backend {
     onSignedOut: async (handler) => (await event).listen("signed_out", () => handler()),
     syncRegister: (registerId, retryWhenFree) => invoke("sync_register", { registerId, retryWhenFree }),
     syncSite: (siteId, retryWhenFree) => invoke("sync_site", { siteId, retryWhenFree }),
+    setCurrentSite: (siteId) => invoke("set_current_site", { siteId }),
+    settings: () => invoke("settings"),
+    setNotifications: (on) => invoke("set_notifications", { on }),
+    setStartAtLogin: (on) => invoke("set_start_at_login", { on }),
   };
 }
 

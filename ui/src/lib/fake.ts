@@ -1,7 +1,7 @@
 // A Backend without Back Office: for component tests and for viewing the page in a browser.
 
 import type { Backend } from "./backend";
-import type { JobSummary, LiveState, Register, Session, Site, Target } from "./types";
+import type { JobSummary, LiveState, Register, Session, Settings, Site, Target } from "./types";
 
 const now = () => new Date().toISOString();
 
@@ -61,6 +61,7 @@ export function fakeBackend(
 ): Fake {
   let state = initial;
   let current = session;
+  let settings: Settings = { notifications: true, start_at_login: false };
   const listeners = new Set<(s: LiveState) => void>();
   const signedOut = new Set<() => void>();
   const calls: string[] = [];
@@ -118,6 +119,22 @@ export function fakeBackend(
     async syncSite(siteId) {
       calls.push(`syncSite ${siteId}`);
       return job([], siteId);
+    },
+    async setCurrentSite(siteId) {
+      calls.push(`setCurrentSite ${siteId}`);
+    },
+    async settings() {
+      return settings;
+    },
+    async setNotifications(on) {
+      calls.push(`setNotifications ${on}`);
+      settings = { ...settings, notifications: on };
+      return settings;
+    },
+    async setStartAtLogin(on) {
+      calls.push(`setStartAtLogin ${on}`);
+      settings = { ...settings, start_at_login: on };
+      return settings;
     },
   };
 }

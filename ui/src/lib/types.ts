@@ -100,6 +100,14 @@ export interface Session {
   demo: boolean;
 }
 
+/** The manager's choices for this PC. */
+export interface Settings {
+  /** System notifications when syncs finish, wait, fail or expire. */
+  notifications: boolean;
+  /** The app starts, in the tray, when the manager logs in to the PC. */
+  start_at_login: boolean;
+}
+
 /** Every failure from the shell has this shape; `code` is stable, `message` is for people. */
 export interface UiError {
   code: string;

@@ -99,4 +99,33 @@ describe("the registers page", () => {
     // Reported, not asserted: rendering time depends on the machine.
     console.info(`500 registers rendered in ${Math.round(performance.now() - started)} ms`);
   });
+
+  it("keeps the manager's settings: notifications and starting at login", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Settings" }));
+    const notify = (await screen.findByLabelText(/Notify me when syncs finish/)) as HTMLInputElement;
+    const atLogin = screen.getByLabelText(/Start Register Sync when I log in/) as HTMLInputElement;
+    expect(notify.checked).toBe(true);
+    expect(atLogin.checked).toBe(false);
+    await fireEvent.click(notify);
+    await fireEvent.click(atLogin);
+    await waitFor(() => expect(backend.calls).toEqual(["setNotifications false", "setStartAtLogin true"]));
+    // Closed and opened again, the panel shows what was kept.
+    await fireEvent.keyDown(window, { key: "Escape" });
+    expect(screen.queryByLabelText(/Notify me/)).toBeNull();
+    await fireEvent.click(screen.getByRole("button", { name: "Settings" }));
+    expect(((await screen.findByLabelText(/Notify me/)) as HTMLInputElement).checked).toBe(false);
+    expect((screen.getByLabelText(/Start Register Sync/) as HTMLInputElement).checked).toBe(true);
+  });
+
+  it("points the tray's sync at the site on screen", async () => {
+    const state = demoState();
+    state.picture.sites["s2"] = { id: "s2", name: "Terrace", register_count: 0, catalog_revision: 1 };
+    const backend = fakeBackend(state);
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: /Terrace/ }));
+    expect(backend.calls).toContain("setCurrentSite s2");
+    expect(await screen.findByText("This site has no registers yet.")).toBeTruthy();
+  });
 });
