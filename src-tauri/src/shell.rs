@@ -594,6 +594,7 @@ async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
 pub fn run(demo: bool, hidden: bool) {
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tracing::info!("launched again; bringing the window forward");
             show_window(app)
         }))
         .plugin(tauri_plugin_notification::init())

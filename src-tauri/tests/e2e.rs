@@ -106,6 +106,22 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     window.wait_for_text("Kitchen").await;
     assert!(window.text().await.contains("Harbour manager"));
 
+    // Launched again (from the menu, say): the running app's window comes forward; no second app.
+    let status = desktop.run_app(&app, &[]).await;
+    assert!(status.success(), "{status}");
+    eventually(
+        WAIT,
+        "the running app to hear of the second launch",
+        || async {
+            desktop
+                .log()
+                .contains("launched again; bringing the window forward")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(window.text().await.contains("Harbour manager"));
+
     // Sign out: the keychain entry is gone.
     window.click("#sign-out").await;
     window.find("#sign-in").await;

@@ -787,6 +787,8 @@ pub struct Desktop {
     http: reqwest::Client,
     /// tauri-driver's and the app's output, shown if the test fails.
     log: tempfile::NamedTempFile,
+    /// What the app processes get, for launching one without WebDriver.
+    env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -832,14 +834,18 @@ impl Desktop {
                 "--native-port",
                 &native.to_string(),
             ])
-            .env("DISPLAY", &display)
-            .env("NO_AT_BRIDGE", "1")
-            .env("REGSYNC_LOG", "info,regsync_client=debug")
             .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap());
-        for (key, value) in env {
-            driver.env(key, value);
-        }
+        let mut app_env = vec![
+            ("DISPLAY".to_owned(), display.clone()),
+            ("NO_AT_BRIDGE".to_owned(), "1".to_owned()),
+            (
+                "REGSYNC_LOG".to_owned(),
+                "info,regsync_client=debug".to_owned(),
+            ),
+        ];
+        app_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        driver.envs(app_env.iter().map(|(k, v)| (k, v)));
         let driver = driver.spawn().expect(
             "tauri-driver is needed (cargo install tauri-driver --locked; scripts/test does)",
         );
@@ -854,6 +860,7 @@ impl Desktop {
                 .build()
                 .unwrap(),
             log,
+            env: app_env,
         };
         let status = format!("http://127.0.0.1:{port}/status");
         eventually(WAIT, "tauri-driver", || async {
@@ -887,6 +894,29 @@ impl Desktop {
             http: self.http.clone(),
             url: format!("{base}/session/{session}"),
         }
+    }
+}
+
+impl Desktop {
+    /// Runs the app as a person would (not through WebDriver), with the same display, bus and
+    /// home, and waits for it to exit. For what happens on a second launch.
+    pub async fn run_app(&self, application: &Path, args: &[&str]) -> std::process::ExitStatus {
+        let mut app = tokio::process::Command::new(application);
+        app.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(self.log.reopen().unwrap())
+            .stderr(self.log.reopen().unwrap())
+            .kill_on_drop(true);
+        let mut child = app.spawn().unwrap();
+        tokio::time::timeout(WAIT, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} is still running", application.display()))
+            .unwrap()
+    }
+
+    /// Everything tauri-driver and the apps it started have logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }
 
