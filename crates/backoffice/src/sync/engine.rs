@@ -16,7 +16,7 @@
 //! the other changes nothing. So each target reaches exactly one terminal state, even across
 //! disconnects and restarts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,7 +157,7 @@ pub async fn start(
                     hub,
                     connections: HashMap::new(),
                     catalogs: HashMap::new(),
-                    open: HashMap::new(),
+                    open: OpenTargets::default(),
                     job_info: HashMap::new(),
                 };
                 if let Err(error) = engine.recover().await {
@@ -198,9 +198,68 @@ struct Engine {
     /// Every open target, by id, with its state and deadline: the engine is the only writer of
     /// targets, so this mirrors the database. Lookups by register and by deadline go here, which
     /// spares the database indexes that every state change would otherwise have to update.
-    open: HashMap<Uuid, OpenTarget>,
+    open: OpenTargets,
     /// Who asked, for jobs with open targets.
     job_info: HashMap<Uuid, JobInfo>,
+}
+
+/// The open targets, with how many each job has: a job can finish only when it has none left,
+/// which is then known without asking the database.
+#[derive(Default)]
+struct OpenTargets {
+    by_id: HashMap<Uuid, OpenTarget>,
+    per_job: HashMap<Uuid, usize>,
+}
+
+impl OpenTargets {
+    fn insert(&mut self, id: Uuid, target: OpenTarget) {
+        let job_id = target.job_id;
+        if let Some(old) = self.by_id.insert(id, target) {
+            self.forget(old.job_id);
+        }
+        *self.per_job.entry(job_id).or_default() += 1;
+    }
+
+    fn remove(&mut self, id: &Uuid) -> Option<OpenTarget> {
+        let target = self.by_id.remove(id)?;
+        self.forget(target.job_id);
+        Some(target)
+    }
+
+    fn forget(&mut self, job_id: Uuid) {
+        if let Some(n) = self.per_job.get_mut(&job_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_job.remove(&job_id);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_id.clear();
+        self.per_job.clear();
+    }
+
+    fn get(&self, id: &Uuid) -> Option<&OpenTarget> {
+        self.by_id.get(id)
+    }
+
+    /// For changing a target's state or deadline; its job stays the same.
+    fn get_mut(&mut self, id: &Uuid) -> Option<&mut OpenTarget> {
+        self.by_id.get_mut(id)
+    }
+
+    fn contains_key(&self, id: &Uuid) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Uuid, &OpenTarget)> {
+        self.by_id.iter()
+    }
+
+    fn job_has_open(&self, job_id: &Uuid) -> bool {
+        self.per_job.contains_key(job_id)
+    }
 }
 
 struct OpenTarget {
@@ -420,11 +479,13 @@ impl Engine {
     fn apply(&self, fx: Effects, outcome: Result<()>) {
         match outcome {
             Ok(()) => {
-                for (outbound, message) in fx.sends {
-                    let _ = outbound.send(message);
-                }
+                // The asker first: its task is then queued ahead of the connection tasks these
+                // sends wake, so a manager's "accepted" does not wait behind a site's fan-out.
                 for (reply, job) in fx.replies {
                     let _ = reply.send(job);
+                }
+                for (outbound, message) in fx.sends {
+                    let _ = outbound.send(message);
                 }
                 self.hub.report(fx.changed);
             }
@@ -814,20 +875,30 @@ impl Engine {
                 fx.changed.jobs.insert(job_id);
             }
             if !open.is_empty() {
-                let sql = format!(
-                    "WITH answer(id, revision) AS (VALUES {})
-                     UPDATE sync_targets
-                     SET state = 'synced', revision = answer.revision, reason = NULL,
-                         deadline_at = NULL, wait_expires_at = NULL, updated_at = ?
-                     FROM answer
-                     WHERE sync_targets.id = answer.id AND sync_targets.state IN {OPEN}",
-                    vec!["(?, ?)"; open.len()].join(", ")
-                );
-                let mut query = sqlx::query(&sql);
+                // One statement per revision (nearly always one): `id IN (…)` is a primary-key
+                // lookup per row whatever the table's size, where a join with a VALUES list was
+                // planned as a scan that slowed as history grew.
+                let mut by_revision: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
                 for answer in &open {
-                    query = query.bind(answer.target_id).bind(answer.revision);
+                    by_revision
+                        .entry(answer.revision)
+                        .or_default()
+                        .push(answer.target_id);
                 }
-                query.bind(now).execute(&mut *c).await?;
+                for (revision, ids) in &by_revision {
+                    let sql = format!(
+                        "UPDATE sync_targets
+                         SET state = 'synced', revision = ?, reason = NULL, deadline_at = NULL,
+                             wait_expires_at = NULL, updated_at = ?
+                         WHERE id IN ({}) AND state IN {OPEN}",
+                        vec!["?"; ids.len()].join(", ")
+                    );
+                    let mut query = sqlx::query(&sql).bind(revision).bind(now);
+                    for id in ids {
+                        query = query.bind(id);
+                    }
+                    query.execute(&mut *c).await?;
+                }
                 for answer in &open {
                     self.open.remove(&answer.target_id);
                 }
@@ -864,35 +935,46 @@ impl Engine {
                 }
             }
             // Revisions never go back; last synced only moves forward (invariants 3 and 4).
-            // Timestamps are stored as RFC 3339 UTC text, which orders as time does.
-            let sql = format!(
-                "WITH answer(register_id, revision, at, source, by) AS (VALUES {})
-                 UPDATE registers
-                 SET applied_revision = MAX(applied_revision, answer.revision),
-                     last_synced_source = CASE WHEN last_synced_at IS NULL OR last_synced_at < answer.at
-                         THEN answer.source ELSE last_synced_source END,
-                     last_synced_by = CASE WHEN last_synced_at IS NULL OR last_synced_at < answer.at
-                         THEN answer.by ELSE last_synced_by END,
-                     last_synced_at = CASE WHEN last_synced_at IS NULL OR last_synced_at < answer.at
-                         THEN answer.at ELSE last_synced_at END
-                 FROM answer WHERE registers.id = answer.register_id",
-                vec!["(?, ?, ?, ?, ?)"; by_register.len()].join(", ")
-            );
-            let mut query = sqlx::query(&sql);
+            // Timestamps are stored as RFC 3339 UTC text, which orders as time does. Registers
+            // that took the same revision for the same asker are one statement.
+            let mut groups: HashMap<(i64, String, Option<String>), Vec<Uuid>> = HashMap::new();
             for (register_id, (revision, job_id)) in &by_register {
                 let info = self.job_info.get(job_id).or_else(|| jobs.get(job_id));
                 let (source, by) = info
                     .map(|info| (info.source.clone(), info.requested_by.clone()))
                     .unwrap_or(("back_office".into(), None));
-                query = query
-                    .bind(register_id)
+                groups
+                    .entry((*revision, source, by))
+                    .or_default()
+                    .push(*register_id);
+                fx.changed.registers.insert(*register_id);
+            }
+            for ((revision, source, by), ids) in &groups {
+                let sql = format!(
+                    "UPDATE registers
+                     SET applied_revision = MAX(applied_revision, ?),
+                         last_synced_source = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
+                             THEN ? ELSE last_synced_source END,
+                         last_synced_by = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
+                             THEN ? ELSE last_synced_by END,
+                         last_synced_at = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
+                             THEN ? ELSE last_synced_at END
+                     WHERE id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                );
+                let mut query = sqlx::query(&sql)
                     .bind(revision)
                     .bind(now)
                     .bind(source)
-                    .bind(by);
-                fx.changed.registers.insert(*register_id);
+                    .bind(now)
+                    .bind(by)
+                    .bind(now)
+                    .bind(now);
+                for id in ids {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *c).await?;
             }
-            query.execute(&mut *c).await?;
         }
         Ok(())
     }
@@ -1178,14 +1260,7 @@ impl Engine {
                 (site_id, vec![(register_id, name)])
             }
             JobTarget::SiteOnline(site_id) => {
-                let registers: Vec<(Uuid, String)> = sqlx::query_as(
-                    "SELECT r.id, r.name FROM registers r JOIN sites s ON s.id = r.site_id
-                     WHERE r.site_id = ? AND s.company_id = ? ORDER BY r.name COLLATE NOCASE",
-                )
-                .bind(site_id)
-                .bind(request.company_id)
-                .fetch_all(&mut *c)
-                .await?;
+                let registers = site_registers(c, site_id, request.company_id).await?;
                 if registers.is_empty() {
                     return Err(Error::Conflict {
                         code: "no_registers",
@@ -1329,6 +1404,10 @@ impl Engine {
     async fn finish_jobs(&mut self, c: &mut SqliteConnection, fx: &mut Effects) -> Result<()> {
         let now = Utc::now();
         for job_id in &fx.changed.jobs {
+            // Memory mirrors the open targets; the statement below still checks the table.
+            if self.open.job_has_open(job_id) {
+                continue;
+            }
             let finished = sqlx::query(&format!(
                 "UPDATE sync_jobs SET finished_at = ?
                  WHERE id = ? AND finished_at IS NULL
@@ -1410,6 +1489,42 @@ impl Engine {
             self.resync_memory().await;
         }
     }
+}
+
+/// A site's registers, ordered by name as people read them. Fetched as one row of JSON: sqlx
+/// hands each row of a result across threads, which for a site of a thousand registers cost more
+/// than the query itself.
+async fn site_registers(
+    c: &mut SqliteConnection,
+    site_id: Uuid,
+    company_id: Uuid,
+) -> Result<Vec<(Uuid, String)>> {
+    let json: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(hex(r.id), r.name))
+         FROM registers r JOIN sites s ON s.id = r.site_id
+         WHERE r.site_id = ? AND s.company_id = ?",
+    )
+    .bind(site_id)
+    .bind(company_id)
+    .fetch_one(&mut *c)
+    .await?;
+    let rows: Vec<(String, String)> = serde_json::from_str(&json)
+        .map_err(|e| Error::Internal(format!("reading a site's registers: {e}")))?;
+    let mut registers = rows
+        .into_iter()
+        .map(|(id, name)| {
+            Uuid::parse_str(&id)
+                .map(|id| (id, name))
+                .map_err(|e| Error::Internal(format!("a stored register id: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // SQLite's NOCASE: ASCII letters fold, nothing else does.
+    registers.sort_by(|(_, a), (_, b)| {
+        a.bytes()
+            .map(|b| b.to_ascii_lowercase())
+            .cmp(b.bytes().map(|b| b.to_ascii_lowercase()))
+    });
+    Ok(registers)
 }
 
 #[cfg(test)]

@@ -574,3 +574,36 @@ async fn a_register_that_never_answers_ends_failed() {
         "no answer from the register within 5 s"
     );
 }
+
+#[tokio::test]
+async fn a_site_job_lists_its_registers_by_name_as_people_read_them() {
+    let bo = BackOffice::start(FAST).await;
+    let db = bo.db().await;
+    let venue = Venue::seed(&db, "Harbour").await;
+    for name in ["bar 3", "Annex", "kiosk"] {
+        regsync_backoffice::admin::create_register(&db, &venue.site, name)
+            .await
+            .unwrap();
+    }
+    let token = bo.login(&venue.manager).await.access_token;
+    let job = bo.sync_site(&token, venue.site.id, true).await;
+    let names: Vec<&str> = job["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["register_name"].as_str().unwrap())
+        .collect();
+    // Case does not split the list: "bar 3" sits with "Bar 1" and "Bar 2".
+    assert_eq!(
+        names,
+        ["Annex", "Bar 1", "Bar 2", "bar 3", "kiosk", "Kitchen"]
+    );
+    assert!(
+        job["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "skipped_offline"),
+        "none of them is connected: {job}"
+    );
+}
