@@ -886,18 +886,17 @@ impl Engine {
                         .push(answer.target_id);
                 }
                 for (revision, ids) in &by_revision {
-                    let sql = format!(
+                    sqlx::query(&format!(
                         "UPDATE sync_targets
                          SET state = 'synced', revision = ?, reason = NULL, deadline_at = NULL,
                              wait_expires_at = NULL, updated_at = ?
-                         WHERE id IN ({}) AND state IN {OPEN}",
-                        vec!["?"; ids.len()].join(", ")
-                    );
-                    let mut query = sqlx::query(&sql).bind(revision).bind(now);
-                    for id in ids {
-                        query = query.bind(id);
-                    }
-                    query.execute(&mut *c).await?;
+                         WHERE id IN (SELECT unhex(value) FROM json_each(?)) AND state IN {OPEN}"
+                    ))
+                    .bind(revision)
+                    .bind(now)
+                    .bind(id_list(ids))
+                    .execute(&mut *c)
+                    .await?;
                 }
                 for answer in &open {
                     self.open.remove(&answer.target_id);
@@ -950,7 +949,7 @@ impl Engine {
                 fx.changed.registers.insert(*register_id);
             }
             for ((revision, source, by), ids) in &groups {
-                let sql = format!(
+                sqlx::query(
                     "UPDATE registers
                      SET applied_revision = MAX(applied_revision, ?),
                          last_synced_source = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
@@ -959,21 +958,18 @@ impl Engine {
                              THEN ? ELSE last_synced_by END,
                          last_synced_at = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
                              THEN ? ELSE last_synced_at END
-                     WHERE id IN ({})",
-                    vec!["?"; ids.len()].join(", ")
-                );
-                let mut query = sqlx::query(&sql)
-                    .bind(revision)
-                    .bind(now)
-                    .bind(source)
-                    .bind(now)
-                    .bind(by)
-                    .bind(now)
-                    .bind(now);
-                for id in ids {
-                    query = query.bind(id);
-                }
-                query.execute(&mut *c).await?;
+                     WHERE id IN (SELECT unhex(value) FROM json_each(?))",
+                )
+                .bind(revision)
+                .bind(now)
+                .bind(source)
+                .bind(now)
+                .bind(by)
+                .bind(now)
+                .bind(now)
+                .bind(id_list(ids))
+                .execute(&mut *c)
+                .await?;
             }
         }
         Ok(())
@@ -1489,6 +1485,24 @@ impl Engine {
             self.resync_memory().await;
         }
     }
+}
+
+/// Ids as one JSON array of hex strings, for `id IN (SELECT unhex(value) FROM json_each(?))`:
+/// one prepared statement whatever the count, where a list of placeholders was a new statement to
+/// prepare (and to push out of the cache) for every length.
+fn id_list(ids: &[Uuid]) -> String {
+    let mut out = String::with_capacity(2 + ids.len() * 35);
+    out.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(id.simple().encode_lower(&mut Uuid::encode_buffer()));
+        out.push('"');
+    }
+    out.push(']');
+    out
 }
 
 /// A site's registers, ordered by name as people read them. Fetched as one row of JSON: sqlx
