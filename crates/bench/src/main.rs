@@ -58,9 +58,6 @@ enum Hidden {
 
 const PASSWORD: &str = "bench password";
 
-/// How often the client asks whether the job has finished.
-const POLL: Duration = Duration::from_millis(5);
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -315,10 +312,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         );
 
         if count == cli.fanout {
-            // Two clocks: Back Office's own record of the job (created → every target terminal,
+            // Two clocks: Back Office's own record of the job (created -> every target terminal,
             // as floor-bench times its fan-out inside its server), and the client's, from sending
-            // the POST to seeing the job finished. The client polls every few milliseconds: any
-            // faster and the polling itself competes with the fan-out for the two cores.
+            // the POST to holding the finished job, asked for the way `regsync sync` does: one
+            // request that Back Office answers when the job finishes.
             let mut in_backoffice = Vec::with_capacity(cli.rounds);
             let mut seen = Vec::with_capacity(cli.rounds);
             let mut accepted = Vec::with_capacity(cli.rounds);
@@ -327,27 +324,24 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 let job = api.post(&format!("/v1/sites/{}/sync", venue.site)).await?;
                 accepted.push(started.elapsed().as_secs_f64() * 1000.0);
                 let id = job["id"].as_str().context("job id")?.to_owned();
-                loop {
-                    let history = api
-                        .get(&format!("/v1/sites/{}/jobs?limit=1", venue.site))
-                        .await?;
-                    let latest = &history[0];
-                    if latest["id"] == id.as_str() && latest["finished_at"].is_string() {
-                        seen.push(started.elapsed().as_secs_f64() * 1000.0);
-                        anyhow::ensure!(
-                            latest["counts"]["synced"] == count as u64,
-                            "not every register synced: {}",
-                            latest["counts"]
-                        );
-                        let at = |field: &str| -> anyhow::Result<DateTime<Utc>> {
-                            Ok(latest[field].as_str().context("a time")?.parse()?)
-                        };
-                        let took = at("finished_at")? - at("created_at")?;
-                        in_backoffice.push(took.num_microseconds().context("µs")? as f64 / 1000.0);
-                        break;
-                    }
-                    tokio::time::sleep(POLL).await;
-                }
+                let job = api.get(&format!("/v1/jobs/{id}?wait_secs=20")).await?;
+                seen.push(started.elapsed().as_secs_f64() * 1000.0);
+                let summary = &job;
+                anyhow::ensure!(
+                    summary["finished_at"].is_string(),
+                    "the job did not finish within 20 s: {}",
+                    summary["counts"]
+                );
+                anyhow::ensure!(
+                    summary["counts"]["synced"] == count as u64,
+                    "not every register synced: {}",
+                    summary["counts"]
+                );
+                let at = |field: &str| -> anyhow::Result<DateTime<Utc>> {
+                    Ok(summary[field].as_str().context("a time")?.parse()?)
+                };
+                let took = at("finished_at")? - at("created_at")?;
+                in_backoffice.push(took.num_microseconds().context("µs")? as f64 / 1000.0);
             }
             for list in [&mut in_backoffice, &mut seen, &mut accepted] {
                 list.sort_by(f64::total_cmp);
@@ -366,8 +360,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 line(&in_backoffice)
             );
             println!(
-                "N={count} sync_online_registers_ms seen_by_client(POST->finished, polled every {} ms) {}",
-                POLL.as_millis(),
+                "N={count} sync_online_registers_ms seen_by_client(POST->finished job in hand) {}",
                 line(&seen)
             );
             println!(

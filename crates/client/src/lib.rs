@@ -331,11 +331,23 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T> {
+        self.call_within(method, path, body, self.inner.timeout)
+            .await
+    }
+
+    /// [`Client::call`] for a request Back Office may hold open for longer than usual.
+    async fn call_within<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<T> {
         let (access, generation) = self.access().await?;
         match send(
             &self.inner.http,
             &self.inner.base,
-            self.inner.timeout,
+            timeout,
             method.clone(),
             path,
             Some(&access),
@@ -350,7 +362,7 @@ impl Client {
                 send(
                     &self.inner.http,
                     &self.inner.base,
-                    self.inner.timeout,
+                    timeout,
                     method,
                     path,
                     Some(&access),
@@ -499,17 +511,32 @@ impl Client {
         .await
     }
 
-    /// Polls a job until every target is terminal (or `within` runs out); answers it as last seen.
+    /// The job once it has finished, or as it is after `within`. Back Office holds each request
+    /// until the job finishes (up to 25 s), so the answer comes as soon as it is done.
     pub async fn wait_for_job(&self, job_id: Uuid, within: Duration) -> Result<Job> {
+        const HOLD: Duration = Duration::from_secs(25);
         let deadline = tokio::time::Instant::now() + within;
-        let mut pause = Duration::from_millis(100);
         loop {
-            let job = self.job(job_id).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let hold = left.min(HOLD);
+            // Whole seconds, rounded up, so a short wait still waits.
+            let secs = hold.as_millis().div_ceil(1000) as u64;
+            let asked = tokio::time::Instant::now();
+            let job: Job = self
+                .call_within(
+                    Method::GET,
+                    &format!("/v1/jobs/{job_id}?wait_secs={secs}"),
+                    None::<&()>,
+                    self.inner.timeout + Duration::from_secs(secs),
+                )
+                .await?;
             if job.summary.finished_at.is_some() || tokio::time::Instant::now() >= deadline {
                 return Ok(job);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
+            if asked.elapsed() < hold / 2 {
+                // Back Office held it for less than asked (a short request timeout): don't spin.
+                tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+            }
         }
     }
 

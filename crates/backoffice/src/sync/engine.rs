@@ -27,7 +27,7 @@ use regsync_protocol::sync::{Job, JobCounts, JobKind, JobSummary, Target, Target
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sqlx::SqliteConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -91,12 +91,18 @@ pub enum JobTarget {
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     tx: mpsc::UnboundedSender<Input>,
+    finished: broadcast::Sender<Uuid>,
 }
 
 impl EngineHandle {
     pub fn send(&self, input: Input) {
         // Fails only once the engine has stopped, at shutdown.
         let _ = self.tx.send(input);
+    }
+
+    /// Ids of jobs as they finish (once saved), for answering "tell me when it is done".
+    pub fn finished_jobs(&self) -> broadcast::Receiver<Uuid> {
+        self.finished.subscribe()
     }
 
     /// Creates a job; answers once it is persisted.
@@ -118,6 +124,8 @@ pub async fn start(
     hub: Hub,
 ) -> Result<EngineHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (finished, _) = broadcast::channel(1024);
+    let finished_tx = finished.clone();
     let (ready, started) = oneshot::channel();
     let options = (*db.connect_options()).clone();
     // The engine is the one writer every sync waits on. On a runtime shared with thousands of
@@ -155,6 +163,7 @@ pub async fn start(
                     settings,
                     presence,
                     hub,
+                    finished: finished_tx,
                     connections: HashMap::new(),
                     catalogs: HashMap::new(),
                     open: OpenTargets::default(),
@@ -172,7 +181,7 @@ pub async fn start(
     started
         .await
         .map_err(|_| Error::Internal("the sync engine did not start".into()))??;
-    Ok(EngineHandle { tx })
+    Ok(EngineHandle { tx, finished })
 }
 
 struct Connection {
@@ -193,6 +202,7 @@ struct Engine {
     settings: Settings,
     presence: Arc<Presence>,
     hub: Hub,
+    finished: broadcast::Sender<Uuid>,
     connections: HashMap<Uuid, Connection>,
     catalogs: HashMap<Uuid, CachedCatalog>,
     /// Every open target, by id, with its state and deadline: the engine is the only writer of
@@ -289,6 +299,7 @@ struct Effects {
     sends: Vec<(mpsc::UnboundedSender<Outbound>, Outbound)>,
     replies: Vec<(oneshot::Sender<Result<Job>>, Result<Job>)>,
     changed: Changed,
+    finished: Vec<Uuid>,
 }
 
 const OPEN: &str = "('queued', 'delivered', 'waiting')";
@@ -486,6 +497,10 @@ impl Engine {
                 }
                 for (outbound, message) in fx.sends {
                     let _ = outbound.send(message);
+                }
+                for job_id in fx.finished {
+                    // Nobody listening is fine.
+                    let _ = self.finished.send(job_id);
                 }
                 self.hub.report(fx.changed);
             }
@@ -1399,11 +1414,15 @@ impl Engine {
     /// Marks the jobs touched in this batch finished when none of their targets is open.
     async fn finish_jobs(&mut self, c: &mut SqliteConnection, fx: &mut Effects) -> Result<()> {
         let now = Utc::now();
-        for job_id in &fx.changed.jobs {
-            // Memory mirrors the open targets; the statement below still checks the table.
-            if self.open.job_has_open(job_id) {
-                continue;
-            }
+        // Memory mirrors the open targets; the statement below still checks the table.
+        let candidates: Vec<Uuid> = fx
+            .changed
+            .jobs
+            .iter()
+            .filter(|job_id| !self.open.job_has_open(job_id))
+            .copied()
+            .collect();
+        for job_id in &candidates {
             let finished = sqlx::query(&format!(
                 "UPDATE sync_jobs SET finished_at = ?
                  WHERE id = ? AND finished_at IS NULL
@@ -1416,6 +1435,7 @@ impl Engine {
             .await?;
             if finished.rows_affected() > 0 {
                 self.job_info.remove(job_id);
+                fx.finished.push(*job_id);
                 tracing::info!(%job_id, "sync job finished");
             }
         }

@@ -6,6 +6,7 @@
 pub mod engine;
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -16,6 +17,7 @@ use regsync_protocol::sync::{
     Job, JobCounts, JobKind, JobSummary, SyncRequest, Target, TargetState,
 };
 use serde::Deserialize;
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -318,15 +320,26 @@ pub async fn sync_site(
     start(&app, &caller, JobTarget::SiteOnline(site_id), &request).await
 }
 
-/// One sync job with each register's state.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct JobQuery {
+    /// Wait up to this many seconds (at most 25) for the job to finish before answering; the
+    /// answer is the job as it is then, finished or not. Without it, the job as it is now.
+    wait_secs: Option<u32>,
+}
+
+/// The longest a request may wait for a job to finish (within the server's request timeout).
+const MAX_WAIT: Duration = Duration::from_secs(25);
+
+/// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes.
 #[utoipa::path(
     get,
     path = "/v1/jobs/{job_id}",
     tag = "sync",
     security(("bearer" = [])),
-    params(("job_id" = Uuid, Path, description = "The job")),
+    params(("job_id" = Uuid, Path, description = "The job"), JobQuery),
     responses(
         (status = 200, body = Job),
+        (status = 400, description = "`wait_secs` is not a number", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such job in your company", body = ErrorBody),
@@ -336,8 +349,38 @@ pub async fn get_job(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath(job_id): ApiPath<Uuid>,
+    query: std::result::Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Job>> {
     caller.require_sites()?;
+    let Query(query) = query.map_err(|r| Error::bad_request("invalid_query", r.body_text()))?;
+    let wait = Duration::from_secs(query.wait_secs.unwrap_or(0).into())
+        .min(MAX_WAIT)
+        .min(
+            app.settings
+                .request_timeout
+                .saturating_sub(Duration::from_secs(1)),
+        );
+    // Listening starts before the first read, so a job finishing in between is not missed.
+    let mut finished = app.engine.finished_jobs();
+    let job = get(&app.db, caller.company_id, job_id).await?;
+    if job.summary.finished_at.is_some() || wait.is_zero() {
+        return Ok(Json(job));
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, finished.recv()).await {
+            Ok(Ok(id)) if id != job_id => continue,
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                // Missed some: look rather than guess.
+                let job = get(&app.db, caller.company_id, job_id).await?;
+                if job.summary.finished_at.is_some() {
+                    return Ok(Json(job));
+                }
+            }
+            // Ours finished, time is up, or Back Office is stopping.
+            _ => break,
+        }
+    }
     Ok(Json(get(&app.db, caller.company_id, job_id).await?))
 }
 

@@ -607,3 +607,47 @@ async fn a_site_job_lists_its_registers_by_name_as_people_read_them() {
         "none of them is connected: {job}"
     );
 }
+
+#[tokio::test]
+async fn asking_for_a_job_with_wait_secs_answers_when_it_finishes() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let agent = bo.agent(&bar1.credential);
+    bo.wait_online(&token, bar1.register.id, true).await;
+    agent.start_sale().unwrap();
+    let job = bo.sync_register(&token, bar1.register.id, true).await;
+    let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    bo.wait_job(&token, &job, "the sync to wait for the sale", |job| {
+        state_of(job, "Bar 1") == "waiting"
+    })
+    .await;
+
+    // Time runs out while the register is still in its sale: the job as it is, unfinished.
+    let (status, held) = bo.get(&format!("{path}?wait_secs=1"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(held["finished_at"].is_null(), "{held}");
+    assert_eq!(state_of(&held, "Bar 1"), "waiting");
+
+    // Held open, it answers once the sale ends and the register has synced.
+    // (Were the wait ignored, this would answer "waiting" before the sale ends.)
+    let held = bo
+        .raw()
+        .get(format!("{}{path}?wait_secs=20", bo.url))
+        .bearer_auth(&token)
+        .send();
+    let waiting = tokio::spawn(held);
+    agent.end_sale().unwrap();
+    let answer = waiting.await.unwrap().unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let finished: serde_json::Value = answer.json().await.unwrap();
+    assert!(finished["finished_at"].is_string(), "{finished}");
+    assert_eq!(state_of(&finished, "Bar 1"), "synced");
+
+    assert_error(
+        &bo.get(&format!("{path}?wait_secs=soon"), &token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+}
