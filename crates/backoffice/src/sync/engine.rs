@@ -1510,7 +1510,7 @@ impl Engine {
 /// Ids as one JSON array of hex strings, for `id IN (SELECT unhex(value) FROM json_each(?))`:
 /// one prepared statement whatever the count, where a list of placeholders was a new statement to
 /// prepare (and to push out of the cache) for every length.
-fn id_list(ids: &[Uuid]) -> String {
+pub(crate) fn id_list(ids: &[Uuid]) -> String {
     let mut out = String::with_capacity(2 + ids.len() * 35);
     out.push('[');
     for (i, id) in ids.iter().enumerate() {
@@ -1552,12 +1552,7 @@ async fn site_registers(
                 .map_err(|e| Error::Internal(format!("a stored register id: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    // SQLite's NOCASE: ASCII letters fold, nothing else does.
-    registers.sort_by(|(_, a), (_, b)| {
-        a.bytes()
-            .map(|b| b.to_ascii_lowercase())
-            .cmp(b.bytes().map(|b| b.to_ascii_lowercase()))
-    });
+    registers.sort_by(|(_, a), (_, b)| super::by_name(a, b));
     Ok(registers)
 }
 
