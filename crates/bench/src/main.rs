@@ -44,6 +44,9 @@ struct Cli {
     /// Rounds of "sync online registers".
     #[arg(long, default_value_t = 100)]
     rounds: usize,
+    /// Managers following live events during a second series of rounds (0: none).
+    #[arg(long, default_value_t = 1)]
+    watchers: usize,
     /// Seconds over which heartbeat CPU is measured.
     #[arg(long, default_value_t = 30)]
     heartbeat_window_secs: u64,
@@ -227,6 +230,20 @@ impl Api {
             .await?)
     }
 
+    /// Follows /v1/events until aborted, reading everything as a manager's app would.
+    fn watch(&self) -> tokio::task::JoinHandle<()> {
+        let request = self
+            .http
+            .get(format!("{}/v1/events", self.url))
+            .bearer_auth(&self.token);
+        tokio::spawn(async move {
+            let Ok(mut response) = request.send().await else {
+                return;
+            };
+            while let Ok(Some(_chunk)) = response.chunk().await {}
+        })
+    }
+
     async fn online(&self, site: &str) -> anyhow::Result<usize> {
         let registers = self.get(&format!("/v1/sites/{site}/registers")).await?;
         Ok(registers
@@ -258,6 +275,88 @@ async fn connect(url: &str, credentials: &[String]) -> Vec<Agent> {
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// Times of "sync online registers", in milliseconds, one per round.
+struct SiteSyncTimes {
+    /// Back Office's own record of each job: created -> every target terminal (as floor-bench
+    /// times its fan-out inside its server).
+    in_backoffice: Vec<f64>,
+    /// From sending the POST to holding the finished job, asked for the way `regsync sync`
+    /// does: one request that Back Office answers when the job finishes.
+    seen: Vec<f64>,
+    /// The POST's 202, with the saved job.
+    accepted: Vec<f64>,
+}
+
+impl SiteSyncTimes {
+    fn print(mut self, count: usize, rounds: usize, label: &str) {
+        for list in [&mut self.in_backoffice, &mut self.seen, &mut self.accepted] {
+            list.sort_by(f64::total_cmp);
+        }
+        let line = |list: &[f64]| {
+            format!(
+                "p50={:.1} p99={:.1} max={:.1}",
+                percentile(list, 0.5),
+                percentile(list, 0.99),
+                percentile(list, 1.0)
+            )
+        };
+        println!("N={count} sync_online_registers_ms rounds={rounds} [{label}]");
+        println!(
+            "N={count}   in_backoffice(created->all terminal) {}",
+            line(&self.in_backoffice)
+        );
+        println!(
+            "N={count}   seen_by_client(POST->finished job in hand) {}",
+            line(&self.seen)
+        );
+        println!(
+            "N={count}   post_answered(202 with the saved job) {}",
+            line(&self.accepted)
+        );
+    }
+}
+
+async fn time_site_syncs(
+    api: &Api,
+    site: &str,
+    count: usize,
+    rounds: usize,
+) -> anyhow::Result<SiteSyncTimes> {
+    let mut times = SiteSyncTimes {
+        in_backoffice: Vec::with_capacity(rounds),
+        seen: Vec::with_capacity(rounds),
+        accepted: Vec::with_capacity(rounds),
+    };
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let job = api.post(&format!("/v1/sites/{site}/sync")).await?;
+        times
+            .accepted
+            .push(started.elapsed().as_secs_f64() * 1000.0);
+        let id = job["id"].as_str().context("job id")?.to_owned();
+        let job = api.get(&format!("/v1/jobs/{id}?wait_secs=20")).await?;
+        times.seen.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            job["finished_at"].is_string(),
+            "the job did not finish within 20 s: {}",
+            job["counts"]
+        );
+        anyhow::ensure!(
+            job["counts"]["synced"] == count as u64,
+            "not every register synced: {}",
+            job["counts"]
+        );
+        let at = |field: &str| -> anyhow::Result<DateTime<Utc>> {
+            Ok(job[field].as_str().context("a time")?.parse()?)
+        };
+        let took = at("finished_at")? - at("created_at")?;
+        times
+            .in_backoffice
+            .push(took.num_microseconds().context("µs")? as f64 / 1000.0);
+    }
+    Ok(times)
 }
 
 async fn bench(cli: Cli) -> anyhow::Result<()> {
@@ -312,61 +411,21 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         );
 
         if count == cli.fanout {
-            // Two clocks: Back Office's own record of the job (created -> every target terminal,
-            // as floor-bench times its fan-out inside its server), and the client's, from sending
-            // the POST to holding the finished job, asked for the way `regsync sync` does: one
-            // request that Back Office answers when the job finishes.
-            let mut in_backoffice = Vec::with_capacity(cli.rounds);
-            let mut seen = Vec::with_capacity(cli.rounds);
-            let mut accepted = Vec::with_capacity(cli.rounds);
-            for _ in 0..cli.rounds {
-                let started = Instant::now();
-                let job = api.post(&format!("/v1/sites/{}/sync", venue.site)).await?;
-                accepted.push(started.elapsed().as_secs_f64() * 1000.0);
-                let id = job["id"].as_str().context("job id")?.to_owned();
-                let job = api.get(&format!("/v1/jobs/{id}?wait_secs=20")).await?;
-                seen.push(started.elapsed().as_secs_f64() * 1000.0);
-                let summary = &job;
-                anyhow::ensure!(
-                    summary["finished_at"].is_string(),
-                    "the job did not finish within 20 s: {}",
-                    summary["counts"]
+            let quiet = time_site_syncs(&api, &venue.site, count, cli.rounds).await?;
+            quiet.print(count, cli.rounds, "no one watching");
+            if cli.watchers > 0 {
+                // Managers with the app open: each gets every register's and target's change.
+                let watching: Vec<_> = (0..cli.watchers).map(|_| api.watch()).collect();
+                let watched = time_site_syncs(&api, &venue.site, count, cli.rounds).await?;
+                watched.print(
+                    count,
+                    cli.rounds,
+                    &format!("{} manager(s) watching live events", cli.watchers),
                 );
-                anyhow::ensure!(
-                    summary["counts"]["synced"] == count as u64,
-                    "not every register synced: {}",
-                    summary["counts"]
-                );
-                let at = |field: &str| -> anyhow::Result<DateTime<Utc>> {
-                    Ok(summary[field].as_str().context("a time")?.parse()?)
-                };
-                let took = at("finished_at")? - at("created_at")?;
-                in_backoffice.push(took.num_microseconds().context("µs")? as f64 / 1000.0);
+                for watcher in watching {
+                    watcher.abort();
+                }
             }
-            for list in [&mut in_backoffice, &mut seen, &mut accepted] {
-                list.sort_by(f64::total_cmp);
-            }
-            let line = |list: &[f64]| {
-                format!(
-                    "p50={:.1} p99={:.1} max={:.1}",
-                    percentile(list, 0.5),
-                    percentile(list, 0.99),
-                    percentile(list, 1.0)
-                )
-            };
-            println!(
-                "N={count} sync_online_registers_ms rounds={} in_backoffice(created->all terminal) {}",
-                cli.rounds,
-                line(&in_backoffice)
-            );
-            println!(
-                "N={count} sync_online_registers_ms seen_by_client(POST->finished job in hand) {}",
-                line(&seen)
-            );
-            println!(
-                "N={count} sync_online_registers_ms post_answered(202 with the saved job) {}",
-                line(&accepted)
-            );
         }
         for agent in agents {
             agent.kill();
