@@ -129,6 +129,10 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
         keyring.lookup("register-sync", &format!("{} at {}", venue.manager, bo.url)),
         None
     );
+    let tray = window.invoke("tray_state").await;
+    assert_eq!(tray["status"], "Signed out", "{tray}");
+    assert_eq!(tray["icon"], "unreachable", "{tray}");
+    assert!(tray["sync_item"].is_null(), "nothing to sync: {tray}");
     window.close().await;
 }
 
@@ -314,6 +318,21 @@ async fn notifications_the_tray_and_the_offline_view() {
     let tray = window.invoke("tray_state").await;
     assert_eq!(tray["icon"], "unreachable", "{tray}");
     bo.restart().await;
+    window.wait_for_text("● Live").await;
+    window.close().await;
+    quit(&keyring).await;
+
+    // Started while Back Office is down with nothing saved from before: it says so, and keeps
+    // trying.
+    for file in std::fs::read_dir(&cache).unwrap().flatten() {
+        std::fs::remove_file(file.path()).unwrap();
+    }
+    bo.crash().await;
+    let window = desktop.launch(&app).await;
+    window.wait_for_text("Can't reach Back Office").await;
+    window.wait_for_text("Register Sync keeps trying").await;
+    bo.restart().await;
+    window.wait_for_text("Kitchen").await;
     window.wait_for_text("● Live").await;
     window.close().await;
 }
