@@ -221,6 +221,7 @@ async fn notifications_the_tray_and_the_offline_view() {
     window.click("#settings").await;
     window.click("#setting-notifications").await;
     eventually(WAIT, "notifications off, saved", || saved(false)).await;
+    window.screenshot(&screenshots().join("settings.png")).await;
     window.click("#settings").await;
     window.click("button[aria-label='Sync Bar 1']").await;
     window.wait_for_text("one register · 1 synced").await;

@@ -117,6 +117,9 @@ describe("the registers page", () => {
     await fireEvent.click(screen.getByRole("button", { name: "Settings" }));
     expect(((await screen.findByLabelText(/Notify me/)) as HTMLInputElement).checked).toBe(false);
     expect((screen.getByLabelText(/Start Register Sync/) as HTMLInputElement).checked).toBe(true);
+    // A click elsewhere closes it.
+    await fireEvent.click(screen.getByText("Main Bar", { selector: "h1" }));
+    expect(screen.queryByLabelText(/Notify me/)).toBeNull();
   });
 
   it("points the tray's sync at the site on screen", async () => {
