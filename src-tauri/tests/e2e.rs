@@ -337,3 +337,83 @@ async fn notifications_the_tray_and_the_offline_view() {
     window.wait_for_text("● Live").await;
     window.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_as_the_desktop_shows_it() {
+    use regsync_testkit::{TrayEntry, TrayHost, rgba};
+
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let _bar2 = bo.agent(&venue.registers[1].credential);
+    for register in &venue.registers[..2] {
+        bo.wait_online(&token, register.register.id, true).await;
+    }
+    let keyring = PrivateKeyring::start();
+    let host = TrayHost::start(&keyring);
+    let home = tempfile::tempdir().unwrap();
+    let desktop = Desktop::start(&[
+        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
+        ("HOME", home.path().display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            home.path().join(".config").display().to_string(),
+        ),
+        (
+            "XDG_DATA_HOME",
+            home.path().join(".local/share").display().to_string(),
+        ),
+        ("REGSYNC_NOTIFICATIONS", "0".into()),
+    ])
+    .await;
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_register-sync"));
+    let labels = |menu: &[TrayEntry]| menu.iter().map(|e| e.label.clone()).collect::<Vec<_>>();
+
+    // Signed out: nothing to sync.
+    let window = desktop.launch(&app).await;
+    let tray = host.item().await;
+    let menu = tray.wait_for_entry(0, "Signed out").await;
+    assert_eq!(
+        labels(&menu),
+        [
+            "Signed out",
+            "",
+            "Open Register Sync",
+            "Sync online registers",
+            "Quit"
+        ]
+    );
+    assert!(!menu[3].enabled, "nothing to sync when signed out");
+    assert_eq!(
+        tray.icon(),
+        rgba(include_bytes!("../../icons/tray-unreachable.png"))
+    );
+
+    // Signed in: the site's state, when it was last known, and its sync.
+    window.type_into("#url", &bo.url).await;
+    window.type_into("#email", &venue.manager).await;
+    window.type_into("#password", PASSWORD).await;
+    window.click("#sign-in").await;
+    let menu = tray.wait_for_entry(0, "1 offline · 3 out of date").await;
+    assert!(menu[1].label.starts_with("Updated "), "{menu:#?}");
+    assert_eq!(menu[3].label, "Sync online registers — Main Bar");
+    assert!(menu[3].enabled);
+    assert_eq!(
+        tray.icon(),
+        rgba(include_bytes!("../../icons/tray-attention.png"))
+    );
+
+    // Sync from the tray: the two online registers sync; the Kitchen stays offline and behind.
+    tray.click("Sync online registers");
+    tray.wait_for_entry(0, "1 offline · 1 out of date").await;
+    window.wait_for_text("online registers · 2 synced").await;
+
+    // "Open Register Sync" brings the window forward; the app keeps working.
+    tray.click("Open Register Sync");
+    assert!(window.text().await.contains("Harbour manager"));
+
+    // Quit from the tray.
+    tray.click("Quit");
+    quit(&keyring).await;
+}
