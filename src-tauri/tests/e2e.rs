@@ -409,8 +409,31 @@ async fn the_tray_as_the_desktop_shows_it() {
     tray.wait_for_entry(0, "1 offline · 1 out of date").await;
     window.wait_for_text("online registers · 2 synced").await;
 
-    // "Open Register Sync" brings the window forward; the app keeps working.
+    // Closing the window keeps the app in the tray, still working; Open brings it back.
+    let title = "Register Sync";
+    assert_eq!(desktop.window_states(title), ["viewable"]);
+    eventually(WAIT, "the window to hide on close", || async {
+        desktop.request_close(title);
+        (desktop.window_states(title) == ["unmapped"]).then_some(())
+    })
+    .await;
+    let jobs = format!("/v1/sites/{}/jobs", venue.site.id);
+    let before = bo.get(&jobs, &token).await.1.as_array().unwrap().len();
+    tray.click("Sync online registers");
+    eventually(
+        WAIT,
+        "a sync from the tray with the window closed",
+        || async {
+            let (_, now) = bo.get(&jobs, &token).await;
+            (now.as_array()?.len() > before).then_some(())
+        },
+    )
+    .await;
     tray.click("Open Register Sync");
+    eventually(WAIT, "the window to come back", || async {
+        (desktop.window_states(title) == ["viewable"]).then_some(())
+    })
+    .await;
     assert!(window.text().await.contains("Harbour manager"));
 
     // Quit from the tray.

@@ -802,26 +802,29 @@ fn free_port() -> u16 {
 impl Desktop {
     /// Starts a display and tauri-driver whose app processes get `env` (and inherit the rest).
     pub async fn start(env: &[(&str, String)]) -> Desktop {
-        let number = 40 + (std::process::id() % 500);
-        let display = format!(":{number}");
-        let xvfb = std::process::Command::new("Xvfb")
+        // Xvfb picks a free display and tells us which (two test runs at once must not share one).
+        let mut xvfb = std::process::Command::new("Xvfb")
             .args([
-                display.as_str(),
+                "-displayfd",
+                "1",
                 "-screen",
                 "0",
                 "1280x800x24",
                 "-nolisten",
                 "tcp",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (Debian package xvfb) is needed; scripts/test installs it");
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        eventually(WAIT, "the X display", || async {
-            Path::new(&socket).exists().then_some(())
-        })
-        .await;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(xvfb.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let display = format!(":{}", line.trim());
+        assert!(display.len() > 1, "Xvfb did not say which display it took");
         let port = free_port();
         let native = free_port();
         let driver_bin = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into());
@@ -912,6 +915,34 @@ impl Desktop {
             .await
             .unwrap_or_else(|_| panic!("{} is still running", application.display()))
             .unwrap()
+    }
+
+    /// The map state of each top-level window titled `title`: "viewable" or "unmapped".
+    pub fn window_states(&self, title: &str) -> Vec<String> {
+        self.xwin(title, "state")
+    }
+
+    /// Closes the windows titled `title` the way a window manager's close button does
+    /// (WM_DELETE_WINDOW): the app decides what closing means. (WebDriver cannot: closing its
+    /// last window ends the session, and tauri-driver then ends the app.)
+    pub fn request_close(&self, title: &str) {
+        self.xwin(title, "close");
+    }
+
+    fn xwin(&self, title: &str, action: &str) -> Vec<String> {
+        let output = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", XWIN, &self.display, title, action])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Everything tauri-driver and the apps it started have logged so far.
@@ -1382,3 +1413,63 @@ pub fn rgba(png_bytes: &[u8]) -> Vec<u8> {
     pixels.truncate(info.buffer_size());
     pixels
 }
+
+/// Top-level X windows by title, through libX11 (no window manager runs under Xvfb).
+const XWIN: &str = r#"
+# Finds the top-level X windows titled argv[2] on display argv[1]; argv[3] is "state" (prints
+# each one's map state: viewable or unmapped) or "close" (sends WM_DELETE_WINDOW, what a window
+# manager's close button sends).
+import ctypes, sys
+x = ctypes.cdll.LoadLibrary("libX11.so.6")
+x.XOpenDisplay.restype = ctypes.c_void_p
+x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+x.XDefaultRootWindow.restype = ctypes.c_ulong
+x.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+x.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
+    ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)), ctypes.POINTER(ctypes.c_uint)]
+x.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_char_p)]
+x.XInternAtom.restype = ctypes.c_ulong
+x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+x.XFlush.argtypes = [ctypes.c_void_p]
+
+class Attributes(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
+        ("border_width", ctypes.c_int), ("depth", ctypes.c_int), ("visual", ctypes.c_void_p),
+        ("root", ctypes.c_ulong), ("class_", ctypes.c_int), ("bit_gravity", ctypes.c_int),
+        ("win_gravity", ctypes.c_int), ("backing_store", ctypes.c_int), ("backing_planes", ctypes.c_ulong),
+        ("backing_pixel", ctypes.c_ulong), ("save_under", ctypes.c_int), ("colormap", ctypes.c_ulong),
+        ("map_installed", ctypes.c_int), ("map_state", ctypes.c_int), ("all_event_masks", ctypes.c_long),
+        ("your_event_mask", ctypes.c_long), ("do_not_propagate_mask", ctypes.c_long),
+        ("override_redirect", ctypes.c_int), ("screen", ctypes.c_void_p)]
+x.XGetWindowAttributes.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(Attributes)]
+
+class ClientMessage(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+        ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+        ("format", ctypes.c_int), ("data", ctypes.c_long * 5), ("pad", ctypes.c_long * 24)]
+
+display = x.XOpenDisplay(sys.argv[1].encode())
+if not display:
+    sys.exit("cannot open display " + sys.argv[1])
+root = x.XDefaultRootWindow(display)
+r, p, children, n = ctypes.c_ulong(), ctypes.c_ulong(), ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+x.XQueryTree(display, root, ctypes.byref(r), ctypes.byref(p), ctypes.byref(children), ctypes.byref(n))
+found = []
+for i in range(n.value):
+    name = ctypes.c_char_p()
+    if x.XFetchName(display, children[i], ctypes.byref(name)) and name.value == sys.argv[2].encode():
+        found.append(children[i])
+for window in found:
+    if sys.argv[3] == "state":
+        attributes = Attributes()
+        x.XGetWindowAttributes(display, window, ctypes.byref(attributes))
+        print({0: "unmapped", 1: "unviewable", 2: "viewable"}[attributes.map_state])
+    else:
+        event = ClientMessage(type=33, window=window, format=32,
+            message_type=x.XInternAtom(display, b"WM_PROTOCOLS", 0))
+        event.data[0] = x.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+        x.XSendEvent(display, window, 0, 0, ctypes.byref(event))
+        print("closed")
+x.XFlush(display)
+"#;
