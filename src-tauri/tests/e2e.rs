@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use regsync_testkit::{
-    BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue, WAIT, eventually,
+    Agent, BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue, WAIT, eventually,
 };
 
 /// Waits until the app has quit: a new launch while the old one is still shutting down would be
@@ -23,34 +23,78 @@ fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts/screenshots")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
+/// Back Office with the Harbour venue, Bar 1 and Bar 2 connected (the Kitchen is off).
+struct Harbour {
+    bo: BackOffice,
+    venue: Venue,
+    token: String,
+    bar1: Agent,
+    bar2: Agent,
+}
+
+async fn harbour() -> Harbour {
     let bo = BackOffice::start(FAST).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;
     let token = bo.login(&venue.manager).await.access_token;
-    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let bar1 = bo.agent(&venue.registers[0].credential);
     let bar2 = bo.agent(&venue.registers[1].credential);
     for register in &venue.registers[..2] {
         bo.wait_online(&token, register.register.id, true).await;
     }
+    Harbour {
+        bo,
+        venue,
+        token,
+        bar1,
+        bar2,
+    }
+}
 
-    let keyring = PrivateKeyring::start();
-    let home = tempfile::tempdir().unwrap();
-    let desktop = Desktop::start(&[
+/// A display and WebDriver for the app, on the private bus (keychain, notifications, tray), in a
+/// home of its own.
+async fn desktop(keyring: &PrivateKeyring, home: &std::path::Path, notify: bool) -> Desktop {
+    let mut env = vec![
         ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.path().display().to_string()),
+        ("HOME", home.display().to_string()),
         (
             "XDG_CONFIG_HOME",
-            home.path().join(".config").display().to_string(),
+            home.join(".config").display().to_string(),
         ),
         (
             "XDG_DATA_HOME",
-            home.path().join(".local/share").display().to_string(),
+            home.join(".local/share").display().to_string(),
         ),
-        ("REGSYNC_NOTIFICATIONS", "0".into()),
-    ])
-    .await;
-    let app = PathBuf::from(env!("CARGO_BIN_EXE_register-sync"));
+    ];
+    if !notify {
+        env.push(("REGSYNC_NOTIFICATIONS", "0".into()));
+    }
+    Desktop::start(&env).await
+}
+
+async fn sign_in(window: &regsync_testkit::Window, bo: &BackOffice, venue: &Venue) {
+    window.type_into("#url", &bo.url).await;
+    window.type_into("#email", &venue.manager).await;
+    window.type_into("#password", PASSWORD).await;
+    window.click("#sign-in").await;
+}
+
+fn app() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_register-sync"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
+    let Harbour {
+        bo,
+        venue,
+        token: _,
+        bar1: _bar1,
+        bar2,
+    } = harbour().await;
+    let keyring = PrivateKeyring::start();
+    let home = tempfile::tempdir().unwrap();
+    let desktop = desktop(&keyring, home.path(), false).await;
+    let app = app();
 
     // Sign in.
     let window = desktop.launch(&app).await;
@@ -140,36 +184,20 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
 async fn notifications_the_tray_and_the_offline_view() {
     use regsync_testkit::Notifications;
 
-    let mut bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
-    let _bar1 = bo.agent(&venue.registers[0].credential);
-    let bar2 = bo.agent(&venue.registers[1].credential);
-    for register in &venue.registers[..2] {
-        bo.wait_online(&token, register.register.id, true).await;
-    }
+    let Harbour {
+        mut bo,
+        venue,
+        token: _,
+        bar1: _bar1,
+        bar2,
+    } = harbour().await;
     let keyring = PrivateKeyring::start();
     let notifications = Notifications::start(&keyring);
     let home = tempfile::tempdir().unwrap();
-    let desktop = Desktop::start(&[
-        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.path().display().to_string()),
-        (
-            "XDG_CONFIG_HOME",
-            home.path().join(".config").display().to_string(),
-        ),
-        (
-            "XDG_DATA_HOME",
-            home.path().join(".local/share").display().to_string(),
-        ),
-    ])
-    .await;
-    let app = PathBuf::from(env!("CARGO_BIN_EXE_register-sync"));
+    let desktop = desktop(&keyring, home.path(), true).await;
+    let app = app();
     let window = desktop.launch(&app).await;
-    window.type_into("#url", &bo.url).await;
-    window.type_into("#email", &venue.manager).await;
-    window.type_into("#password", PASSWORD).await;
-    window.click("#sign-in").await;
+    sign_in(&window, &bo, &venue).await;
     window.wait_for_text("● Live").await;
     window.wait_for_text("Kitchen").await;
 
@@ -342,32 +370,18 @@ async fn notifications_the_tray_and_the_offline_view() {
 async fn the_tray_as_the_desktop_shows_it() {
     use regsync_testkit::{TrayEntry, TrayHost, rgba};
 
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
-    let _bar1 = bo.agent(&venue.registers[0].credential);
-    let _bar2 = bo.agent(&venue.registers[1].credential);
-    for register in &venue.registers[..2] {
-        bo.wait_online(&token, register.register.id, true).await;
-    }
+    let Harbour {
+        bo,
+        venue,
+        token,
+        bar1: _bar1,
+        bar2: _bar2,
+    } = harbour().await;
     let keyring = PrivateKeyring::start();
     let host = TrayHost::start(&keyring);
     let home = tempfile::tempdir().unwrap();
-    let desktop = Desktop::start(&[
-        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.path().display().to_string()),
-        (
-            "XDG_CONFIG_HOME",
-            home.path().join(".config").display().to_string(),
-        ),
-        (
-            "XDG_DATA_HOME",
-            home.path().join(".local/share").display().to_string(),
-        ),
-        ("REGSYNC_NOTIFICATIONS", "0".into()),
-    ])
-    .await;
-    let app = PathBuf::from(env!("CARGO_BIN_EXE_register-sync"));
+    let desktop = desktop(&keyring, home.path(), false).await;
+    let app = app();
     let labels = |menu: &[TrayEntry]| menu.iter().map(|e| e.label.clone()).collect::<Vec<_>>();
 
     // Signed out: nothing to sync.
@@ -391,10 +405,7 @@ async fn the_tray_as_the_desktop_shows_it() {
     );
 
     // Signed in: the site's state, when it was last known, and its sync.
-    window.type_into("#url", &bo.url).await;
-    window.type_into("#email", &venue.manager).await;
-    window.type_into("#password", PASSWORD).await;
-    window.click("#sign-in").await;
+    sign_in(&window, &bo, &venue).await;
     let menu = tray.wait_for_entry(0, "1 offline · 3 out of date").await;
     assert!(menu[1].label.starts_with("Updated "), "{menu:#?}");
     assert_eq!(menu[3].label, "Sync online registers — Main Bar");

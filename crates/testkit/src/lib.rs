@@ -11,6 +11,7 @@
     missing_debug_implementations
 )]
 
+pub use regsync_register::Agent;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
