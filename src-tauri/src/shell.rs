@@ -15,7 +15,7 @@ use regsync_desktop::settings::{Settings, SettingsFile};
 use regsync_desktop::state::{Connection, Live};
 use regsync_desktop::tray::{TrayIcon, TraySummary, summarize};
 use regsync_desktop::words::Problem;
-use regsync_protocol::sync::{Job, SyncRequest};
+use regsync_protocol::sync::{JobSummary, SyncRequest};
 use serde::{Deserialize, Serialize};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -216,11 +216,13 @@ async fn sync_register(
     state: State<'_, Arc<Shared>>,
     register_id: Uuid,
     retry_when_free: bool,
-) -> Result<Job, UiError> {
+) -> Result<JobSummary, UiError> {
     let client = acting_client(&state).await?;
-    Ok(client
+    let job = client
         .sync_register(register_id, &SyncRequest { retry_when_free })
-        .await?)
+        .await?;
+    // The page follows the targets on the live picture; a site's thousand need not cross twice.
+    Ok(job.summary)
 }
 
 #[tauri::command]
@@ -229,13 +231,14 @@ async fn sync_site(
     state: State<'_, Arc<Shared>>,
     site_id: Uuid,
     retry_when_free: bool,
-) -> Result<Job, UiError> {
+) -> Result<JobSummary, UiError> {
     state.inner.lock().await.current_site = Some(site_id);
     refresh_tray(&app, state.inner()).await;
     let client = acting_client(&state).await?;
-    Ok(client
+    let job = client
         .sync_site(site_id, &SyncRequest { retry_when_free })
-        .await?)
+        .await?;
+    Ok(job.summary)
 }
 
 #[tauri::command]
