@@ -25,6 +25,11 @@ pub enum Connection {
     Offline { as_of: DateTime<Utc> },
 }
 
+/// Finished jobs kept per site, with their targets: the history the page shows and some more.
+/// Without a bound, a day of syncing a large site would make every repaint (and the offline
+/// cache) carry thousands of old targets.
+pub const HISTORY_PER_SITE: usize = 20;
+
 /// The app's picture of the company, as the registers page and the tray show it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -65,6 +70,30 @@ pub enum Change {
 }
 
 impl Picture {
+    /// Keeps every open job and the newest [`HISTORY_PER_SITE`] finished ones of each site.
+    fn forget_old_jobs(&mut self) {
+        let mut newest_first: Vec<&JobSummary> = self
+            .jobs
+            .values()
+            .filter(|j| j.finished_at.is_some())
+            .collect();
+        newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        let mut kept: BTreeMap<Uuid, usize> = BTreeMap::new();
+        let mut old = Vec::new();
+        for job in newest_first {
+            let n = kept.entry(job.site_id).or_default();
+            if *n < HISTORY_PER_SITE {
+                *n += 1;
+            } else {
+                old.push(job.id);
+            }
+        }
+        for id in old {
+            self.jobs.remove(&id);
+            self.targets.remove(&id);
+        }
+    }
+
     /// Applies one event; answers what changed.
     pub fn apply(&mut self, event: Event, now: DateTime<Utc>) -> Change {
         self.as_of = Some(now);
@@ -78,6 +107,7 @@ impl Picture {
                 self.registers = registers.into_iter().map(|r| (r.id, r)).collect();
                 self.jobs = jobs.into_iter().map(|j| (j.id, j)).collect();
                 self.targets.retain(|job, _| self.jobs.contains_key(job));
+                self.forget_old_jobs();
                 Change::Other
             }
             Event::Register { register } => {
@@ -98,6 +128,7 @@ impl Picture {
                 let id = job.id;
                 let before = self.jobs.insert(id, job.clone());
                 let first_settled = self.first_settle(id);
+                self.forget_old_jobs();
                 Change::Job {
                     before,
                     after: job,

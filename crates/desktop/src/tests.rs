@@ -500,3 +500,46 @@ fn settings_default_to_notifications_on_and_survive_a_bad_file() {
         .collect();
     assert_eq!(names, ["settings.json"]);
 }
+
+#[test]
+fn the_picture_keeps_recent_history_not_every_job_ever() {
+    use crate::state::HISTORY_PER_SITE;
+    let bar = site("Main Bar", 1);
+    let terrace = site("Terrace", 1);
+    let mut live = live_with(vec![bar.clone(), terrace.clone()], vec![]);
+    let start = Utc::now() - chrono::Duration::hours(1);
+    let mut finished_bar = Vec::new();
+    for i in 0..(HISTORY_PER_SITE as i64 + 5) {
+        let mut done = job(&bar, counts(1, 0, 0, 0, 0), true);
+        done.created_at = start + chrono::Duration::seconds(i);
+        done.finished_at = Some(done.created_at);
+        let t = target(&done, "Bar 1", TargetState::Synced, Some(1), None);
+        live.apply(Update::Event(Event::Target { target: t }), Utc::now());
+        live.apply(Update::Event(Event::Job { job: done.clone() }), Utc::now());
+        finished_bar.push(done.id);
+    }
+    // An old job still open (a register waiting for its sale to end) is kept, and so is the
+    // other site's history.
+    let mut open = job(&bar, counts(0, 1, 0, 0, 0), true);
+    open.created_at = start - chrono::Duration::hours(1);
+    live.apply(Update::Event(Event::Job { job: open.clone() }), Utc::now());
+    let mut other = job(&terrace, counts(1, 0, 0, 0, 0), true);
+    other.created_at = start - chrono::Duration::hours(2);
+    other.finished_at = Some(other.created_at);
+    live.apply(Update::Event(Event::Job { job: other.clone() }), Utc::now());
+
+    let jobs = &live.picture.jobs;
+    assert_eq!(jobs.len(), HISTORY_PER_SITE + 2, "{:?}", jobs.keys());
+    assert!(jobs.contains_key(&open.id) && jobs.contains_key(&other.id));
+    let (forgotten, kept) = finished_bar.split_at(5);
+    assert!(
+        kept.iter().all(|id| jobs.contains_key(id)),
+        "the newest stay"
+    );
+    assert!(
+        forgotten
+            .iter()
+            .all(|id| !jobs.contains_key(id) && !live.picture.targets.contains_key(id)),
+        "the oldest go, with their targets"
+    );
+}
