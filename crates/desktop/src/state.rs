@@ -30,6 +30,10 @@ pub enum Connection {
 /// cache) carry thousands of old targets.
 pub const HISTORY_PER_SITE: usize = 20;
 
+/// Finished jobs per site whose targets are kept: the page shows the latest results per register
+/// and for the site; older jobs are history, a line each.
+pub const RESULTS_PER_SITE: usize = 3;
+
 /// The app's picture of the company, as the registers page and the tray show it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -70,26 +74,38 @@ pub enum Change {
 }
 
 impl Picture {
-    /// Keeps every open job and the newest [`HISTORY_PER_SITE`] finished ones of each site.
+    /// Keeps every open job and the newest [`HISTORY_PER_SITE`] finished ones of each site, and
+    /// the targets of open jobs and of the [`RESULTS_PER_SITE`] that finished last (a job that
+    /// waited long for a sale may finish after newer ones, and is told of with its targets).
     fn forget_old_jobs(&mut self) {
-        let mut newest_first: Vec<&JobSummary> = self
-            .jobs
-            .values()
-            .filter(|j| j.finished_at.is_some())
-            .collect();
-        newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        let mut kept: BTreeMap<Uuid, usize> = BTreeMap::new();
-        let mut old = Vec::new();
-        for job in newest_first {
-            let n = kept.entry(job.site_id).or_default();
-            if *n < HISTORY_PER_SITE {
-                *n += 1;
-            } else {
-                old.push(job.id);
-            }
-        }
+        let finished = |by: fn(&JobSummary) -> (DateTime<Utc>, Uuid), keep: usize| {
+            let mut newest_first: Vec<&JobSummary> = self
+                .jobs
+                .values()
+                .filter(|j| j.finished_at.is_some())
+                .collect();
+            newest_first.sort_by_key(|j| std::cmp::Reverse(by(j)));
+            let mut seen: BTreeMap<Uuid, usize> = BTreeMap::new();
+            newest_first
+                .into_iter()
+                .filter(|j| {
+                    let n = seen.entry(j.site_id).or_default();
+                    *n += 1;
+                    *n > keep
+                })
+                .map(|j| j.id)
+                .collect::<Vec<Uuid>>()
+        };
+        let old = finished(|j| (j.created_at, j.id), HISTORY_PER_SITE);
+        let summary_only = finished(
+            |j| (j.finished_at.unwrap_or(j.created_at), j.id),
+            RESULTS_PER_SITE,
+        );
         for id in old {
             self.jobs.remove(&id);
+            self.targets.remove(&id);
+        }
+        for id in summary_only {
             self.targets.remove(&id);
         }
     }

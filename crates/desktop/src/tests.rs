@@ -503,7 +503,7 @@ fn settings_default_to_notifications_on_and_survive_a_bad_file() {
 
 #[test]
 fn the_picture_keeps_recent_history_not_every_job_ever() {
-    use crate::state::HISTORY_PER_SITE;
+    use crate::state::{HISTORY_PER_SITE, RESULTS_PER_SITE};
     let bar = site("Main Bar", 1);
     let terrace = site("Terrace", 1);
     let mut live = live_with(vec![bar.clone(), terrace.clone()], vec![]);
@@ -535,6 +535,19 @@ fn the_picture_keeps_recent_history_not_every_job_ever() {
     assert!(
         kept.iter().all(|id| jobs.contains_key(id)),
         "the newest stay"
+    );
+    let with_targets: Vec<&Uuid> = kept
+        .iter()
+        .filter(|id| live.picture.targets.contains_key(id))
+        .collect();
+    assert_eq!(
+        with_targets,
+        kept.iter()
+            .rev()
+            .take(RESULTS_PER_SITE)
+            .rev()
+            .collect::<Vec<_>>(),
+        "only the newest keep their targets"
     );
     assert!(
         forgotten
