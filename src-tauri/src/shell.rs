@@ -420,9 +420,7 @@ fn icon(kind: TrayIcon) -> Option<Image<'static>> {
 async fn refresh_tray(app: &AppHandle, shared: &Arc<Shared>) {
     let summary = {
         let mut inner = shared.inner.lock().await;
-        let current = inner
-            .current_site
-            .or_else(|| inner.live.picture.first_site());
+        let current = inner.live.picture.current_site(inner.current_site);
         let zone = *Local::now().offset();
         let summary = summarize(inner.session.is_some(), &inner.live, current, &zone);
         if inner.tray.as_ref() == Some(&summary) {
@@ -474,9 +472,7 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
                     let shared = app.state::<Arc<Shared>>().inner().clone();
                     let site = {
                         let inner = shared.inner.lock().await;
-                        inner
-                            .current_site
-                            .or_else(|| inner.live.picture.first_site())
+                        inner.live.picture.current_site(inner.current_site)
                     };
                     if let (Some(site), Ok(client)) = (site, acting_client(&shared).await)
                         && let Err(error) = client.sync_site(site, &SyncRequest::default()).await

@@ -12,6 +12,34 @@ pub type Db = SqlitePool;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// `id IN {IN_IDS}` with [`id_list`] bound: a list of ids as one parameter, so one prepared
+/// statement serves any count and no count runs into SQLite's limit on parameters.
+pub const IN_IDS: &str = "(SELECT unhex(value) FROM json_each(?))";
+
+/// Ids as one JSON array of hex strings, for [`IN_IDS`].
+pub fn id_list(ids: &[uuid::Uuid]) -> String {
+    let mut out = String::with_capacity(2 + ids.len() * 35);
+    out.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(id.simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+/// Orders names as people read them, like SQLite's NOCASE (ASCII letters fold, nothing else),
+/// for rows read in bulk and sorted here.
+pub fn by_name(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
 /// Accepts `sqlite://path`, `sqlite:path` or a plain file path.
 pub fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
     let url = if url.starts_with("sqlite:") {

@@ -7,6 +7,7 @@ use regsync_protocol::api::{ErrorBody, Register, SyncSource};
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::db::{IN_IDS, by_name, id_list};
 use crate::error::{Error, Result};
 use crate::gateway::Presence;
 use crate::http::ApiPath;
@@ -84,7 +85,7 @@ const REGISTERS_JSON: &str = "SELECT json_group_array(json_object(
 fn parse_rows(json: &str) -> Result<Vec<RegisterRow>> {
     let mut rows: Vec<RegisterRow> = serde_json::from_str(json)
         .map_err(|e| Error::Internal(format!("reading registers: {e}")))?;
-    rows.sort_by(|a, b| crate::sync::by_name(&a.name, &b.name));
+    rows.sort_by(|a, b| by_name(&a.name, &b.name));
     Ok(rows)
 }
 
@@ -95,19 +96,14 @@ pub async fn load_many(
     ids: &std::collections::BTreeSet<Uuid>,
 ) -> Result<Vec<(Uuid, Register)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let json: String = sqlx::query_scalar(&format!(
-            "{REGISTERS_JSON} WHERE r.id IN (SELECT unhex(value) FROM json_each(?))"
-        ))
-        .bind(crate::sync::engine::id_list(chunk))
+    let json: String = sqlx::query_scalar(&format!("{REGISTERS_JSON} WHERE r.id IN {IN_IDS}"))
+        .bind(id_list(&ids))
         .fetch_one(db)
         .await?;
-        for row in parse_rows(&json)? {
-            out.push((row.company_id, row.into_register(presence)));
-        }
-    }
-    Ok(out)
+    Ok(parse_rows(&json)?
+        .into_iter()
+        .map(|row| (row.company_id, row.into_register(presence)))
+        .collect())
 }
 
 /// Every register of a company, for a snapshot.

@@ -205,12 +205,15 @@ impl Picture {
         now_settled && self.settled.insert(job_id)
     }
 
-    /// The site shown when none was chosen: the first by name.
-    pub fn first_site(&self) -> Option<Uuid> {
-        self.sites
-            .values()
-            .min_by(|a, b| a.name.cmp(&b.name))
-            .map(|s| s.id)
+    /// The site the tray speaks of and syncs: the one on screen (`chosen`), else the first by
+    /// name, as the page shows first.
+    pub fn current_site(&self, chosen: Option<Uuid>) -> Option<Uuid> {
+        chosen.or_else(|| {
+            self.sites
+                .values()
+                .min_by(|a, b| a.name.cmp(&b.name))
+                .map(|s| s.id)
+        })
     }
 
     pub fn registers_of(&self, site_id: Uuid) -> impl Iterator<Item = &Register> {

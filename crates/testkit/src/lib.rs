@@ -366,17 +366,12 @@ impl BackOffice {
         register_id: uuid::Uuid,
         retry_when_free: bool,
     ) -> Value {
-        let body = serde_json::json!({ "retry_when_free": retry_when_free });
-        let (status, job) = self
-            .call(
-                Method::POST,
-                &format!("/v1/registers/{register_id}/sync"),
-                Some(token),
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
-        job
+        self.start_sync(
+            &format!("/v1/registers/{register_id}/sync"),
+            token,
+            retry_when_free,
+        )
+        .await
     }
 
     pub async fn sync_site(
@@ -385,15 +380,14 @@ impl BackOffice {
         site_id: uuid::Uuid,
         retry_when_free: bool,
     ) -> Value {
+        self.start_sync(&format!("/v1/sites/{site_id}/sync"), token, retry_when_free)
+            .await
+    }
+
+    /// Asks for a sync; answers the job, which must be accepted.
+    async fn start_sync(&self, path: &str, token: &str, retry_when_free: bool) -> Value {
         let body = serde_json::json!({ "retry_when_free": retry_when_free });
-        let (status, job) = self
-            .call(
-                Method::POST,
-                &format!("/v1/sites/{site_id}/sync"),
-                Some(token),
-                Some(body),
-            )
-            .await;
+        let (status, job) = self.call(Method::POST, path, Some(token), Some(body)).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{job}");
         job
     }

@@ -30,6 +30,7 @@ use sqlx::SqliteConnection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::db::{IN_IDS, by_name, id_list};
 use crate::error::{Error, Result};
 use crate::events::{Changed, Hub};
 use crate::gateway::{Outbound, Presence, PresenceEntry, RegisterIdentity};
@@ -686,16 +687,14 @@ impl Engine {
                 target.deadline_ms = grace;
             }
         }
-        for chunk in in_flight.chunks(500) {
-            let sql = format!(
-                "UPDATE sync_targets SET deadline_at = ? WHERE id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(grace);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut *c).await?;
+        if !in_flight.is_empty() {
+            sqlx::query(&format!(
+                "UPDATE sync_targets SET deadline_at = ? WHERE id IN {IN_IDS}"
+            ))
+            .bind(grace)
+            .bind(id_list(&in_flight))
+            .execute(&mut *c)
+            .await?;
         }
         fx.changed.registers.insert(register_id);
         Ok(())
@@ -836,156 +835,149 @@ impl Engine {
         applied: Vec<Applied>,
         fx: &mut Effects,
     ) -> Result<()> {
-        const CHUNK: usize = 300;
-        for chunk in applied.chunks(CHUNK) {
-            let now = Utc::now();
-            // Which targets these are, whose, and of which job: open ones are known in memory;
-            // others (already ended, or unknown) are looked up.
-            let missing: Vec<Uuid> = chunk
-                .iter()
-                .filter(|a| !self.open.contains_key(&a.target_id))
-                .map(|a| a.target_id)
-                .collect();
-            let mut ended: HashMap<Uuid, (Uuid, Uuid)> = HashMap::new();
-            if !missing.is_empty() {
-                let sql = format!(
-                    "SELECT id, register_id, job_id FROM sync_targets WHERE id IN ({})",
-                    vec!["?"; missing.len()].join(", ")
-                );
-                let mut query = sqlx::query_as::<_, (Uuid, Uuid, Uuid)>(&sql);
-                for id in &missing {
-                    query = query.bind(id);
-                }
-                for (id, register, job) in query.fetch_all(&mut *c).await? {
-                    ended.insert(id, (register, job));
-                }
+        let now = Utc::now();
+        // Which targets these are, whose, and of which job: open ones are known in memory;
+        // others (already ended, or unknown) are looked up.
+        let missing: Vec<Uuid> = applied
+            .iter()
+            .filter(|a| !self.open.contains_key(&a.target_id))
+            .map(|a| a.target_id)
+            .collect();
+        let mut ended: HashMap<Uuid, (Uuid, Uuid)> = HashMap::new();
+        if !missing.is_empty() {
+            let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(&format!(
+                "SELECT id, register_id, job_id FROM sync_targets WHERE id IN {IN_IDS}"
+            ))
+            .bind(id_list(&missing))
+            .fetch_all(&mut *c)
+            .await?;
+            for (id, register, job) in rows {
+                ended.insert(id, (register, job));
             }
-            let mut open = Vec::new();
-            let mut by_register: HashMap<Uuid, (i64, Uuid)> = HashMap::new();
-            for answer in chunk {
-                let (owner, job_id, is_open) = match self.open.get(&answer.target_id) {
-                    Some(target) => (target.register_id, target.job_id, true),
-                    None => match ended.get(&answer.target_id) {
-                        Some((owner, job_id)) => (*owner, *job_id, false),
-                        None => {
-                            tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a result for an unknown sync target; ignored");
-                            continue;
-                        }
-                    },
-                };
-                if owner != answer.register_id {
-                    tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a register reported another register's sync; ignored");
-                    continue;
-                }
-                if is_open {
-                    open.push(answer);
-                }
-                let entry = by_register
-                    .entry(answer.register_id)
-                    .or_insert((answer.revision, job_id));
-                if answer.revision >= entry.0 {
-                    *entry = (answer.revision, job_id);
-                }
-                fx.changed.targets.insert(answer.target_id);
-                fx.changed.jobs.insert(job_id);
-            }
-            if !open.is_empty() {
-                // One statement per revision (nearly always one): `id IN (…)` is a primary-key
-                // lookup per row whatever the table's size, where a join with a VALUES list was
-                // planned as a scan that slowed as history grew.
-                let mut by_revision: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
-                for answer in &open {
-                    by_revision
-                        .entry(answer.revision)
-                        .or_default()
-                        .push(answer.target_id);
-                }
-                for (revision, ids) in &by_revision {
-                    sqlx::query(&format!(
-                        "UPDATE sync_targets
-                         SET state = 'synced', revision = ?, reason = NULL, deadline_at = NULL,
-                             wait_expires_at = NULL, updated_at = ?
-                         WHERE id IN (SELECT unhex(value) FROM json_each(?)) AND state IN {OPEN}"
-                    ))
-                    .bind(revision)
-                    .bind(now)
-                    .bind(id_list(ids))
-                    .execute(&mut *c)
-                    .await?;
-                }
-                for answer in &open {
-                    self.open.remove(&answer.target_id);
-                }
-            }
-            if by_register.is_empty() {
+        }
+        let mut open = Vec::new();
+        let mut by_register: HashMap<Uuid, (i64, Uuid)> = HashMap::new();
+        for answer in &applied {
+            let (owner, job_id, is_open) = match self.open.get(&answer.target_id) {
+                Some(target) => (target.register_id, target.job_id, true),
+                None => match ended.get(&answer.target_id) {
+                    Some((owner, job_id)) => (*owner, *job_id, false),
+                    None => {
+                        tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a result for an unknown sync target; ignored");
+                        continue;
+                    }
+                },
+            };
+            if owner != answer.register_id {
+                tracing::warn!(register_id = %answer.register_id, target_id = %answer.target_id, "a register reported another register's sync; ignored");
                 continue;
             }
-            // Who asked, per job, for the register's "last synced by".
-            let unknown_jobs: Vec<Uuid> = by_register
-                .values()
-                .map(|(_, job)| *job)
-                .filter(|job| !self.job_info.contains_key(job))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let mut jobs: HashMap<Uuid, JobInfo> = HashMap::new();
-            if !unknown_jobs.is_empty() {
-                let sql = format!(
-                    "SELECT id, source, requested_by_name FROM sync_jobs WHERE id IN ({})",
-                    vec!["?"; unknown_jobs.len()].join(", ")
-                );
-                let mut query = sqlx::query_as::<_, (Uuid, String, Option<String>)>(&sql);
-                for job in &unknown_jobs {
-                    query = query.bind(job);
-                }
-                for (id, source, requested_by) in query.fetch_all(&mut *c).await? {
-                    jobs.insert(
-                        id,
-                        JobInfo {
-                            source,
-                            requested_by,
-                        },
-                    );
-                }
+            if is_open {
+                open.push(answer);
             }
-            // Revisions never go back; last synced only moves forward (invariants 3 and 4).
-            // Timestamps are stored as RFC 3339 UTC text, which orders as time does. Registers
-            // that took the same revision for the same asker are one statement.
-            let mut groups: HashMap<(i64, String, Option<String>), Vec<Uuid>> = HashMap::new();
-            for (register_id, (revision, job_id)) in &by_register {
-                let info = self.job_info.get(job_id).or_else(|| jobs.get(job_id));
-                let (source, by) = info
-                    .map(|info| (info.source.clone(), info.requested_by.clone()))
-                    .unwrap_or(("back_office".into(), None));
-                groups
-                    .entry((*revision, source, by))
+            let entry = by_register
+                .entry(answer.register_id)
+                .or_insert((answer.revision, job_id));
+            if answer.revision >= entry.0 {
+                *entry = (answer.revision, job_id);
+            }
+            fx.changed.targets.insert(answer.target_id);
+            fx.changed.jobs.insert(job_id);
+        }
+        if !open.is_empty() {
+            // One statement per revision (nearly always one): `id IN (…)` is a primary-key
+            // lookup per row whatever the table's size, where a join with a VALUES list was
+            // planned as a scan that slowed as history grew.
+            let mut by_revision: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
+            for answer in &open {
+                by_revision
+                    .entry(answer.revision)
                     .or_default()
-                    .push(*register_id);
-                fx.changed.registers.insert(*register_id);
+                    .push(answer.target_id);
             }
-            for ((revision, source, by), ids) in &groups {
-                sqlx::query(
-                    "UPDATE registers
-                     SET applied_revision = MAX(applied_revision, ?),
-                         last_synced_source = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
-                             THEN ? ELSE last_synced_source END,
-                         last_synced_by = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
-                             THEN ? ELSE last_synced_by END,
-                         last_synced_at = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
-                             THEN ? ELSE last_synced_at END
-                     WHERE id IN (SELECT unhex(value) FROM json_each(?))",
-                )
+            for (revision, ids) in &by_revision {
+                sqlx::query(&format!(
+                    "UPDATE sync_targets
+                     SET state = 'synced', revision = ?, reason = NULL, deadline_at = NULL,
+                         wait_expires_at = NULL, updated_at = ?
+                     WHERE id IN {IN_IDS} AND state IN {OPEN}"
+                ))
                 .bind(revision)
-                .bind(now)
-                .bind(source)
-                .bind(now)
-                .bind(by)
-                .bind(now)
                 .bind(now)
                 .bind(id_list(ids))
                 .execute(&mut *c)
                 .await?;
             }
+            for answer in &open {
+                self.open.remove(&answer.target_id);
+            }
+        }
+        if by_register.is_empty() {
+            return Ok(());
+        }
+        // Who asked, per job, for the register's "last synced by".
+        let unknown_jobs: Vec<Uuid> = by_register
+            .values()
+            .map(|(_, job)| *job)
+            .filter(|job| !self.job_info.contains_key(job))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut jobs: HashMap<Uuid, JobInfo> = HashMap::new();
+        if !unknown_jobs.is_empty() {
+            let rows: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(&format!(
+                "SELECT id, source, requested_by_name FROM sync_jobs WHERE id IN {IN_IDS}"
+            ))
+            .bind(id_list(&unknown_jobs))
+            .fetch_all(&mut *c)
+            .await?;
+            for (id, source, requested_by) in rows {
+                jobs.insert(
+                    id,
+                    JobInfo {
+                        source,
+                        requested_by,
+                    },
+                );
+            }
+        }
+        // Revisions never go back; last synced only moves forward (invariants 3 and 4).
+        // Timestamps are stored as RFC 3339 UTC text, which orders as time does. Registers
+        // that took the same revision for the same asker are one statement.
+        let mut groups: HashMap<(i64, String, Option<String>), Vec<Uuid>> = HashMap::new();
+        for (register_id, (revision, job_id)) in &by_register {
+            let info = self.job_info.get(job_id).or_else(|| jobs.get(job_id));
+            let (source, by) = info
+                .map(|info| (info.source.clone(), info.requested_by.clone()))
+                .unwrap_or(("back_office".into(), None));
+            groups
+                .entry((*revision, source, by))
+                .or_default()
+                .push(*register_id);
+            fx.changed.registers.insert(*register_id);
+        }
+        for ((revision, source, by), ids) in &groups {
+            sqlx::query(&format!(
+                "UPDATE registers
+                 SET applied_revision = MAX(applied_revision, ?),
+                     last_synced_source = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
+                         THEN ? ELSE last_synced_source END,
+                     last_synced_by = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
+                         THEN ? ELSE last_synced_by END,
+                     last_synced_at = CASE WHEN last_synced_at IS NULL OR last_synced_at < ?
+                         THEN ? ELSE last_synced_at END
+                 WHERE id IN {IN_IDS}"
+            ))
+            .bind(revision)
+            .bind(now)
+            .bind(source)
+            .bind(now)
+            .bind(by)
+            .bind(now)
+            .bind(now)
+            .bind(id_list(ids))
+            .execute(&mut *c)
+            .await?;
         }
         Ok(())
     }
@@ -1507,24 +1499,6 @@ impl Engine {
     }
 }
 
-/// Ids as one JSON array of hex strings, for `id IN (SELECT unhex(value) FROM json_each(?))`:
-/// one prepared statement whatever the count, where a list of placeholders was a new statement to
-/// prepare (and to push out of the cache) for every length.
-pub(crate) fn id_list(ids: &[Uuid]) -> String {
-    let mut out = String::with_capacity(2 + ids.len() * 35);
-    out.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(id.simple().encode_lower(&mut Uuid::encode_buffer()));
-        out.push('"');
-    }
-    out.push(']');
-    out
-}
-
 /// A site's registers, ordered by name as people read them. Fetched as one row of JSON: sqlx
 /// hands each row of a result across threads, which for a site of a thousand registers cost more
 /// than the query itself.
@@ -1552,7 +1526,7 @@ async fn site_registers(
                 .map_err(|e| Error::Internal(format!("a stored register id: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    registers.sort_by(|(_, a), (_, b)| super::by_name(a, b));
+    registers.sort_by(|(_, a), (_, b)| by_name(a, b));
     Ok(registers)
 }
 

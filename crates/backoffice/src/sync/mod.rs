@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::db::{IN_IDS, by_name, id_list};
 use crate::error::{Error, Result};
 use crate::http::{ApiJsonOrDefault, ApiPath};
 use crate::{AppState, Db, sites};
@@ -66,33 +67,13 @@ fn parse_targets(json: &str) -> Result<Vec<(Uuid, Target)>> {
     Ok(rows.into_iter().map(|r| (r.company_id, r.target)).collect())
 }
 
-/// Orders names as people read them, like SQLite's NOCASE: ASCII letters fold, nothing else.
-pub(crate) fn by_name(a: &str, b: &str) -> std::cmp::Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
-}
-
-/// SQLite takes at most a few thousand parameters in one statement.
-const CHUNK: usize = 500;
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
 pub async fn load_targets(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, Target)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let json: String = sqlx::query_scalar(&format!(
-            "{TARGETS_JSON} WHERE t.id IN (SELECT unhex(value) FROM json_each(?))"
-        ))
-        .bind(engine::id_list(chunk))
+    let json: String = sqlx::query_scalar(&format!("{TARGETS_JSON} WHERE t.id IN {IN_IDS}"))
+        .bind(id_list(&ids))
         .fetch_one(db)
         .await?;
-        out.extend(parse_targets(&json)?);
-    }
-    Ok(out)
+    parse_targets(&json)
 }
 
 #[derive(sqlx::FromRow)]
@@ -113,23 +94,19 @@ const SELECT_JOBS: &str = "SELECT id, company_id, site_id, kind, source, request
      FROM sync_jobs";
 
 async fn counts(db: &Db, job_ids: &[Uuid]) -> Result<HashMap<Uuid, JobCounts>> {
+    let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(&format!(
+        "SELECT job_id, state, COUNT(*) FROM sync_targets WHERE job_id IN {IN_IDS}
+         GROUP BY job_id, state"
+    ))
+    .bind(id_list(job_ids))
+    .fetch_all(db)
+    .await?;
     let mut out: HashMap<Uuid, JobCounts> = HashMap::new();
-    for chunk in job_ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT job_id, state, COUNT(*) FROM sync_targets WHERE job_id IN ({})
-             GROUP BY job_id, state",
-            placeholders(chunk.len())
-        );
-        let mut query = sqlx::query_as::<_, (Uuid, String, i64)>(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        for (job_id, state, n) in query.fetch_all(db).await? {
-            if let Some(state) = TargetState::parse(&state) {
-                let counts = out.entry(job_id).or_default();
-                for _ in 0..n {
-                    counts.add(state);
-                }
+    for (job_id, state, n) in rows {
+        if let Some(state) = TargetState::parse(&state) {
+            let counts = out.entry(job_id).or_default();
+            for _ in 0..n {
+                counts.add(state);
             }
         }
     }
@@ -163,16 +140,11 @@ async fn summaries(db: &Db, rows: Vec<JobRow>) -> Result<Vec<(Uuid, JobSummary)>
 
 pub async fn load_summaries(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, JobSummary)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!("{SELECT_JOBS} WHERE id IN ({})", placeholders(chunk.len()));
-        let mut query = sqlx::query_as::<_, JobRow>(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        out.extend(summaries(db, query.fetch_all(db).await?).await?);
-    }
-    Ok(out)
+    let rows: Vec<JobRow> = sqlx::query_as(&format!("{SELECT_JOBS} WHERE id IN {IN_IDS}"))
+        .bind(id_list(&ids))
+        .fetch_all(db)
+        .await?;
+    summaries(db, rows).await
 }
 
 /// For a snapshot: jobs still open, and the company's most recent ones.
