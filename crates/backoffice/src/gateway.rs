@@ -209,6 +209,14 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
+/// Whether a read failed because the register sent more than the protocol allows.
+fn too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
 fn parse(message: Message) -> std::result::Result<Option<RegisterMessage>, String> {
     match message {
         Message::Text(text) => serde_json::from_str(&text)
@@ -297,14 +305,25 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                         let _ = sink.send(close(close_code::AWAY, &reason)).await;
                         break reason;
                     }
-                    Ok(None) | Ok(Some(Err(_))) => break "connection lost".to_owned(),
+                    Ok(None) => break "connection lost".to_owned(),
+                    Ok(Some(Err(error))) => {
+                        if too_big(error) {
+                            let reason = format!(
+                                "message too big: a register's messages are at most {} KiB",
+                                MAX_REGISTER_MESSAGE_BYTES / 1024
+                            );
+                            tracing::warn!(%reason, "closing a register's connection");
+                            let _ = sink.send(close(close_code::SIZE, &reason)).await;
+                            break reason;
+                        }
+                        break "connection lost".to_owned();
+                    }
                     Ok(Some(Ok(message))) => message,
                 };
-                let now = Utc::now();
-                deadline = tokio::time::Instant::now() + settings.offline_after;
-                presence.touch(now);
                 let message = match parse(message) {
                     Ok(Some(message)) => message,
+                    // Pings keep the socket alive, nothing more: a register whose app hangs
+                    // while its socket library still answers would otherwise look healthy.
                     Ok(None) => continue,
                     Err(reason) if reason.is_empty() => break "closed by the register".to_owned(),
                     Err(reason) => {
@@ -313,6 +332,9 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                         break reason;
                     }
                 };
+                // Online means the register's own messages arrive (heartbeats carry its sale).
+                deadline = tokio::time::Instant::now() + settings.offline_after;
+                presence.touch(Utc::now());
                 match message {
                     RegisterMessage::Heartbeat { in_sale } => {
                         if in_sale != known_in_sale {
@@ -326,7 +348,7 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                         app.engine.send(Input::Sale { register_id: register.id, generation, in_sale });
                     }
                     RegisterMessage::SyncResult { target_id, outcome } => {
-                        app.engine.send(Input::Result { register_id: register.id, target_id, outcome });
+                        app.engine.send(Input::Result { register_id: register.id, generation, target_id, outcome });
                     }
                     RegisterMessage::SyncRequested => {
                         app.engine.send(Input::SyncRequested { register_id: register.id });

@@ -463,9 +463,21 @@ impl RawRegister {
         in_sale: bool,
         recent: Value,
     ) -> (RawRegister, Value) {
+        Self::hello_at(bo, credential, 0, in_sale, recent).await
+    }
+
+    /// Connects and says hello holding `applied_revision`; answers the welcome.
+    pub async fn hello_at(
+        bo: &BackOffice,
+        credential: &str,
+        applied_revision: i64,
+        in_sale: bool,
+        recent: Value,
+    ) -> (RawRegister, Value) {
         let mut raw = Self::connect(bo, credential).await.unwrap();
         raw.send(serde_json::json!({
-            "type": "hello", "protocol_version": 1, "applied_revision": 0, "in_sale": in_sale, "recent": recent
+            "type": "hello", "protocol_version": 1, "applied_revision": applied_revision,
+            "in_sale": in_sale, "recent": recent
         }))
         .await;
         let welcome = raw.recv().await.expect("a welcome");

@@ -3,7 +3,10 @@
 //! The HTTP routes check who may ask and hand the request to the [`engine`], which owns every
 //! state change; reads (a job, a site's history, live events) come straight from the database.
 
+pub mod core;
+pub mod driver;
 pub mod engine;
+pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -238,7 +241,7 @@ async fn start(
         .engine
         .create_job(JobRequest {
             company_id: caller.company_id,
-            target,
+            scope: target,
             source: SyncSource::BackOffice,
             requested_by: Some((caller.user_id, caller.display_name.clone())),
             retry_when_free: request.retry_when_free,

@@ -6,6 +6,7 @@
 mod access;
 mod auth;
 mod catalog;
+mod channel;
 mod events;
 mod harness;
 mod input;

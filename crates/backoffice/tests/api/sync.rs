@@ -510,7 +510,7 @@ async fn a_result_lost_with_the_connection_is_settled_by_the_next_hello() {
     bo.wait_online(&token, bar1, false).await;
 
     let recent = json!([{ "target_id": command["target_id"], "revision": 1, "applied_at": chrono::Utc::now() }]);
-    let (mut raw, _) = RawRegister::hello(&bo, credential, false, recent).await;
+    let (mut raw, _) = RawRegister::hello_at(&bo, credential, 1, false, recent).await;
     let job = bo
         .wait_job(&token, &job, "the hello to settle the sync", done)
         .await;
@@ -650,4 +650,79 @@ async fn asking_for_a_job_with_wait_secs_answers_when_it_finishes() {
         StatusCode::BAD_REQUEST,
         "invalid_query",
     );
+}
+
+/// At-least-once delivery must never make "last synced" report a sync that did not happen.
+#[tokio::test]
+async fn a_repeated_applied_answer_does_not_move_last_synced() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let (mut raw, _) =
+        RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
+    bo.wait_online(&token, bar1, true).await;
+
+    let job = bo.sync_register(&token, bar1, true).await;
+    let command = raw.recv().await.unwrap();
+    let applied_at = chrono::Utc::now() - chrono::TimeDelta::seconds(2);
+    let answer = json!({
+        "type": "sync_result", "target_id": command["target_id"],
+        "outcome": { "status": "applied", "revision": 1, "applied_at": applied_at },
+    });
+    raw.send(answer.clone()).await;
+    bo.wait_job(&token, &job, "the sync to settle", done).await;
+    let first = bo.register(&token, bar1).await["last_synced_at"].clone();
+    let first_at: chrono::DateTime<chrono::Utc> = serde_json::from_value(first.clone()).unwrap();
+    assert_eq!(
+        first_at, applied_at,
+        "last synced is when the register applied it"
+    );
+
+    // The same answer again, a little later; then a sale, which is handled after it.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    raw.send(answer).await;
+    raw.send(json!({ "type": "sale_started" })).await;
+    eventually(WAIT, "the sale to show", || async {
+        (bo.register(&token, bar1).await["in_sale"] == true).then_some(())
+    })
+    .await;
+    let register = bo.register(&token, bar1).await;
+    assert_eq!(
+        register["last_synced_at"], first,
+        "a repeated answer moved last synced"
+    );
+}
+
+/// A reinstalled or restored register: its hello is the truth about what it holds.
+#[tokio::test]
+async fn a_register_reporting_a_lower_revision_is_shown_behind() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let bar1 = venue.registers[0].register.id;
+    let credential = &venue.registers[0].credential;
+    let agent = bo.agent(credential);
+    bo.wait_online(&token, bar1, true).await;
+    let job = bo.sync_register(&token, bar1, true).await;
+    bo.wait_job(&token, &job, "the sync to finish", done).await;
+    let register = bo.register(&token, bar1).await;
+    assert_eq!(
+        (
+            register["applied_revision"].clone(),
+            register["up_to_date"].clone()
+        ),
+        (json!(1), json!(true))
+    );
+    agent.shutdown().await;
+    bo.wait_online(&token, bar1, false).await;
+
+    let (_raw, _) = RawRegister::hello_at(&bo, credential, 0, false, json!([])).await;
+    let register = eventually(WAIT, "the register to show what it reports", || async {
+        let register = bo.register(&token, bar1).await;
+        (register["online"] == true && register["applied_revision"] == 0).then_some(register)
+    })
+    .await;
+    assert_eq!(register["up_to_date"], false);
+    assert_eq!(register["revisions_behind"], 1);
 }

@@ -1,0 +1,83 @@
+//! Jobs: made with one target per register, finished when none is left open.
+
+use chrono::{DateTime, Utc};
+use regsync_protocol::sync::TargetState;
+use uuid::Uuid;
+
+use super::{Core, Effect, JobInfo, JobSpec, NewTarget, OpenTarget, TargetEvent, ms};
+
+impl Core {
+    pub(super) fn create_job(&mut self, token: u64, spec: JobSpec, now: DateTime<Utc>) {
+        let job = spec.job;
+        let job_id = job.id;
+        let deadline = ms(now + self.timing.result_timeout);
+        self.jobs.insert(
+            job_id,
+            JobInfo {
+                source: job.source,
+                requested_by: job.requested_by.as_ref().map(|(_, name)| name.clone()),
+                retry_when_free: job.retry_when_free,
+                open: 0,
+            },
+        );
+        self.step.batch.jobs.push(job);
+        for (register_id, register_name, target_id) in spec.registers {
+            let online = self.links.contains_key(&register_id);
+            let (state, reason) = if online {
+                (TargetState::Queued, None)
+            } else {
+                (TargetState::SkippedOffline, Some("offline".to_owned()))
+            };
+            self.step.batch.add_target(NewTarget {
+                id: target_id,
+                job_id,
+                register_id,
+                register_name,
+                state,
+                revision: None,
+                reason,
+                deadline_ms: online.then_some(deadline),
+                wait_expires_at: None,
+                deliver_site: None,
+            });
+            self.step.touched.targets.insert(target_id);
+            if online {
+                self.open_target(target_id, register_id, job_id, deadline);
+                self.apply_event(target_id, TargetEvent::Send, now, None, None);
+            }
+        }
+        self.step.touched.jobs.insert(job_id);
+        self.step.effects.push(Effect::Created { token, job_id });
+        self.finish_if_done(job_id);
+    }
+
+    pub(super) fn open_target(
+        &mut self,
+        target_id: Uuid,
+        register_id: Uuid,
+        job_id: Uuid,
+        deadline_ms: i64,
+    ) {
+        self.open.insert(
+            target_id,
+            OpenTarget {
+                register_id,
+                job_id,
+                state: TargetState::Queued,
+                deadline_ms,
+            },
+        );
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.open += 1;
+        }
+    }
+
+    /// A job with no open target left is finished.
+    pub(super) fn finish_if_done(&mut self, job_id: Uuid) {
+        if self.jobs.get(&job_id).is_some_and(|job| job.open == 0) {
+            self.jobs.remove(&job_id);
+            self.step.batch.finished.push(job_id);
+            self.step.effects.push(Effect::Finished { job_id });
+        }
+    }
+}

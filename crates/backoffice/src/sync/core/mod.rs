@@ -1,0 +1,281 @@
+//! The sync engine's core: every decision about sync targets, and nothing else.
+//!
+//! In the sans-IO style of quinn-proto, the core owns no database, socket or clock. The driver
+//! hands it [`Input`]s with the time (`handle(input, now)`, `handle_timeout(now)`), asks when it
+//! next needs waking ([`Core::poll_timeout`]), and takes a [`Step`]: a [`Batch`] of changes to
+//! persist in one transaction, and the [`Effect`]s to carry out once that transaction commits.
+//! So the same core runs behind SQLite, behind a simulated store with a simulated clock, and in
+//! unit tests, and a seed replays exactly.
+//!
+//! The core mirrors the open targets (it is their only writer) and knows which registers are
+//! connected; what it needs of ended targets or of the catalog, the driver looks up first
+//! ([`KnownTarget`]) or stamps after ([`NewTarget::deliver_site`]).
+
+mod batch;
+mod jobs;
+mod machine;
+mod open;
+mod registers;
+mod targets;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use regsync_protocol::api::SyncSource;
+use regsync_protocol::register::{AppliedTarget, SyncOutcome};
+use uuid::Uuid;
+
+pub use batch::{Batch, KnownTarget, Move, NewJob, NewTarget, OpenRow, RegisterChange, Synced};
+pub use machine::{Next, TargetEvent, next};
+pub use open::{OpenTarget, OpenTargets};
+
+/// How long things may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A delivered target's register has this long to answer.
+    pub result_timeout: TimeDelta,
+    /// A target waiting for a sale to end waits this long at most.
+    pub wait_expiry: TimeDelta,
+    /// A register that dropped mid-sync has this long to come back and settle it.
+    pub offline_grace: TimeDelta,
+}
+
+/// A connected register, as the gateway vouched for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterRef {
+    pub id: Uuid,
+    pub site_id: Uuid,
+    pub company_id: Uuid,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    register: RegisterRef,
+    generation: u64,
+    in_sale: bool,
+}
+
+/// A job being created: the driver resolved who it covers and made the ids.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub job: NewJob,
+    /// Each register with its name and the id its target gets.
+    pub registers: Vec<(Uuid, String, Uuid)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Input {
+    Connected {
+        register: RegisterRef,
+        generation: u64,
+        applied_revision: i64,
+        in_sale: bool,
+        /// What the register applied recently, with what the store knows of ended ones.
+        recent: Vec<(AppliedTarget, Option<KnownTarget>)>,
+    },
+    Disconnected {
+        register_id: Uuid,
+        generation: u64,
+        last_seen: DateTime<Utc>,
+    },
+    Sale {
+        register_id: Uuid,
+        generation: u64,
+        in_sale: bool,
+    },
+    Result {
+        register_id: Uuid,
+        generation: u64,
+        target_id: Uuid,
+        outcome: SyncOutcome,
+        /// What the store knows of the target, when it is not open.
+        known: Option<KnownTarget>,
+    },
+    CreateJob {
+        /// The driver's handle for the answer.
+        token: u64,
+        spec: JobSpec,
+    },
+}
+
+/// What to do once the batch is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send the target's sync command to the register's connection `generation`.
+    Send {
+        register_id: Uuid,
+        generation: u64,
+        target_id: Uuid,
+        job_id: Uuid,
+        requested_by: Option<String>,
+    },
+    /// Close an older connection of a register that connected again.
+    Close {
+        register_id: Uuid,
+        generation: u64,
+        reason: String,
+    },
+    Presence {
+        register_id: Uuid,
+        online: bool,
+        in_sale: bool,
+    },
+    /// The job asked for with `token` is saved.
+    Created {
+        token: u64,
+        job_id: Uuid,
+    },
+    Finished {
+        job_id: Uuid,
+    },
+}
+
+/// Ids whose state changed, for live events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Touched {
+    pub registers: HashSet<Uuid>,
+    pub jobs: HashSet<Uuid>,
+    pub targets: HashSet<Uuid>,
+}
+
+/// One batch's outcome: persist `batch`, then carry out `effects`.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub batch: Batch,
+    pub effects: Vec<Effect>,
+    pub touched: Touched,
+}
+
+#[derive(Debug, Clone)]
+struct JobInfo {
+    source: SyncSource,
+    requested_by: Option<String>,
+    retry_when_free: bool,
+    open: usize,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    timing: Timing,
+    links: HashMap<Uuid, Link>,
+    open: OpenTargets,
+    jobs: HashMap<Uuid, JobInfo>,
+    /// Targets that ended in the current step, for answers later in the same batch.
+    ended: HashMap<Uuid, KnownTarget>,
+    step: Step,
+}
+
+fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+impl Core {
+    pub fn new(timing: Timing) -> Core {
+        Core {
+            timing,
+            links: HashMap::new(),
+            open: OpenTargets::default(),
+            jobs: HashMap::new(),
+            ended: HashMap::new(),
+            step: Step::default(),
+        }
+    }
+
+    /// Takes the open targets as stored (after a start, or after a batch that failed to commit).
+    /// Connections stay as they are: they are not stored.
+    pub fn restore(&mut self, rows: Vec<OpenRow>, now: DateTime<Utc>) {
+        self.open.clear();
+        self.jobs.clear();
+        self.ended.clear();
+        self.step = Step::default();
+        let grace = ms(now + self.timing.offline_grace);
+        for row in rows {
+            let job = self.jobs.entry(row.job_id).or_insert(JobInfo {
+                source: row.source,
+                requested_by: row.requested_by,
+                retry_when_free: row.retry_when_free,
+                open: 0,
+            });
+            job.open += 1;
+            self.open.insert(
+                row.id,
+                OpenTarget {
+                    register_id: row.register_id,
+                    job_id: row.job_id,
+                    state: row.state,
+                    deadline_ms: row.deadline_ms.unwrap_or(grace),
+                },
+            );
+        }
+    }
+
+    pub fn is_open(&self, target_id: &Uuid) -> bool {
+        self.open.contains(target_id)
+    }
+
+    pub fn open_targets(&self) -> &OpenTargets {
+        &self.open
+    }
+
+    /// The connected register, if it is.
+    pub fn connected(&self, register_id: &Uuid) -> Option<RegisterRef> {
+        self.links.get(register_id).map(|link| link.register)
+    }
+
+    /// When the core next needs [`Core::handle_timeout`]: the earliest open deadline.
+    pub fn poll_timeout(&self) -> Option<DateTime<Utc>> {
+        self.open
+            .next_deadline()
+            .and_then(DateTime::from_timestamp_millis)
+    }
+
+    /// What this batch decided so far; the core starts the next one empty.
+    pub fn take(&mut self) -> Step {
+        self.ended.clear();
+        std::mem::take(&mut self.step)
+    }
+
+    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) {
+        self.step.batch.at = Some(now);
+        match input {
+            Input::Connected {
+                register,
+                generation,
+                applied_revision,
+                in_sale,
+                recent,
+            } => self.on_connected(register, generation, applied_revision, in_sale, recent, now),
+            Input::Disconnected {
+                register_id,
+                generation,
+                last_seen,
+            } => self.on_disconnected(register_id, generation, last_seen, now),
+            Input::Sale {
+                register_id,
+                generation,
+                in_sale,
+            } => self.on_sale(register_id, generation, in_sale, now),
+            Input::Result {
+                register_id,
+                generation,
+                target_id,
+                outcome,
+                known,
+            } => self.on_result(register_id, generation, target_id, outcome, known, now),
+            Input::CreateJob { token, spec } => self.create_job(token, spec, now),
+        }
+    }
+}
+
+/// Durations as people say them, for reasons.
+pub fn human(duration: TimeDelta) -> String {
+    let secs = duration.num_seconds();
+    if secs >= 3600 && secs % 3600 == 0 {
+        let hours = secs / 3600;
+        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+    } else if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}

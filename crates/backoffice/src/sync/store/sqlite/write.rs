@@ -1,0 +1,265 @@
+//! Writing a batch: set-based statements, every move checked as a compare-and-set.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{SqliteStore, SqliteTx, state, text};
+use crate::db::{IN_IDS, by_name, id_list};
+use crate::error::{Error, Result};
+use crate::registers::source_str;
+use crate::sync::core::{Batch, Move};
+use crate::sync::kind_str;
+use crate::sync::store::stale_move;
+
+impl SqliteTx {
+    /// A site's registers by name, read as one row of JSON: sqlx hands each row of a result
+    /// across threads, which for a thousand registers cost more than the query itself.
+    pub(super) async fn site_registers(
+        &mut self,
+        site_id: Uuid,
+        company_id: Uuid,
+    ) -> Result<Vec<(Uuid, String)>> {
+        let json: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(hex(r.id), r.name))
+             FROM registers r JOIN sites s ON s.id = r.site_id
+             WHERE r.site_id = ? AND s.company_id = ?",
+        )
+        .bind(site_id)
+        .bind(company_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let rows: Vec<(String, String)> = serde_json::from_str(&json)
+            .map_err(|e| Error::Internal(format!("reading a site's registers: {e}")))?;
+        let mut registers = rows
+            .into_iter()
+            .map(|(id, name)| {
+                Uuid::parse_str(&id)
+                    .map(|id| (id, name))
+                    .map_err(|e| Error::Internal(format!("a stored register id: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        registers.sort_by(|(_, a), (_, b)| by_name(a, b));
+        Ok(registers)
+    }
+
+    pub(super) async fn insert_jobs(&mut self, batch: &Batch) -> Result<()> {
+        for job in &batch.jobs {
+            let (user_id, user_name) = job.requested_by.clone().unzip();
+            sqlx::query(
+                "INSERT INTO sync_jobs (id, company_id, site_id, kind, source, requested_by_user,
+                    requested_by_name, retry_when_free, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(job.id)
+            .bind(job.company_id)
+            .bind(job.site_id)
+            .bind(kind_str(job.kind))
+            .bind(source_str(job.source))
+            .bind(user_id)
+            .bind(user_name)
+            .bind(job.retry_when_free)
+            .bind(job.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Many rows per statement: a site of a thousand registers is a handful of inserts.
+    pub(super) async fn insert_targets(&mut self, batch: &Batch, at: DateTime<Utc>) -> Result<()> {
+        for chunk in batch.targets.chunks(100) {
+            let sql = format!(
+                "INSERT INTO sync_targets (id, job_id, register_id, state, revision, reason,
+                    deadline_at, wait_expires_at, updated_at) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for t in chunk {
+                query = query
+                    .bind(t.id)
+                    .bind(t.job_id)
+                    .bind(t.register_id)
+                    .bind(t.state.as_str())
+                    .bind(t.revision)
+                    .bind(t.reason.as_deref())
+                    .bind(t.deadline_ms)
+                    .bind(t.wait_expires_at)
+                    .bind(at);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves that set the same values are one statement (a fan-out's answers are nearly always
+    /// one); `id IN (…)` is a primary-key lookup per row whatever the table's size.
+    pub(super) async fn apply_moves(&mut self, moves: &[Move], at: DateTime<Utc>) -> Result<()> {
+        type Key<'a> = (
+            &'a str,
+            &'a str,
+            Option<i64>,
+            Option<&'a str>,
+            Option<i64>,
+            Option<DateTime<Utc>>,
+        );
+        let mut groups: BTreeMap<Key<'_>, Vec<Uuid>> = BTreeMap::new();
+        for m in moves {
+            let key = (
+                m.from.as_str(),
+                m.to.as_str(),
+                m.revision,
+                m.reason.as_deref(),
+                m.deadline_ms,
+                m.wait_expires_at,
+            );
+            groups.entry(key).or_default().push(m.id);
+        }
+        for ((from, to, revision, reason, deadline_ms, wait_expires_at), ids) in groups {
+            let moved = sqlx::query(&format!(
+                "UPDATE sync_targets
+                 SET state = ?, revision = COALESCE(?, revision), reason = ?, deadline_at = ?,
+                     wait_expires_at = ?, updated_at = ?
+                 WHERE id IN {IN_IDS} AND state = ?"
+            ))
+            .bind(to)
+            .bind(revision)
+            .bind(reason)
+            .bind(deadline_ms)
+            .bind(wait_expires_at)
+            .bind(at)
+            .bind(id_list(&ids))
+            .bind(from)
+            .execute(&mut *self.tx)
+            .await?;
+            if moved.rows_affected() != ids.len() as u64 {
+                let expected = state(from)?;
+                return Err(stale_move(ids[0], expected));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every register's change in one statement. The hello's revision is set as reported; an
+    /// applied one only raises it; last synced only moves forward — the one place that rule is.
+    pub(super) async fn update_registers(&mut self, batch: &Batch) -> Result<()> {
+        if batch.registers.is_empty() {
+            return Ok(());
+        }
+        let changes: Vec<serde_json::Value> = batch
+            .registers
+            .iter()
+            .map(|(id, c)| {
+                serde_json::json!({
+                    "id": id.simple().to_string(),
+                    "set": c.set_revision,
+                    "raise": c.raise_revision,
+                    "seen": c.seen_at.map(text),
+                    "at": c.synced.as_ref().map(|s| text(s.at)),
+                    "source": c.synced.as_ref().map(|s| source_str(s.source)),
+                    "by": c.synced.as_ref().and_then(|s| s.by.clone()),
+                })
+            })
+            .collect();
+        let newer = "c.synced_at IS NOT NULL
+                     AND (registers.last_synced_at IS NULL OR registers.last_synced_at < c.synced_at)";
+        sqlx::query(&format!(
+            "UPDATE registers SET
+                applied_revision = MAX(COALESCE(c.set_rev, registers.applied_revision),
+                                       COALESCE(c.raise_rev, c.set_rev, registers.applied_revision)),
+                last_seen_at = COALESCE(c.seen_at, registers.last_seen_at),
+                last_synced_source = CASE WHEN {newer} THEN c.source ELSE registers.last_synced_source END,
+                last_synced_by = CASE WHEN {newer} THEN c.by_name ELSE registers.last_synced_by END,
+                last_synced_at = CASE WHEN {newer} THEN c.synced_at ELSE registers.last_synced_at END
+             FROM (SELECT unhex(value ->> 'id') AS id, value ->> 'set' AS set_rev,
+                          value ->> 'raise' AS raise_rev, value ->> 'seen' AS seen_at,
+                          value ->> 'at' AS synced_at, value ->> 'source' AS source,
+                          value ->> 'by' AS by_name
+                   FROM json_each(?)) AS c
+             WHERE registers.id = c.id"
+        ))
+        .bind(serde_json::Value::Array(changes).to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl crate::sync::store::conformance::Furnish for SqliteStore {
+    async fn furnish(
+        &self,
+        company_id: Uuid,
+        site_id: Uuid,
+        registers: &[(Uuid, &str)],
+    ) -> Result<()> {
+        let now = Utc::now();
+        sqlx::query("INSERT INTO companies (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(company_id)
+            .bind(company_id.to_string())
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        sqlx::query(
+            "INSERT INTO users (id, company_id, email, display_name, password_hash, created_at)
+             VALUES (?, ?, ?, 'Manager', '-', ?)",
+        )
+        .bind(crate::sync::store::conformance::manager_of(company_id))
+        .bind(company_id)
+        .bind(format!("{company_id}@example.com"))
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sites (id, company_id, name, created_at) VALUES (?, ?, 'Site', ?)",
+        )
+        .bind(site_id)
+        .bind(company_id)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES (?, 1, '{}', ?)",
+        )
+        .bind(site_id)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        for (id, name) in registers {
+            sqlx::query(
+                "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(site_id)
+            .bind(name)
+            .bind(id.as_bytes().as_slice())
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_passes_the_store_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let dir = &dir;
+        let n = &n;
+        crate::sync::store::conformance::run_all(|| async move {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("store-{i}.sqlite"));
+            let db = crate::db::open(&path.display().to_string())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            SqliteStore::new(db)
+        })
+        .await;
+    }
+}
