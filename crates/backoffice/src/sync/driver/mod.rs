@@ -176,8 +176,11 @@ impl<S: Store> Driver<S> {
     async fn finish(&mut self, result: Result<()>, mut out: Output, now: DateTime<Utc>) -> Output {
         if let Err(error) = result {
             tracing::error!(%error, "a batch of sync changes could not be saved");
+            // Nothing of the batch happened, but who is connected is not stored: keep that.
             out = Output {
                 replies: std::mem::take(&mut out.replies),
+                presence: std::mem::take(&mut out.presence),
+                closes: std::mem::take(&mut out.closes),
                 ..Output::default()
             };
             // Memory may be ahead of the store: read it back.
@@ -201,11 +204,18 @@ impl<S: Store> Driver<S> {
             self.core.handle(input, now);
         }
         let mut step = self.core.take();
-        self.stamp(&mut tx, &mut step.batch).await?;
-        if !step.batch.is_empty() {
-            tx.apply(&step.batch).await?;
+        let saved = async {
+            self.stamp(&mut tx, &mut step.batch).await?;
+            if !step.batch.is_empty() {
+                tx.apply(&step.batch).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await?;
+        .await;
+        if let Err(error) = saved {
+            reply::connections(&step, out);
+            return Err(error);
+        }
         self.effects(step, out)
     }
 

@@ -98,6 +98,25 @@ impl<S: Store> Driver<S> {
     }
 }
 
+/// What a step changed of who is connected, which holds even when its batch was not saved.
+pub(super) fn connections(step: &Step, out: &mut Output) {
+    for effect in &step.effects {
+        match effect {
+            Effect::Presence {
+                register_id,
+                online,
+                in_sale,
+            } => out.presence.push((*register_id, *online, *in_sale)),
+            Effect::Close {
+                register_id,
+                generation,
+                reason,
+            } => out.closes.push((*register_id, *generation, reason.clone())),
+            _ => {}
+        }
+    }
+}
+
 /// The job as its asker gets it: as it was saved, with its targets by register name.
 fn created_job(batch: &Batch, job_id: Uuid) -> Job {
     let job = batch.jobs.iter().find(|j| j.id == job_id);
