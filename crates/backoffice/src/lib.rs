@@ -55,7 +55,8 @@ pub struct Settings {
     /// How long a register that dropped mid-sync (or every register, after a Back Office restart)
     /// has to reconnect and report the result before the sync counts as failed.
     pub offline_grace: Duration,
-    /// How often deadlines are checked.
+    /// The longest the sync engine sleeps before looking at the clock again. It wakes at the
+    /// next deadline anyway; this bounds how late a jump of the wall clock is noticed.
     pub sweep_interval: Duration,
 }
 

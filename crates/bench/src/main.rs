@@ -411,8 +411,15 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         );
 
         if count == cli.fanout {
+            let before = server.cpu_ticks()?;
             let quiet = time_site_syncs(&api, &venue.site, count, cli.rounds).await?;
+            let ticks = server.cpu_ticks()?.saturating_sub(before);
             quiet.print(count, cli.rounds, "no one watching");
+            // Steadier than latency on a shared machine: what a round costs Back Office.
+            println!(
+                "N={count}   backoffice_cpu_ms_per_round={:.1}",
+                ticks as f64 * 10.0 / cli.rounds.max(1) as f64
+            );
             if cli.watchers > 0 {
                 // Managers with the app open: each gets every register's and target's change.
                 let watching: Vec<_> = (0..cli.watchers).map(|_| api.watch()).collect();

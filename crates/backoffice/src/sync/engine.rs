@@ -314,10 +314,10 @@ impl Runner {
         }
         let touched = output.touched;
         self.hub.report(Changed {
-            registers: touched.registers.into_iter().collect(),
+            registers: touched.registers,
             sites: Default::default(),
-            jobs: touched.jobs.into_iter().collect(),
-            targets: touched.targets.into_iter().collect(),
+            jobs: touched.jobs,
+            targets: touched.targets,
         });
     }
 }

@@ -11,6 +11,9 @@ use regsync_protocol::api::SyncSource;
 use regsync_protocol::sync::{JobKind, TargetState};
 use uuid::Uuid;
 
+/// A name shared by every change it appears in (who asked for a job), cheap to copy around.
+pub type Name = std::sync::Arc<str>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub id: Uuid,
@@ -62,7 +65,7 @@ pub struct Synced {
     /// When the register applied it (its own report, never later than Back Office's clock).
     pub at: DateTime<Utc>,
     pub source: SyncSource,
-    pub by: Option<String>,
+    pub by: Option<Name>,
 }
 
 /// What Back Office records of one register in a batch.
@@ -177,7 +180,7 @@ pub struct KnownTarget {
     /// Its register was already credited for applying it.
     pub credited: bool,
     pub source: SyncSource,
-    pub requested_by: Option<String>,
+    pub requested_by: Option<Name>,
 }
 
 /// An open target as stored, with what its job says, for recovery.

@@ -15,7 +15,10 @@ impl Core {
             job_id,
             JobInfo {
                 source: job.source,
-                requested_by: job.requested_by.as_ref().map(|(_, name)| name.clone()),
+                requested_by: job
+                    .requested_by
+                    .as_ref()
+                    .map(|(_, name)| name.as_str().into()),
                 retry_when_free: job.retry_when_free,
                 open: 0,
             },

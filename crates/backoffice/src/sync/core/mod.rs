@@ -18,14 +18,16 @@ mod open;
 mod registers;
 mod targets;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use regsync_protocol::api::SyncSource;
 use regsync_protocol::register::{AppliedTarget, SyncOutcome};
 use uuid::Uuid;
 
-pub use batch::{Batch, KnownTarget, Move, NewJob, NewTarget, OpenRow, RegisterChange, Synced};
+pub use batch::{
+    Batch, KnownTarget, Move, Name, NewJob, NewTarget, OpenRow, RegisterChange, Synced,
+};
 pub use machine::{Next, TargetEvent, next};
 pub use open::{OpenTarget, OpenTargets};
 
@@ -107,7 +109,7 @@ pub enum Effect {
         generation: u64,
         target_id: Uuid,
         job_id: Uuid,
-        requested_by: Option<String>,
+        requested_by: Option<Name>,
     },
     /// Close an older connection of a register that connected again.
     Close {
@@ -133,9 +135,9 @@ pub enum Effect {
 /// Ids whose state changed, for live events.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Touched {
-    pub registers: HashSet<Uuid>,
-    pub jobs: HashSet<Uuid>,
-    pub targets: HashSet<Uuid>,
+    pub registers: BTreeSet<Uuid>,
+    pub jobs: BTreeSet<Uuid>,
+    pub targets: BTreeSet<Uuid>,
 }
 
 /// One batch's outcome: persist `batch`, then carry out `effects`.
@@ -149,7 +151,7 @@ pub struct Step {
 #[derive(Debug, Clone)]
 struct JobInfo {
     source: SyncSource,
-    requested_by: Option<String>,
+    requested_by: Option<Name>,
     retry_when_free: bool,
     open: usize,
 }
@@ -192,7 +194,7 @@ impl Core {
         for row in rows {
             let job = self.jobs.entry(row.job_id).or_insert(JobInfo {
                 source: row.source,
-                requested_by: row.requested_by,
+                requested_by: row.requested_by.map(Into::into),
                 retry_when_free: row.retry_when_free,
                 open: 0,
             });

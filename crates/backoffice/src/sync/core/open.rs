@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use regsync_protocol::sync::TargetState;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenTarget {
     pub register_id: Uuid,
     pub job_id: Uuid,

@@ -194,7 +194,7 @@ impl Core {
         reason: Option<String>,
         revision: Option<i64>,
     ) -> Option<TargetState> {
-        let target = self.open.get(&target_id)?.clone();
+        let target = *self.open.get(&target_id)?;
         let timing = self.timing;
         let (to, deadline_ms) = match next(target.state, event) {
             Next::Ignore => return None,

@@ -68,22 +68,24 @@ impl<S: Store> Driver<S> {
         tx: &mut S::Tx,
         requests: &[Request],
     ) -> Result<HashMap<Uuid, KnownTarget>> {
+        // Nearly always none: answers are for open targets.
         let mut wanted = BTreeSet::new();
+        let closed = |id: &&Uuid| !self.core.is_open(id);
         for request in requests {
             match request {
                 Request::Result { target_id, .. } => {
-                    wanted.insert(*target_id);
+                    wanted.extend(std::iter::once(target_id).filter(closed));
                 }
                 Request::Connected { recent, .. } => {
-                    wanted.extend(recent.iter().map(|a| a.target_id));
+                    wanted.extend(recent.iter().map(|a| &a.target_id).filter(closed));
                 }
                 _ => {}
             }
         }
-        let ids: Vec<Uuid> = wanted
-            .into_iter()
-            .filter(|id| !self.core.is_open(id))
-            .collect();
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<Uuid> = wanted.into_iter().copied().collect();
         tx.known(&ids).await
     }
 

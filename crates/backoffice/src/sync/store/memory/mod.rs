@@ -287,7 +287,7 @@ impl StoreTx for MemoryTx {
                         state: target.record.state,
                         credited: target.record.credited,
                         source: job.source,
-                        requested_by: job.requested_by.as_ref().map(|(_, n)| n.clone()),
+                        requested_by: job.requested_by.as_ref().map(|(_, n)| n.as_str().into()),
                     },
                 ))
             })

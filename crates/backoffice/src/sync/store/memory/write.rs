@@ -66,7 +66,7 @@ pub(super) fn write(state: &mut State, batch: &Batch) {
         {
             record.last_synced_at = Some(synced.at);
             record.last_synced_source = Some(synced.source);
-            record.last_synced_by = synced.by.clone();
+            record.last_synced_by = synced.by.as_deref().map(str::to_owned);
         }
     }
     for job_id in &batch.finished {

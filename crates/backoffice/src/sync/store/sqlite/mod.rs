@@ -236,7 +236,7 @@ impl StoreTx for SqliteTx {
                     state: state(&stored)?,
                     credited,
                     source: source(&src),
-                    requested_by: by,
+                    requested_by: by.map(Into::into),
                 };
                 Ok((id, known))
             })

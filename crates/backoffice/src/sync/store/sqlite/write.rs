@@ -141,47 +141,63 @@ impl SqliteTx {
         Ok(())
     }
 
-    /// Every register's change in one statement. The hello's revision is set as reported; an
-    /// applied one only raises it; last synced only moves forward — the one place that rule is.
+    /// Registers' changes, one statement per kind of change (a fan-out's answers are one): the
+    /// hello's revision is set as reported; an applied one only raises it; last synced only
+    /// moves forward — the one place that rule is. Each register's own time rides with its id
+    /// as `"<hex id>|<time>"`, which costs SQLite no JSON parsing per row.
     pub(super) async fn update_registers(&mut self, batch: &Batch) -> Result<()> {
-        if batch.registers.is_empty() {
-            return Ok(());
+        type Key = (
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<&'static str>,
+            Option<String>,
+        );
+        let mut groups: BTreeMap<Key, Vec<String>> = BTreeMap::new();
+        for (id, c) in &batch.registers {
+            let key = (
+                c.set_revision,
+                c.raise_revision,
+                c.seen_at.map(text),
+                c.synced.as_ref().map(|s| source_str(s.source)),
+                c.synced
+                    .as_ref()
+                    .and_then(|s| s.by.as_deref().map(str::to_owned)),
+            );
+            let at = c.synced.as_ref().map(|s| text(s.at)).unwrap_or_default();
+            groups
+                .entry(key)
+                .or_default()
+                .push(format!("{}|{at}", id.simple()));
         }
-        let changes: Vec<serde_json::Value> = batch
-            .registers
-            .iter()
-            .map(|(id, c)| {
-                serde_json::json!({
-                    "id": id.simple().to_string(),
-                    "set": c.set_revision,
-                    "raise": c.raise_revision,
-                    "seen": c.seen_at.map(text),
-                    "at": c.synced.as_ref().map(|s| text(s.at)),
-                    "source": c.synced.as_ref().map(|s| source_str(s.source)),
-                    "by": c.synced.as_ref().and_then(|s| s.by.clone()),
-                })
-            })
-            .collect();
-        let newer = "c.synced_at IS NOT NULL
-                     AND (registers.last_synced_at IS NULL OR registers.last_synced_at < c.synced_at)";
-        sqlx::query(&format!(
+        let newer = "c.at IS NOT NULL
+                     AND (registers.last_synced_at IS NULL OR registers.last_synced_at < c.at)";
+        let sql = format!(
             "UPDATE registers SET
-                applied_revision = MAX(COALESCE(c.set_rev, registers.applied_revision),
-                                       COALESCE(c.raise_rev, c.set_rev, registers.applied_revision)),
-                last_seen_at = COALESCE(c.seen_at, registers.last_seen_at),
-                last_synced_source = CASE WHEN {newer} THEN c.source ELSE registers.last_synced_source END,
-                last_synced_by = CASE WHEN {newer} THEN c.by_name ELSE registers.last_synced_by END,
-                last_synced_at = CASE WHEN {newer} THEN c.synced_at ELSE registers.last_synced_at END
-             FROM (SELECT unhex(value ->> 'id') AS id, value ->> 'set' AS set_rev,
-                          value ->> 'raise' AS raise_rev, value ->> 'seen' AS seen_at,
-                          value ->> 'at' AS synced_at, value ->> 'source' AS source,
-                          value ->> 'by' AS by_name
-                   FROM json_each(?)) AS c
+                applied_revision = MAX(COALESCE(?1, applied_revision),
+                                       COALESCE(?2, ?1, applied_revision)),
+                last_seen_at = COALESCE(?3, last_seen_at),
+                last_synced_source = CASE WHEN {newer} THEN ?4 ELSE last_synced_source END,
+                last_synced_by = CASE WHEN {newer} THEN ?5 ELSE last_synced_by END,
+                last_synced_at = CASE WHEN {newer} THEN c.at ELSE last_synced_at END
+             FROM (SELECT unhex(substr(value, 1, 32)) AS id,
+                          nullif(substr(value, 34), '') AS at
+                   FROM json_each(?6)) AS c
              WHERE registers.id = c.id"
-        ))
-        .bind(serde_json::Value::Array(changes).to_string())
-        .execute(&mut *self.tx)
-        .await?;
+        );
+        for ((set, raise, seen, source, by), entries) in groups {
+            let entries = serde_json::to_string(&entries)
+                .map_err(|e| Error::Internal(format!("register changes: {e}")))?;
+            sqlx::query(&sql)
+                .bind(set)
+                .bind(raise)
+                .bind(seen)
+                .bind(source)
+                .bind(by)
+                .bind(entries)
+                .execute(&mut *self.tx)
+                .await?;
+        }
         Ok(())
     }
 }
