@@ -17,6 +17,8 @@ mod machine;
 mod open;
 mod registers;
 mod targets;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 

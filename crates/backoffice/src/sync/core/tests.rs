@@ -1,0 +1,245 @@
+//! The core's rules as short stories: inputs in, the batch and effects out, on a clock that is
+//! just a number.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use regsync_protocol::api::SyncSource;
+use regsync_protocol::register::{AppliedTarget, SyncOutcome};
+use regsync_protocol::sync::{JobKind, TargetState};
+use uuid::Uuid;
+
+use super::*;
+
+const REGISTER: Uuid = Uuid::from_u128(7);
+const TARGET: Uuid = Uuid::from_u128(100);
+const JOB: Uuid = Uuid::from_u128(50);
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap_or_default()
+}
+
+fn core() -> Core {
+    Core::new(Timing {
+        result_timeout: TimeDelta::seconds(60),
+        wait_expiry: TimeDelta::minutes(10),
+        offline_grace: TimeDelta::seconds(30),
+    })
+}
+
+fn connect(core: &mut Core, generation: u64, in_sale: bool, now: DateTime<Utc>) {
+    let register = RegisterRef {
+        id: REGISTER,
+        site_id: Uuid::from_u128(2),
+        company_id: Uuid::from_u128(1),
+    };
+    let input = Input::Connected {
+        register,
+        generation,
+        applied_revision: 3,
+        in_sale,
+        recent: Vec::new(),
+    };
+    core.handle(input, now);
+}
+
+fn sync(core: &mut Core, retry_when_free: bool, now: DateTime<Utc>) -> Step {
+    let job = NewJob {
+        id: JOB,
+        company_id: Uuid::from_u128(1),
+        site_id: Uuid::from_u128(2),
+        kind: JobKind::Register,
+        source: SyncSource::BackOffice,
+        requested_by: Some((Uuid::from_u128(9), "Alex".into())),
+        retry_when_free,
+        created_at: now,
+    };
+    let spec = JobSpec {
+        job,
+        registers: vec![(REGISTER, "Bar 1".into(), TARGET)],
+    };
+    core.handle(Input::CreateJob { token: 1, spec }, now);
+    core.take()
+}
+
+fn answer(core: &mut Core, outcome: SyncOutcome, now: DateTime<Utc>) {
+    let input = Input::Result {
+        register_id: REGISTER,
+        generation: 1,
+        target_id: TARGET,
+        outcome,
+        known: None,
+    };
+    core.handle(input, now);
+}
+
+fn sends(step: &Step) -> usize {
+    step.effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Send { .. }))
+        .count()
+}
+
+#[test]
+fn a_sync_for_a_free_register_is_delivered_at_once_and_settled_by_its_answer() {
+    let mut core = core();
+    connect(&mut core, 1, false, at(0));
+    core.take();
+    let step = sync(&mut core, true, at(1));
+    assert_eq!(sends(&step), 1);
+    assert_eq!(step.batch.targets[0].state, TargetState::Delivered);
+    assert_eq!(step.batch.targets[0].deliver_site, Some(Uuid::from_u128(2)));
+
+    let applied = SyncOutcome::Applied {
+        revision: 4,
+        applied_at: at(2),
+    };
+    answer(&mut core, applied, at(3));
+    let step = core.take();
+    assert_eq!(step.batch.moves[0].to, TargetState::Synced);
+    assert_eq!(step.batch.finished, [JOB]);
+    let credit = step.batch.registers[&REGISTER].synced.clone();
+    assert_eq!(
+        credit.map(|s| s.at),
+        Some(at(2)),
+        "credited at the register's time"
+    );
+    assert_eq!(core.poll_timeout(), None, "nothing left open");
+}
+
+#[test]
+fn a_busy_answer_after_the_sale_ended_is_sent_again_at_once() {
+    let mut core = core();
+    connect(&mut core, 1, false, at(0));
+    sync(&mut core, true, at(1));
+    // The sale started and ended before the busy answer for it arrived.
+    for in_sale in [true, false] {
+        let sale = Input::Sale {
+            register_id: REGISTER,
+            generation: 1,
+            in_sale,
+        };
+        core.handle(sale, at(2));
+    }
+    core.take();
+    answer(&mut core, SyncOutcome::Busy, at(3));
+    let step = core.take();
+    assert_eq!(
+        sends(&step),
+        1,
+        "the lost wake-up race: sent again, not left waiting"
+    );
+    assert_eq!(step.batch.moves[0].from, TargetState::Delivered);
+    assert_eq!(step.batch.moves[0].to, TargetState::Delivered);
+}
+
+#[test]
+fn a_repeated_answer_credits_the_register_once() {
+    let mut core = core();
+    connect(&mut core, 1, false, at(0));
+    sync(&mut core, true, at(1));
+    let applied = SyncOutcome::Applied {
+        revision: 4,
+        applied_at: at(2),
+    };
+    answer(&mut core, applied.clone(), at(3));
+    answer(&mut core, applied.clone(), at(4));
+    let step = core.take();
+    assert_eq!(step.batch.moves.len(), 1);
+    assert!(
+        step.batch.late_applied.is_empty(),
+        "the copy credits nothing"
+    );
+
+    // In a later batch, the store knows the target was credited.
+    let known = KnownTarget {
+        register_id: REGISTER,
+        job_id: JOB,
+        state: TargetState::Synced,
+        credited: true,
+        source: SyncSource::BackOffice,
+        requested_by: None,
+    };
+    let input = Input::Result {
+        register_id: REGISTER,
+        generation: 1,
+        target_id: TARGET,
+        outcome: applied,
+        known: Some(known),
+    };
+    core.handle(input, at(9));
+    let step = core.take();
+    assert!(
+        step.batch
+            .registers
+            .get(&REGISTER)
+            .is_none_or(|c| c.synced.is_none())
+    );
+}
+
+#[test]
+fn a_register_that_drops_mid_sync_gets_the_grace_then_fails() {
+    let mut core = core();
+    connect(&mut core, 1, false, at(0));
+    sync(&mut core, true, at(1));
+    let gone = Input::Disconnected {
+        register_id: REGISTER,
+        generation: 1,
+        last_seen: at(5),
+    };
+    core.handle(gone, at(5));
+    let step = core.take();
+    assert_eq!(
+        step.batch.moves[0].deadline_ms,
+        Some(at(35).timestamp_millis())
+    );
+    assert_eq!(core.poll_timeout(), Some(at(35)));
+    core.handle_timeout(at(34));
+    assert!(core.take().batch.is_empty(), "not before its deadline");
+    core.handle_timeout(at(35));
+    let step = core.take();
+    assert_eq!(step.batch.moves[0].to, TargetState::Failed);
+    assert_eq!(
+        step.batch.moves[0].reason.as_deref(),
+        Some("lost its connection during the sync")
+    );
+}
+
+#[test]
+fn a_hello_is_the_truth_and_its_recent_syncs_settle_what_was_lost() {
+    let mut core = core();
+    connect(&mut core, 1, false, at(0));
+    sync(&mut core, true, at(1));
+    let gone = Input::Disconnected {
+        register_id: REGISTER,
+        generation: 1,
+        last_seen: at(2),
+    };
+    core.handle(gone, at(2));
+    core.take();
+    let recent = AppliedTarget {
+        target_id: TARGET,
+        revision: 4,
+        applied_at: at(1),
+    };
+    let hello = Input::Connected {
+        register: RegisterRef {
+            id: REGISTER,
+            site_id: Uuid::from_u128(2),
+            company_id: Uuid::from_u128(1),
+        },
+        generation: 2,
+        applied_revision: 0,
+        in_sale: false,
+        recent: vec![(recent, None)],
+    };
+    core.handle(hello, at(3));
+    let step = core.take();
+    assert_eq!(step.batch.moves[0].to, TargetState::Synced);
+    assert_eq!(sends(&step), 0, "not sent again: the register had it");
+    let change = &step.batch.registers[&REGISTER];
+    assert_eq!(
+        change.set_revision,
+        Some(0),
+        "shown as it reports, even lower"
+    );
+    assert_eq!(change.raise_revision, None);
+}
