@@ -137,8 +137,7 @@ impl Checker {
                 _ => {}
             }
             if let Some(at) = record.last_synced_at {
-                let real = register.ever_applied.values().any(|applied| *applied >= at);
-                if !real {
+                if register.last_applied_at.is_none_or(|last| last < at) {
                     return Err(format!(
                         "last synced of {} is {at}, later than anything it applied",
                         register.id

@@ -24,6 +24,8 @@ pub struct SimRegister {
     pub ever_applied: BTreeMap<Uuid, DateTime<Utc>>,
     /// The highest revision it ever held, in any install.
     pub max_revision: i64,
+    /// When it last applied anything, in any install.
+    pub last_applied_at: Option<DateTime<Utc>>,
 }
 
 impl SimRegister {
@@ -37,6 +39,7 @@ impl SimRegister {
             applied: BTreeMap::new(),
             ever_applied: BTreeMap::new(),
             max_revision: 0,
+            last_applied_at: None,
         }
     }
 
@@ -63,6 +66,10 @@ impl SimRegister {
                 reason: "the disk is full".into(),
             });
         }
+        // Invariant 1, where it is decided: never while a sale is open.
+        if self.in_sale {
+            return Err(format!("register {} applied during a sale", self.id));
+        }
         let before = self.stored.applied_revision;
         let current = before.max(revision);
         if self.applied.contains_key(&target_id) && current > before {
@@ -76,6 +83,7 @@ impl SimRegister {
         self.applied.insert(target_id, (current, now));
         self.ever_applied.insert(target_id, now);
         self.max_revision = self.max_revision.max(current);
+        self.last_applied_at = self.last_applied_at.max(Some(now));
         Ok(SyncOutcome::Applied {
             revision: current,
             applied_at: now,

@@ -254,7 +254,7 @@ impl World {
     pub fn fail(&self, violation: String) -> ! {
         panic!(
             "invariant violated at step {} of seed {}: {violation}\n\
-             replay with REGSYNC_SEED={} (same REGSYNC_SIM_STEPS)\nlast steps:\n{}",
+             replay it with REGSYNC_SEED={}\nlast steps:\n{}",
             self.steps,
             self.seed,
             self.seed,

@@ -356,6 +356,13 @@ impl World {
             else {
                 continue;
             };
+            // A delivery carries the menu as it is when it is sent, not when it was asked for.
+            let current = self.store.catalog_revision(SITE);
+            if revision != current {
+                self.fail(format!(
+                    "target {target_id} sent with revision {revision}, not {current}"
+                ));
+            }
             let message = Down::Sync {
                 target_id,
                 revision,
