@@ -164,8 +164,9 @@ pub struct Core {
     links: HashMap<Uuid, Link>,
     open: OpenTargets,
     jobs: HashMap<Uuid, JobInfo>,
-    /// Targets that ended in the current step, for answers later in the same batch.
-    ended: HashMap<Uuid, KnownTarget>,
+    /// Targets that ended in the current step, for answers later in the same batch (rare: a
+    /// list, newest last, is cheaper to keep than a map).
+    ended: Vec<(Uuid, KnownTarget)>,
     step: Step,
 }
 
@@ -180,7 +181,7 @@ impl Core {
             links: HashMap::new(),
             open: OpenTargets::default(),
             jobs: HashMap::new(),
-            ended: HashMap::new(),
+            ended: Vec::new(),
             step: Step::default(),
         }
     }
@@ -211,6 +212,14 @@ impl Core {
                 },
             );
         }
+    }
+
+    fn ended(&self, target_id: &Uuid) -> Option<&KnownTarget> {
+        self.ended
+            .iter()
+            .rev()
+            .find(|(id, _)| id == target_id)
+            .map(|(_, known)| known)
     }
 
     pub fn is_open(&self, target_id: &Uuid) -> bool {

@@ -72,8 +72,10 @@ impl OpenTargets {
     /// Moves an open target to another open state with a new deadline.
     pub fn update(&mut self, id: &Uuid, state: TargetState, deadline_ms: i64) {
         if let Some(target) = self.by_id.get_mut(id) {
-            self.deadlines.remove(&(target.deadline_ms, *id));
-            self.deadlines.insert((deadline_ms, *id));
+            if target.deadline_ms != deadline_ms {
+                self.deadlines.remove(&(target.deadline_ms, *id));
+                self.deadlines.insert((deadline_ms, *id));
+            }
             target.state = state;
             target.deadline_ms = deadline_ms;
         }

@@ -77,18 +77,20 @@ impl Core {
         known: Option<KnownTarget>,
         now: DateTime<Utc>,
     ) {
-        let (job_id, credit_now) = match self.open.get(&target_id) {
+        let (job_id, credit) = match self.open.get(&target_id) {
             Some(target) if target.register_id == register_id => {
                 let job_id = target.job_id;
+                let job = self.jobs.get(&job_id);
+                let asker = job.map(|j| (j.source, j.requested_by.clone()));
                 self.apply_event(target_id, TargetEvent::Applied, now, None, Some(revision));
-                (job_id, true)
+                (job_id, asker)
             }
             Some(_) => {
                 tracing::warn!(%register_id, %target_id, "a register reported another register's sync; ignored");
                 return;
             }
             None => {
-                let Some(ended) = self.ended.get(&target_id).cloned().or(known) else {
+                let Some(ended) = self.ended(&target_id).cloned().or(known) else {
                     tracing::warn!(%register_id, %target_id, "a result for an unknown sync target; ignored");
                     return;
                 };
@@ -103,29 +105,25 @@ impl Core {
                     self.step.batch.late_applied.push(target_id);
                 }
                 let job_id = ended.job_id;
-                self.ended.insert(
-                    target_id,
-                    KnownTarget {
-                        credited: true,
-                        ..ended
-                    },
-                );
-                (job_id, first)
+                let asker = first.then(|| (ended.source, ended.requested_by.clone()));
+                let credited = KnownTarget {
+                    credited: true,
+                    ..ended
+                };
+                self.ended.push((target_id, credited));
+                (job_id, asker)
             }
-        };
-        let Some(ended) = self.ended.get(&target_id).cloned() else {
-            return;
         };
         let change = self.step.batch.register(register_id);
         if raise {
             change.raise_revision(revision);
         }
-        if credit_now {
+        if let Some((source, by)) = credit {
             change.credit(Synced {
                 target_id,
                 at,
-                source: ended.source,
-                by: ended.requested_by,
+                source,
+                by,
             });
         }
         self.step.touched.registers.insert(register_id);
@@ -255,7 +253,7 @@ impl Core {
             return;
         };
         if let Some(job) = &job {
-            self.ended.insert(
+            self.ended.push((
                 target_id,
                 KnownTarget {
                     register_id: target.register_id,
@@ -265,7 +263,7 @@ impl Core {
                     source: job.source,
                     requested_by: job.requested_by.clone(),
                 },
-            );
+            ));
         }
         if let Some(info) = self.jobs.get_mut(&target.job_id) {
             info.open = info.open.saturating_sub(1);
