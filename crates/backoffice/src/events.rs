@@ -65,6 +65,19 @@ pub struct Hub {
     broadcast: broadcast::Sender<Arc<Published>>,
 }
 
+/// What woke an event stream's task.
+enum Wake {
+    Event(std::result::Result<Arc<Published>, broadcast::error::RecvError>),
+    /// Look whether the sign-in still holds.
+    Check,
+    Nothing,
+    End,
+}
+
+/// How often an open event stream checks that its sign-in still holds, for revocations made
+/// outside this process; those made here end it at once.
+const SIGN_IN_RECHECK: Duration = Duration::from_secs(5);
+
 /// Events buffered per subscriber before it counts as lagging (and gets a fresh snapshot).
 const BUFFER: usize = 16 * 1024;
 
@@ -189,14 +202,41 @@ pub async fn events(
     caller.require_sites()?;
     let company_id = caller.company_id;
     let mut rx = app.events.subscribe();
+    let mut revoked = app.revoked.subscribe();
     let first = snapshot(&app, company_id).await?;
     let stream = async_stream(move |tx| async move {
         let mut id = 0u64;
         if tx.send(to_sse(&first, id)).await.is_err() {
             return;
         }
+        // The stream lives as long as its sign-in: it ends when the access token expires or is
+        // revoked (the client reconnects with a fresh one, as after any drop).
+        let expires = tokio::time::Instant::now()
+            + (caller.expires_at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default();
+        let mut recheck = tokio::time::interval(SIGN_IN_RECHECK);
+        recheck.tick().await;
         loop {
-            let event = match rx.recv().await {
+            let wake = tokio::select! {
+                received = rx.recv() => Wake::Event(received),
+                _ = tokio::time::sleep_until(expires) => Wake::End,
+                ended = revoked.recv() => match ended {
+                    Ok(ended) if caller.ended_by(ended) => Wake::End,
+                    Ok(_) => Wake::Nothing,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Wake::Check,
+                    Err(broadcast::error::RecvError::Closed) => Wake::End,
+                },
+                // Revoked elsewhere: another process, an admin command.
+                _ = recheck.tick() => Wake::Check,
+            };
+            let received = match wake {
+                Wake::Event(received) => received,
+                Wake::Nothing => continue,
+                Wake::Check if caller.still_valid(&app.db).await.unwrap_or(false) => continue,
+                Wake::Check | Wake::End => return,
+            };
+            let event = match received {
                 Ok(event) if event.company_id == company_id => event,
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {

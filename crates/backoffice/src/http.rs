@@ -4,7 +4,7 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -99,6 +100,24 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(
             ServiceBuilder::new()
+                // Every answer: never cached (tokens and private data, RFC 6749 §5.1), never
+                // sniffed as something else, never framed, no referrer leaked.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -119,12 +138,29 @@ pub fn router(app: AppState) -> Router {
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::map_response(timed_out))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     settings.request_timeout,
                 )),
         )
         .with_state(app)
+}
+
+/// The timeout's bare 408, in the one error shape every other answer has.
+async fn timed_out(response: axum::response::Response) -> axum::response::Response {
+    if response.status() != StatusCode::REQUEST_TIMEOUT
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let body = regsync_protocol::api::ErrorBody {
+        error: regsync_protocol::api::ErrorDetail {
+            code: "request_timeout".into(),
+            message: "the request took too long: Back Office stopped waiting for it".into(),
+        },
+    };
+    (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
 }
 
 async fn not_found() -> Error {

@@ -88,6 +88,8 @@ pub struct App {
     pub presence: Arc<gateway::Presence>,
     pub engine: sync::engine::EngineHandle,
     pub events: events::Hub,
+    /// Sign-ins ended in this process, for the streams opened under them.
+    pub revoked: tokio::sync::broadcast::Sender<auth::Revoked>,
     pub(crate) account_failures: auth::limiter::FailureLimiter,
     pub(crate) address_failures: auth::limiter::FailureLimiter,
 }
@@ -108,6 +110,7 @@ impl App {
         )
         .await?;
         Ok(Arc::new(App {
+            revoked: tokio::sync::broadcast::channel(256).0,
             presence,
             engine,
             events,

@@ -89,6 +89,9 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "REGSYNC_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[arg(long, env = "REGSYNC_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
     /// Seconds between register heartbeats.
     #[arg(long, env = "REGSYNC_HEARTBEAT_SECS", default_value_t = 10)]
     heartbeat_secs: u64,
@@ -115,6 +118,7 @@ impl ServeArgs {
             login_failures_per_address: self.login_failures_per_address,
             login_failure_window: Duration::from_secs(self.login_failure_window_secs),
             body_limit: self.body_limit,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(2)),
             heartbeat_interval: Duration::from_secs(self.heartbeat_secs),
             offline_after: Duration::from_secs(self.offline_after_secs),
             wait_expiry: Duration::from_secs(self.wait_expiry_secs),

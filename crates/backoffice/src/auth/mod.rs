@@ -55,6 +55,13 @@ fn can_manage_sites(permissions: &[Permission]) -> bool {
         .any(|p| matches!(p, Permission::Admin | Permission::Sites))
 }
 
+/// A sign-in that just ended in this process, so that streams opened under it end at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Family(Uuid),
+    User(Uuid),
+}
+
 /// The signed-in user behind a request, from its `Authorization: Bearer` access token.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -63,9 +70,34 @@ pub struct Caller {
     pub display_name: String,
     pub permissions: Vec<Permission>,
     family_id: Uuid,
+    /// The access token's digest and end: a long-lived answer (the event stream) ends with it.
+    token_hash: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl Caller {
+    /// Whether this sign-in still holds: the access token neither expired nor revoked (signed
+    /// out here or on another Back Office process, or by an admin).
+    pub async fn still_valid(&self, db: &Db) -> Result<bool> {
+        if self.expires_at <= Utc::now() {
+            return Ok(false);
+        }
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM access_tokens WHERE token_hash = ?")
+                .bind(&self.token_hash)
+                .fetch_optional(db)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Whether `revoked` ends this caller's sign-in.
+    pub fn ended_by(&self, revoked: Revoked) -> bool {
+        match revoked {
+            Revoked::Family(family) => family == self.family_id,
+            Revoked::User(user) => user == self.user_id,
+        }
+    }
+
     /// Registers, the menu and syncs need the Sites permission (or Admin).
     pub fn require_sites(&self) -> Result<()> {
         if can_manage_sites(&self.permissions) {
@@ -138,6 +170,8 @@ impl FromRequestParts<AppState> for Caller {
             display_name: row.display_name,
             permissions: parse_permissions(&row.permissions),
             family_id: row.family_id,
+            token_hash: row.token_hash,
+            expires_at: row.expires_at,
         })
     }
 }
@@ -396,6 +430,7 @@ pub async fn refresh(
         },
         Some(row) if row.used_at.is_some() => {
             revoke_family(&mut tx, row.family_id).await?;
+            let _ = app.revoked.send(Revoked::Family(row.family_id));
             tracing::warn!(family_id = %row.family_id, "a spent refresh token was presented again; session revoked");
             Error::Unauthenticated {
                 code: "refresh_token_reused",
@@ -431,6 +466,7 @@ pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<Statu
     let mut tx = app.db.begin().await?;
     revoke_family(&mut tx, caller.family_id).await?;
     tx.commit().await?;
+    let _ = app.revoked.send(Revoked::Family(caller.family_id));
     tracing::info!(user_id = %caller.user_id, "signed out");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -178,3 +178,60 @@ async fn a_company_sees_only_its_own_events() {
         }
     }
 }
+
+/// A stream ends with its sign-in: nothing reaches a manager who signed out.
+#[tokio::test]
+async fn the_event_stream_ends_at_sign_out() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let session = bo.login(&venue.manager).await;
+    let mut events = EventStream::open(&bo, &session.access_token).await;
+    events
+        .until("the snapshot", |kind, _| kind == "snapshot")
+        .await;
+
+    let (status, _) = bo
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/logout",
+            Some(&session.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    // Something the stream would report: a register comes online.
+    let _agent = bo.agent(&venue.registers[0].credential);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .expect("the stream stayed open after sign-out");
+    assert!(next.is_none(), "an event after sign-out: {next:?}");
+}
+
+/// And when its access token expires; the app then reconnects with a fresh one.
+#[tokio::test]
+async fn the_event_stream_ends_when_its_access_token_expires() {
+    let args: Vec<&str> = FAST
+        .iter()
+        .copied()
+        .chain(["--access-ttl-secs", "2"])
+        .collect();
+    let bo = BackOffice::start(&args).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let session = bo.login(&venue.manager).await;
+    let mut events = EventStream::open(&bo, &session.access_token).await;
+    events
+        .until("the snapshot", |kind, _| kind == "snapshot")
+        .await;
+    let started = std::time::Instant::now();
+    let _agent = bo.agent(&venue.registers[0].credential);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some((kind, _)) = events.next().await {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(3),
+                "a {kind} event after the token expired"
+            );
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its token");
+}

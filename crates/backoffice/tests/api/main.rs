@@ -9,6 +9,7 @@ mod catalog;
 mod channel;
 mod events;
 mod harness;
+mod headers;
 mod input;
 mod lifecycle;
 mod randomized;
