@@ -31,6 +31,9 @@ pub enum Error {
     Conflict { code: &'static str, message: String },
     #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
+    /// Too much of something costly at once (password hashing): try again shortly.
+    #[error("Back Office is busy checking other sign-ins; try again in {} s", retry_after.as_secs().max(1))]
+    Overloaded { retry_after: Duration },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -64,6 +67,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migration(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -80,6 +84,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Overloaded { .. } => "busy",
             Error::Database(_) | Error::Migration(_) | Error::Internal(_) => "internal",
         }
     }
@@ -88,7 +93,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && !matches!(self, Error::Overloaded { .. }) {
             // The span around the request carries its id; the response header repeats it.
             tracing::error!(error = %self, "request failed");
             "Back Office ran into a problem; the request id in the x-request-id header identifies \
@@ -105,7 +110,7 @@ impl IntoResponse for Error {
         };
         let mut response = (status, axum::Json(body)).into_response();
         match &self {
-            Error::RateLimited { retry_after } => {
+            Error::RateLimited { retry_after } | Error::Overloaded { retry_after } => {
                 // Round up: retrying a moment early would only fail again.
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 response

@@ -42,6 +42,38 @@ impl FailureLimiter {
         Err((oldest + self.window).saturating_duration_since(now))
     }
 
+    /// Counts an attempt as a failure *before* it is checked, so that attempts sent at once
+    /// cannot all pass the limit; [`FailureLimiter::forgive`] takes it back when it succeeds.
+    /// `Err(wait)` when `key` has used up its failures in the window.
+    pub fn begin(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        // One lock for the check and the count: two attempts at once cannot both slip through.
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > SWEEP_ABOVE {
+            failures.retain(|_, times| {
+                prune(times, now, self.window);
+                !times.is_empty()
+            });
+        }
+        let times = failures.entry(key.to_owned()).or_default();
+        prune(times, now, self.window);
+        if times.len() >= self.max_failures {
+            let oldest = times[times.len() - self.max_failures];
+            return Err((oldest + self.window).saturating_duration_since(now));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
+    /// Takes back the attempt [`FailureLimiter::begin`] counted at `at`.
+    pub fn forgive(&self, key: &str, at: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = failures.get_mut(key)
+            && let Some(i) = times.iter().rposition(|t| *t == at)
+        {
+            times.remove(i);
+        }
+    }
+
     pub fn record_failure(&self, key: &str, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() > SWEEP_ABOVE {

@@ -307,6 +307,7 @@ pub async fn revoke_user_sessions(db: &Db, user_id: Uuid) -> Result<()> {
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many sign-ins being checked at once; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -328,25 +329,43 @@ pub async fn login(
         ));
     }
     let address = peer.ip().to_string();
+    // Every attempt counts as a failure from the start, taken back if it succeeds: attempts
+    // sent at once cannot all pass the limit.
     let now = Instant::now();
-    let account_wait = app.account_failures.check(&email, now).err();
-    let address_wait = app.address_failures.check(&address, now).err();
-    if let Some(retry_after) = account_wait.max(address_wait) {
-        tracing::warn!(%address, "sign-in refused: too many failures");
+    if let Err(retry_after) = app.address_failures.begin(&address, now) {
+        tracing::warn!(%address, "sign-in refused: too many failures from this address");
         return Err(Error::RateLimited { retry_after });
     }
+    if let Err(retry_after) = app.account_failures.begin(&email, now) {
+        app.address_failures.forgive(&address, now);
+        tracing::warn!(%address, "sign-in refused: too many failures for this account");
+        return Err(Error::RateLimited { retry_after });
+    }
+    let forgive = || {
+        app.account_failures.forgive(&email, now);
+        app.address_failures.forgive(&address, now);
+    };
 
-    let user: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE email = ?")
-            .bind(&email)
-            .fetch_optional(&app.db)
-            .await?;
-    let (user_id, hash) = user.unzip();
-    let matches = password::verify_blocking(request.password, hash).await?;
-    let Some(user_id) = user_id.filter(|_| matches) else {
-        app.account_failures.record_failure(&email, Instant::now());
-        app.address_failures
-            .record_failure(&address, Instant::now());
+    let checked = async {
+        let user: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT id, password_hash FROM users WHERE email = ?")
+                .bind(&email)
+                .fetch_optional(&app.db)
+                .await?;
+        let (user_id, hash) = user.unzip();
+        let matches = password::verify_blocking(request.password, hash).await?;
+        Ok::<_, Error>(user_id.filter(|_| matches))
+    }
+    .await;
+    let user_id = match checked {
+        Ok(user_id) => user_id,
+        Err(error) => {
+            // Not the caller's failure (Back Office busy, or its database).
+            forgive();
+            return Err(error);
+        }
+    };
+    let Some(user_id) = user_id else {
         tracing::info!(%address, "sign-in failed");
         return Err(Error::Unauthenticated {
             code: "invalid_credentials",
@@ -354,6 +373,7 @@ pub async fn login(
         });
     };
     app.account_failures.reset(&email);
+    app.address_failures.forgive(&address, now);
     let session = new_session(&app, user_id, Uuid::now_v7()).await?;
     tracing::info!(%user_id, "signed in");
     Ok(Json(session))

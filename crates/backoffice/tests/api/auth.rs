@@ -259,3 +259,67 @@ async fn a_successful_sign_in_clears_the_account_failures() {
     // Four failures in all, but never three in a row: still allowed.
     bo.login(&venue.manager).await;
 }
+
+/// Answers to a burst of sign-ins sent at once: how many were checked (401) and how many were
+/// held back, each of those with Retry-After.
+async fn burst(bo: &BackOffice, attempts: Vec<(String, &str)>) -> (usize, usize) {
+    let calls = attempts.iter().map(|(email, password)| {
+        bo.raw()
+            .post(format!("{}/v1/auth/login", bo.url))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+    });
+    let (mut checked, mut held) = (0, 0);
+    for response in futures::future::join_all(calls).await {
+        let response = response.unwrap();
+        match response.status() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                held += 1;
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    (checked, held)
+}
+
+#[tokio::test]
+async fn wrong_passwords_sent_at_once_cannot_pass_the_account_limit() {
+    let bo = BackOffice::start(&[]).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let attempts = (0..40).map(|_| (venue.manager.clone(), "guess")).collect();
+    let (checked, held) = burst(&bo, attempts).await;
+    assert!(
+        checked <= 10,
+        "{checked} wrong passwords were checked; the limit is 10"
+    );
+    assert_eq!(checked + held, 40);
+}
+
+/// An unauthenticated burst from one address: at most the address limit is checked, and the
+/// hashing it triggers cannot take Back Office's memory with it (19 MiB a hash).
+#[tokio::test]
+async fn a_burst_of_sign_ins_keeps_to_the_address_limit_and_bounded_memory() {
+    let bo = BackOffice::start(&[]).await;
+    let attempts = (0..150)
+        .map(|i| (format!("nobody{i}@harbour.example"), "Summer2026"))
+        .collect();
+    let (checked, held) = burst(&bo, attempts).await;
+    assert!(
+        checked <= 100,
+        "{checked} attempts were checked; the limit is 100"
+    );
+    assert_eq!(checked + held, 150);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", bo.pid())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(
+        peak_kb < 400 * 1024,
+        "Back Office peaked at {} MiB",
+        peak_kb / 1024
+    );
+}
