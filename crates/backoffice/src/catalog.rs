@@ -76,8 +76,9 @@ pub async fn update(
     site_id: Uuid,
     expected_revision: Option<i64>,
     updated_by: Option<&str>,
-    change: impl Fn(&Catalog) -> Catalog,
+    change: impl Fn(&Catalog) -> Catalog + Send + Sync + 'static,
 ) -> Result<CatalogRevision> {
+    let change = std::sync::Arc::new(change);
     const ATTEMPTS: usize = 10;
     for _ in 0..ATTEMPTS {
         let current = load(db, site_id).await?;
@@ -86,14 +87,26 @@ pub async fn update(
         {
             return Err(revision_conflict(expected, current.revision));
         }
-        let next = change(&current.catalog);
-        next.validate().map_err(|problem| {
-            Error::invalid_field(&format!("catalog.{}", problem.field), &problem.message)
-        })?;
-        if next == current.catalog {
+        // A big menu takes real CPU to edit, check and serialize: not on the async workers,
+        // where it would stall every other request.
+        let change = change.clone();
+        let (current, next, content) = tokio::task::spawn_blocking(move || {
+            let next = change(&current.catalog);
+            next.validate().map_err(|problem| {
+                Error::invalid_field(&format!("catalog.{}", problem.field), &problem.message)
+            })?;
+            if next == current.catalog {
+                return Ok((current, next, None));
+            }
+            let content =
+                serde_json::to_string(&next).map_err(|e| Error::Internal(e.to_string()))?;
+            Ok::<_, Error>((current, next, Some(content)))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("editing a catalog: {e}")))??;
+        let Some(content) = content else {
             return Ok(current);
-        }
-        let content = serde_json::to_string(&next).map_err(|e| Error::Internal(e.to_string()))?;
+        };
         let now = Utc::now();
         let written = sqlx::query(
             "UPDATE catalogs SET revision = revision + 1, content = ?, updated_at = ?, updated_by = ?
@@ -202,12 +215,13 @@ pub async fn replace_catalog(
 ) -> Result<Json<CatalogRevision>> {
     caller.require_sites()?;
     sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+    let catalog = request.catalog;
     let updated = update(
         &app.db,
         site_id,
         request.expected_revision,
         Some(&caller.display_name),
-        |_| request.catalog.clone(),
+        move |_| catalog.clone(),
     )
     .await?;
     report_change(&app, site_id).await?;
@@ -252,7 +266,7 @@ pub async fn edit_catalog(
         site_id,
         edit.expected_revision,
         Some(&caller.display_name),
-        |current| current.edited(&edit),
+        move |current| current.edited(&edit),
     )
     .await?;
     report_change(&app, site_id).await?;

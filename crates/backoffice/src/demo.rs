@@ -97,7 +97,10 @@ pub async fn seed(db: &Db) -> Result<DemoVenue> {
     for (site_name, register_names) in SITES {
         let site = admin::create_site(db, &company_ref, site_name).await?;
         let site_menu = menu(site_name);
-        catalog::update(db, site.id, None, Some(MANAGER_NAME), |_| site_menu.clone()).await?;
+        catalog::update(db, site.id, None, Some(MANAGER_NAME), move |_| {
+            site_menu.clone()
+        })
+        .await?;
         for name in register_names {
             registers.push(admin::create_register(db, &site, name).await?);
         }

@@ -93,25 +93,47 @@ impl std::fmt::Display for CatalogProblem {
 impl Catalog {
     /// Applies an edit, returning the new catalog. The result is not validated; call
     /// [`Catalog::validate`] on it.
+    ///
+    /// Linear in the sizes of the catalog and the edit (a menu of 20,000 products and an edit
+    /// of 150,000 removals is a few milliseconds, not minutes).
     pub fn edited(&self, edit: &CatalogEdit) -> Catalog {
+        use std::collections::{HashMap, HashSet};
         let mut next = self.clone();
-        next.categories
-            .retain(|c| !edit.remove_categories.contains(&c.id));
-        next.products
-            .retain(|p| !edit.remove_products.contains(&p.id));
+        let removed: HashSet<&str> = edit.remove_categories.iter().map(String::as_str).collect();
+        next.categories.retain(|c| !removed.contains(c.id.as_str()));
+        let removed: HashSet<&str> = edit.remove_products.iter().map(String::as_str).collect();
+        next.products.retain(|p| !removed.contains(p.id.as_str()));
         for key in &edit.remove_settings {
             next.settings.remove(key);
         }
+        let mut at: HashMap<String, usize> = next
+            .categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
         for category in &edit.upsert_categories {
-            match next.categories.iter_mut().find(|c| c.id == category.id) {
-                Some(existing) => *existing = category.clone(),
-                None => next.categories.push(category.clone()),
+            match at.get(&category.id) {
+                Some(&i) => next.categories[i] = category.clone(),
+                None => {
+                    at.insert(category.id.clone(), next.categories.len());
+                    next.categories.push(category.clone());
+                }
             }
         }
+        let mut at: HashMap<String, usize> = next
+            .products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
         for product in &edit.upsert_products {
-            match next.products.iter_mut().find(|p| p.id == product.id) {
-                Some(existing) => *existing = product.clone(),
-                None => next.products.push(product.clone()),
+            match at.get(&product.id) {
+                Some(&i) => next.products[i] = product.clone(),
+                None => {
+                    at.insert(product.id.clone(), next.products.len());
+                    next.products.push(product.clone());
+                }
             }
         }
         next.settings.extend(edit.set_settings.clone());

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{BackOffice, Venue, assert_error};
+use crate::harness::{BackOffice, Venue, WAIT, assert_error};
 
 fn lager(price_cents: i64) -> Value {
     json!({ "id": "101", "name": "Harbour Lager", "price_cents": price_cents, "category_id": "beer" })
@@ -172,4 +172,62 @@ async fn an_invalid_menu_is_refused_naming_the_field_and_nothing_changes() {
     assert_error(&empty, StatusCode::BAD_REQUEST, "empty_edit");
 
     assert_eq!(bo.get(&path, &token).await.1["revision"], 1);
+}
+
+/// A huge edit of a big menu neither takes minutes nor stalls anyone else meanwhile.
+#[tokio::test]
+async fn a_huge_edit_of_a_big_menu_stalls_nobody() {
+    let bo = BackOffice::start(&[]).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let path = format!("/v1/sites/{}/catalog", venue.site.id);
+    let products: Vec<_> = (0..10_000)
+        .map(|i| json!({ "id": format!("p{i}"), "name": format!("Product {i}"), "price_cents": 100 + i }))
+        .collect();
+    let answer = bo
+        .call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({ "catalog": { "products": products } })),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+
+    let removals: Vec<String> = (0..100_000).map(|i| format!("x{i}")).collect();
+    let edit = json!({ "remove_products": removals, "set_settings": { "footer": "Hi" } });
+    let edits = futures::future::join_all(
+        (0..2).map(|_| bo.call(Method::PATCH, &path, Some(&token), Some(edit.clone()))),
+    );
+    let health = async {
+        // Meanwhile Back Office answers at once.
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..10 {
+            let started = std::time::Instant::now();
+            let response = bo
+                .raw()
+                .get(format!("{}/v1/health", bo.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            slowest = slowest.max(started.elapsed());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        slowest
+    };
+    let (edits, slowest) = tokio::time::timeout(3 * WAIT, futures::future::join(edits, health))
+        .await
+        .expect("the edits took minutes");
+    for (status, body) in edits {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["catalog"]["products"].as_array().unwrap().len(),
+            10_000
+        );
+    }
+    assert!(
+        slowest < std::time::Duration::from_secs(3),
+        "/v1/health took {slowest:?}"
+    );
 }
