@@ -19,7 +19,6 @@ pub mod registers;
 pub mod sites;
 pub mod sync;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +42,10 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's headers, and how long an idle kept-alive
+    /// connection stays open: a client trickling headers, or a crowd of idle connections,
+    /// cannot hold Back Office's sockets for ever.
+    pub header_read_timeout: Duration,
     /// How often registers beat.
     pub heartbeat_interval: Duration,
     /// A register with no message for this long is offline (several beats: one late beat must
@@ -70,6 +73,7 @@ impl Default for Settings {
             login_failure_window: Duration::from_secs(15 * 60),
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             offline_after: Duration::from_secs(30),
             wait_expiry: Duration::from_secs(2 * 3600),
@@ -146,27 +150,63 @@ pub fn raise_open_file_limit() {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+///
+/// Our own accept loop over hyper (what `axum::serve` does, plus a timer): headers must arrive
+/// within `header_read_timeout`, and a kept-alive connection idle that long is closed.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
     let checkpoints = tokio::spawn(db::checkpoint(app.db.clone(), Duration::from_secs(2)));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.settings.header_read_timeout);
+    builder.http2().enable_connect_protocol();
     let router = http::router(app);
-    // Sync commands and results are small and latency-bound: send them at once.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Sync commands and results are small and latency-bound: send them at once.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-    });
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     housekeeping.abort();
     checkpoints.abort();
-    result
+    Ok(())
 }

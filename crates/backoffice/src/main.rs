@@ -89,6 +89,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "REGSYNC_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,
+    /// Seconds a client may take to send a request's headers; also how long an idle kept-alive
+    /// connection stays open.
+    #[arg(long, env = "REGSYNC_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    header_read_timeout_secs: u64,
     /// Seconds a request may take, body included, before it is answered 408.
     #[arg(long, env = "REGSYNC_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
@@ -119,6 +123,7 @@ impl ServeArgs {
             login_failure_window: Duration::from_secs(self.login_failure_window_secs),
             body_limit: self.body_limit,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(2)),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
             heartbeat_interval: Duration::from_secs(self.heartbeat_secs),
             offline_after: Duration::from_secs(self.offline_after_secs),
             wait_expiry: Duration::from_secs(self.wait_expiry_secs),
