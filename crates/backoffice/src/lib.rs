@@ -18,6 +18,7 @@ pub mod http;
 pub mod registers;
 pub mod sites;
 pub mod sync;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,15 +151,27 @@ pub fn raise_open_file_limit() {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
-///
-/// Our own accept loop over hyper (what `axum::serve` does, plus a timer): headers must arrive
-/// within `header_read_timeout`, and a kept-alive connection idle that long is closed.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    serve_with(listener, app, shutdown, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (then every answer also says
+/// `Strict-Transport-Security`).
+///
+/// Our own accept loop over hyper (what `axum::serve` does, plus a timer and TLS): headers must
+/// arrive within `header_read_timeout`, and a kept-alive connection idle that long is closed; a
+/// TLS handshake gets as long.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
     let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
     let checkpoints = tokio::spawn(db::checkpoint(app.db.clone(), Duration::from_secs(2)));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -167,7 +180,14 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(app.settings.header_read_timeout);
     builder.http2().enable_connect_protocol();
-    let router = http::router(app);
+    let handshake_timeout = app.settings.header_read_timeout;
+    let mut router = http::router(app);
+    if tls.is_some() {
+        router = router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -194,12 +214,35 @@ pub async fn serve(
                 .insert(axum::extract::ConnectInfo(peer));
             tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(tcp);
+                    let connection = builder.serve_connection_with_upgrades(io, service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "a TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "a TLS handshake took too long");
+                            return;
+                        }
+                    };
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let connection = builder.serve_connection_with_upgrades(io, service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, "a connection ended with an error");
             }
         });

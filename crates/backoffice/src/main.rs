@@ -89,6 +89,13 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "REGSYNC_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,
+    /// Serve HTTPS and WSS with this certificate chain (PEM); needs --tls-key. Without it, plain
+    /// HTTP: for loopback, or behind a proxy that terminates TLS.
+    #[arg(long, env = "REGSYNC_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "REGSYNC_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Seconds a client may take to send a request's headers; also how long an idle kept-alive
     /// connection stays open.
     #[arg(long, env = "REGSYNC_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
@@ -429,10 +436,17 @@ async fn serve(
     demo: Option<demo::DemoVenue>,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(regsync_backoffice::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // On stdout, for people and for scripts (and tests) that started us on port 0.
-    say(format_args!("Back Office listening on http://{address}"))?;
+    say(format_args!(
+        "Back Office listening on {scheme}://{address}"
+    ))?;
     std::io::stdout().flush()?;
     tracing::info!(%address, "listening");
     let app = App::start(db, args.settings()).await?;
@@ -444,7 +458,7 @@ async fn serve(
         .ok();
         demo::simulate(&format!("http://{address}"), &venue)
     });
-    regsync_backoffice::serve(listener, app, shutdown).await?;
+    regsync_backoffice::serve_with(listener, app, shutdown, tls).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -15,3 +15,4 @@ mod lifecycle;
 mod randomized;
 mod recovery;
 mod sync;
+mod tls;
