@@ -148,10 +148,6 @@ impl Batch {
     pub fn register(&mut self, register_id: Uuid) -> &mut RegisterChange {
         self.registers.entry(register_id).or_default()
     }
-
-    pub fn new_target(&self, id: &Uuid) -> Option<&NewTarget> {
-        self.new_index.get(id).map(|&i| &self.targets[i])
-    }
 }
 
 impl RegisterChange {

@@ -31,7 +31,7 @@ pub use batch::{
     Batch, KnownTarget, Move, Name, NewJob, NewTarget, OpenRow, RegisterChange, Synced,
 };
 pub use machine::{Next, TargetEvent, next};
-pub use open::{OpenTarget, OpenTargets};
+use open::{OpenTarget, OpenTargets};
 
 /// How long things may take.
 #[derive(Debug, Clone, Copy)]
@@ -224,10 +224,6 @@ impl Core {
 
     pub fn is_open(&self, target_id: &Uuid) -> bool {
         self.open.contains(target_id)
-    }
-
-    pub fn open_targets(&self) -> &OpenTargets {
-        &self.open
     }
 
     /// The connected register, if it is.

@@ -55,14 +55,6 @@ impl OpenTargets {
         self.by_id.contains_key(id)
     }
 
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     pub fn clear(&mut self) {
         self.by_id.clear();
         self.by_register.clear();
@@ -108,10 +100,6 @@ impl OpenTargets {
             .map(|(_, id)| *id)
             .collect()
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&Uuid, &OpenTarget)> {
-        self.by_id.iter()
-    }
 }
 
 #[cfg(test)]
@@ -148,7 +136,7 @@ mod tests {
         open.remove(&Uuid::from_u128(3));
         open.remove(&Uuid::from_u128(2));
         open.remove(&Uuid::from_u128(1));
-        assert!(open.is_empty());
+        assert!(open.by_id.is_empty());
         assert_eq!(open.next_deadline(), None);
         assert!(open.by_register.is_empty());
     }

@@ -129,14 +129,6 @@ impl<S: Store> Driver<S> {
         })
     }
 
-    pub fn core(&self) -> &Core {
-        &self.core
-    }
-
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// When the driver next needs [`Driver::timeout`].
     pub fn poll_timeout(&self) -> Option<DateTime<Utc>> {
         self.core.poll_timeout()

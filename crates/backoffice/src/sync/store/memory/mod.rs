@@ -95,19 +95,6 @@ impl MemoryStore {
     pub fn take_log(&self) -> Vec<Batch> {
         std::mem::take(&mut self.lock().log)
     }
-
-    pub fn job_finished(&self, job_id: Uuid) -> Option<DateTime<Utc>> {
-        self.lock().jobs.get(&job_id).and_then(|(_, at)| *at)
-    }
-
-    pub fn targets(&self) -> Vec<(Uuid, TargetRecord)> {
-        let state = self.lock();
-        state
-            .targets
-            .iter()
-            .map(|(id, t)| (*id, t.record.clone()))
-            .collect()
-    }
 }
 
 fn open(state: TargetState) -> bool {
