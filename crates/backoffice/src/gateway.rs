@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::auth::token;
 use crate::error::{Error, Result};
+use crate::sync::driver::Request;
 use crate::sync::engine::Input;
 use crate::{AppState, Db};
 
@@ -339,19 +340,19 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                     RegisterMessage::Heartbeat { in_sale } => {
                         if in_sale != known_in_sale {
                             known_in_sale = in_sale;
-                            app.engine.send(Input::Sale { register_id: register.id, generation, in_sale });
+                            app.engine.send(Input::Register(Request::Sale { register_id: register.id, generation, in_sale }));
                         }
                     }
                     RegisterMessage::SaleStarted | RegisterMessage::SaleEnded => {
                         let in_sale = matches!(message, RegisterMessage::SaleStarted);
                         known_in_sale = in_sale;
-                        app.engine.send(Input::Sale { register_id: register.id, generation, in_sale });
+                        app.engine.send(Input::Register(Request::Sale { register_id: register.id, generation, in_sale }));
                     }
                     RegisterMessage::SyncResult { target_id, outcome } => {
-                        app.engine.send(Input::Result { register_id: register.id, generation, target_id, outcome });
+                        app.engine.send(Input::Register(Request::Result { register_id: register.id, generation, target_id, outcome }));
                     }
                     RegisterMessage::SyncRequested => {
-                        app.engine.send(Input::SyncRequested { register_id: register.id });
+                        app.engine.send(Input::Register(Request::SyncRequested { register_id: register.id }));
                     }
                     RegisterMessage::Hello { .. } => {
                         let reason = "hello may only be the first message";
@@ -375,9 +376,9 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
         }
     };
     tracing::info!(%reason, "register disconnected");
-    app.engine.send(Input::Disconnected {
+    app.engine.send(Input::Register(Request::Disconnected {
         register_id: register.id,
         generation,
         last_seen: presence.seen().last_seen_at.unwrap_or_else(Utc::now),
-    });
+    }));
 }

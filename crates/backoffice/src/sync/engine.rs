@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use regsync_protocol::register::{AppliedTarget, SyncOutcome};
+use regsync_protocol::register::AppliedTarget;
 use regsync_protocol::sync::Job;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
@@ -39,29 +39,12 @@ pub enum Input {
         in_sale: bool,
         recent: Vec<AppliedTarget>,
     },
-    Disconnected {
-        register_id: Uuid,
-        generation: u64,
-        last_seen: chrono::DateTime<Utc>,
-    },
-    Sale {
-        register_id: Uuid,
-        generation: u64,
-        in_sale: bool,
-    },
-    Result {
-        register_id: Uuid,
-        generation: u64,
-        target_id: Uuid,
-        outcome: SyncOutcome,
-    },
-    SyncRequested {
-        register_id: Uuid,
-    },
     CreateJob {
         request: JobRequest,
         reply: oneshot::Sender<Result<Job>>,
     },
+    /// Anything else a register says, as the driver takes it: nothing in it stays here.
+    Register(Request),
 }
 
 /// The way in: cheap to clone, never blocks.
@@ -243,39 +226,17 @@ impl Runner {
                     recent,
                 }
             }
-            Input::Disconnected {
-                register_id,
-                generation,
-                last_seen,
-            } => {
-                self.connections.remove(&(register_id, generation));
-                Request::Disconnected {
+            Input::Register(request) => {
+                if let Request::Disconnected {
                     register_id,
                     generation,
-                    last_seen,
+                    ..
+                } = request
+                {
+                    self.connections.remove(&(register_id, generation));
                 }
+                request
             }
-            Input::Sale {
-                register_id,
-                generation,
-                in_sale,
-            } => Request::Sale {
-                register_id,
-                generation,
-                in_sale,
-            },
-            Input::Result {
-                register_id,
-                generation,
-                target_id,
-                outcome,
-            } => Request::Result {
-                register_id,
-                generation,
-                target_id,
-                outcome,
-            },
-            Input::SyncRequested { register_id } => Request::SyncRequested { register_id },
             Input::CreateJob { request, reply } => {
                 let token = self.next_token;
                 self.next_token += 1;
