@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{Local, Utc};
-use regsync_client::{Client, Error, keychain};
+use regsync_client::{Client, Endpoint, Error, keychain};
 use regsync_desktop::cache::{Cache, account};
 use regsync_desktop::files::write_atomically;
 use regsync_desktop::notify::for_change;
@@ -35,6 +35,15 @@ pub struct SessionView {
     company: String,
     can_manage_sites: bool,
     demo: bool,
+    /// The manager chose an unencrypted connection to this Back Office.
+    #[serde(default)]
+    allow_http: bool,
+}
+
+impl SessionView {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::new(self.url.as_str()).allow_plain_http(self.allow_http)
+    }
 }
 
 /// Every failure the page sees: a stable code and plain words (`crates/desktop` chooses them).
@@ -115,7 +124,7 @@ fn save_config(path: &std::path::Path, session: &SessionView) -> std::io::Result
     write_atomically(path, &serde_json::to_vec_pretty(&config)?)
 }
 
-fn view(client: &Client, demo: bool) -> Option<SessionView> {
+fn view(client: &Client, demo: bool, allow_http: bool) -> Option<SessionView> {
     let me = client.me_cached()?;
     Some(SessionView {
         url: client.base_url().to_owned(),
@@ -124,6 +133,7 @@ fn view(client: &Client, demo: bool) -> Option<SessionView> {
         company: me.company.name,
         can_manage_sites: me.can_manage_sites,
         demo,
+        allow_http,
     })
 }
 
@@ -153,10 +163,12 @@ async fn sign_in(
     email: String,
     password: String,
     remember: bool,
+    allow_http: bool,
 ) -> Result<SessionView, UiError> {
-    let (client, _) = Client::login(&url, &email, &password).await?;
-    let session =
-        view(&client, false).ok_or_else(|| UiError::new("internal", "no user in the session"))?;
+    let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
+    let (client, _) = Client::login(endpoint, &email, &password).await?;
+    let session = view(&client, false, allow_http)
+        .ok_or_else(|| UiError::new("internal", "no user in the session"))?;
     if remember {
         let (u, e) = (session.url.clone(), session.email.clone());
         let token = client.refresh_token().await.unwrap_or_default();
@@ -531,14 +543,14 @@ async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
     refresh_tray(&app, &shared).await;
     let mut wait = Duration::from_millis(500);
     loop {
-        match Client::resume(&session.url, &token, None).await {
+        match Client::resume(session.endpoint(), &token, None).await {
             Ok(client) => {
                 keep_rotated_tokens(&client, &session);
                 if let Some(rotated) = client.refresh_token().await {
                     let (u, e) = (session.url.clone(), session.email.clone());
                     let _ = blocking(move || keychain::store(&u, &e, &rotated)).await;
                 }
-                let session = view(&client, false).unwrap_or(session);
+                let session = view(&client, false, session.allow_http).unwrap_or(session);
                 let _ = save_config(&shared.config, &session);
                 start(app, &shared, client, session).await;
                 return;
@@ -583,7 +595,7 @@ async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
     *shared.demo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new((dir, simulation)));
     let (client, _) = Client::login(&url, demo::MANAGER_EMAIL, demo::MANAGER_PASSWORD).await?;
     let session =
-        view(&client, true).ok_or_else(|| anyhow::anyhow!("no user in the demo session"))?;
+        view(&client, true, false).ok_or_else(|| anyhow::anyhow!("no user in the demo session"))?;
     tracing::info!(%url, "demo Back Office running; signed in as its manager");
     start(app, &shared, client, session).await;
     Ok(())

@@ -6,6 +6,7 @@
 //! store), and turns every failure into an [`Error`] a caller can act on. [`Client::subscribe`]
 //! follows Back Office's live events and reconnects by itself without missing a change.
 
+pub mod endpoint;
 pub mod events;
 pub mod keychain;
 
@@ -24,7 +25,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+pub use endpoint::Endpoint;
+pub(crate) use endpoint::transport_error;
 pub use events::{Subscription, Update};
+pub use regsync_transport::Trust;
 
 /// What went wrong, in terms a caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,18 @@ pub enum Error {
     /// Back Office could not be reached (refused, no route, DNS).
     #[error("cannot reach Back Office at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// Back Office's certificate failed the check; `message` says how, in plain words.
+    #[error("{message}")]
+    Certificate { url: String, message: String },
+    /// `http://` to another computer without the user's explicit permission.
+    #[error(
+        "{url} is not encrypted: the password and everything else would cross the network \
+         readable by anyone on it. Use https://, or allow an unencrypted connection explicitly."
+    )]
+    Unencrypted { url: String },
+    /// The address cannot be used (no host, an unreadable certificate authority file).
+    #[error("{0}")]
+    Address(String),
     /// Back Office did not answer in time.
     #[error("Back Office did not answer within {} s", .0.as_secs())]
     TimedOut(Duration),
@@ -64,9 +80,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// The error means the request never got an answer: the caller may show cached state.
+    /// The error means the request never got an answer (or not from a Back Office whose
+    /// certificate holds): the caller may show cached state.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Error::Unreachable { .. } | Error::TimedOut(_))
+        matches!(
+            self,
+            Error::Unreachable { .. } | Error::TimedOut(_) | Error::Certificate { .. }
+        )
     }
 }
 
@@ -77,7 +97,6 @@ pub type OnRefresh = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How long a request may take; event streams have no overall limit but must show life.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Refresh a little before the access token runs out rather than after a failed call: 30 s
 /// before, or a quarter of its lifetime for tokens that live less than two minutes.
 const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
@@ -120,42 +139,24 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .user_agent(concat!("regsync-client/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .build()
-        .map_err(|e| Error::Unreachable {
-            url: String::new(),
-            reason: format!("cannot set up HTTP: {e}"),
-        })
-}
-
-/// Normalizes a Back Office URL: trims, adds `http://` to a bare host, drops a trailing slash.
-pub fn normalize_url(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    if url.starts_with("http://") || url.starts_with("https://") {
-        url.to_owned()
-    } else {
-        format!("http://{url}")
-    }
-}
-
 impl Client {
     /// Signs in with email and password.
-    pub async fn login(base: &str, email: &str, password: &str) -> Result<(Client, Session)> {
-        Client::login_with_timeout(base, email, password, REQUEST_TIMEOUT).await
+    pub async fn login(
+        endpoint: impl Into<Endpoint>,
+        email: &str,
+        password: &str,
+    ) -> Result<(Client, Session)> {
+        Client::login_with_timeout(endpoint, email, password, REQUEST_TIMEOUT).await
     }
 
     /// Signs in; every request of this client may take at most `timeout`.
     pub async fn login_with_timeout(
-        base: &str,
+        endpoint: impl Into<Endpoint>,
         email: &str,
         password: &str,
         timeout: Duration,
     ) -> Result<(Client, Session)> {
-        let base = normalize_url(base);
-        let http = http_client()?;
+        let (base, http) = endpoint.into().open()?;
         let body = LoginRequest {
             email: email.to_owned(),
             password: password.to_owned(),
@@ -170,15 +171,20 @@ impl Client {
             Some(&body),
         )
         .await?;
-        let client = Client::from_session(&base, &session, timeout)?;
+        let client = Client::from_session(base, http, &session, timeout);
         Ok((client, session))
     }
 
-    fn from_session(base: &str, session: &Session, timeout: Duration) -> Result<Client> {
-        Ok(Client {
+    fn from_session(
+        base: String,
+        http: reqwest::Client,
+        session: &Session,
+        timeout: Duration,
+    ) -> Client {
+        Client {
             inner: Arc::new(Inner {
-                base: normalize_url(base),
-                http: http_client()?,
+                base,
+                http,
                 timeout,
                 tokens: tokio::sync::Mutex::new(Tokens {
                     access: Some(session.access_token.clone()),
@@ -190,20 +196,21 @@ impl Client {
                 on_refresh: std::sync::Mutex::new(None),
                 me: std::sync::Mutex::new(Some(session.me.clone())),
             }),
-        })
+        }
     }
 
     /// Resumes a sign-in from a stored refresh token. `on_refresh` is told every new refresh
     /// token (starting with the one this exchange returns), to store in place of the old.
     pub async fn resume(
-        base: &str,
+        endpoint: impl Into<Endpoint>,
         refresh_token: &str,
         on_refresh: Option<OnRefresh>,
     ) -> Result<Client> {
+        let (base, http) = endpoint.into().open()?;
         let client = Client {
             inner: Arc::new(Inner {
-                base: normalize_url(base),
-                http: http_client()?,
+                base,
+                http,
                 timeout: REQUEST_TIMEOUT,
                 tokens: tokio::sync::Mutex::new(Tokens {
                     access: None,
@@ -557,44 +564,6 @@ impl<'de> serde::Deserialize<'de> for Empty {
     }
 }
 
-pub(crate) fn transport_error(base: &str, timeout: Duration, error: reqwest::Error) -> Error {
-    if error.is_timeout() {
-        return Error::TimedOut(timeout);
-    }
-    if error.is_connect() {
-        let reason = std::error::Error::source(&error)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| error.to_string());
-        return Error::Unreachable {
-            url: base.to_owned(),
-            reason,
-        };
-    }
-    if error.is_body() || error.is_decode() {
-        return Error::BadResponse {
-            status: error.status().map_or(0, |s| s.as_u16()),
-            detail: format!("the answer was cut short or unreadable: {error}"),
-        };
-    }
-    // Something answered, but not in HTTP: not Back Office (or not only).
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>()
-            && hyper.is_parse()
-        {
-            return Error::BadResponse {
-                status: 0,
-                detail: format!("not an HTTP answer: {hyper}"),
-            };
-        }
-        source = cause.source();
-    }
-    Error::Unreachable {
-        url: base.to_owned(),
-        reason: error.to_string(),
-    }
-}
-
 /// Maps an error response to an [`Error`], from its status and (if it has our shape) its body.
 pub(crate) fn error_from(
     status: StatusCode,
@@ -701,15 +670,6 @@ mod tests {
         let second = chrono::Duration::seconds(1);
         assert!(!refresh_due(t0, t0 + second, t0 + second / 2));
         assert!(refresh_due(t0, t0 + second, t0 + second));
-    }
-
-    #[test]
-    fn urls_are_normalized() {
-        assert_eq!(
-            normalize_url(" bo.example:8080/ "),
-            "http://bo.example:8080"
-        );
-        assert_eq!(normalize_url("https://bo.example"), "https://bo.example");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | 0 | done; every register synced |
 //! | 1 | something else went wrong (bad arguments, a Back Office error) |
 //! | 2 | not signed in, or not allowed |
-//! | 3 | Back Office unreachable or not answering |
+//! | 3 | Back Office unreachable, not answering, or its certificate refused |
 //! | 4 | done, but some registers were not synced (skipped, failed, expired, still waiting) |
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -23,14 +23,14 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Local, Utc};
 use clap::{Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use regsync_client::{Client, Error, Update, keychain};
+use regsync_client::{Client, Endpoint, Error, Trust, Update, keychain};
 use regsync_protocol::api::{Register, Site};
 use regsync_protocol::sync::{Event, Job, JobSummary, SyncRequest, TargetState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 const EXIT_HELP: &str = "Exit codes: 0 done (every register synced); 1 other error; 2 not signed \
-in or not allowed; 3 Back Office unreachable; 4 done, but some registers were not synced.";
+in or not allowed; 3 Back Office unreachable or its certificate refused; 4 done, but some registers were not synced.";
 
 #[derive(Debug, Parser)]
 #[command(name = "regsync", version, about = "Sync point-of-sale registers from Back Office", after_help = EXIT_HELP)]
@@ -57,6 +57,14 @@ enum Command {
         /// Read the password from standard input instead of asking.
         #[arg(long)]
         password_stdin: bool,
+        /// Allow `http://` to a Back Office on another computer: the password and everything
+        /// else then cross the network unencrypted. Remembered for this sign-in.
+        #[arg(long)]
+        allow_http: bool,
+        /// Also trust the certificate authority in this PEM file (a Back Office with a
+        /// certificate of its own making). Remembered for this sign-in.
+        #[arg(long, env = "REGSYNC_CA_CERT")]
+        ca_cert: Option<PathBuf>,
     },
     /// Sign out and forget the session.
     Logout,
@@ -104,6 +112,26 @@ enum Command {
 struct Config {
     url: String,
     email: String,
+    /// The user allowed `http://` to another computer at sign-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    allow_http: bool,
+    /// An extra certificate authority to trust, as given at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_cert: Option<PathBuf>,
+}
+
+impl Config {
+    fn endpoint(&self) -> Result<Endpoint, Failure> {
+        endpoint(&self.url, self.allow_http, self.ca_cert.as_deref())
+    }
+}
+
+fn endpoint(url: &str, allow_http: bool, ca_cert: Option<&Path>) -> Result<Endpoint, Failure> {
+    let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
+    Ok(match ca_cert {
+        Some(path) => endpoint.trust(Trust::default().with_ca_file(path).map_err(Error::from)?),
+        None => endpoint,
+    })
 }
 
 fn config_path(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -159,7 +187,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
         let error = error.into();
         let code = match error.downcast_ref::<Error>() {
             Some(Error::NotSignedIn { .. } | Error::Forbidden { .. }) => 2,
-            Some(Error::Unreachable { .. } | Error::TimedOut(_)) => 3,
+            Some(Error::Unreachable { .. } | Error::TimedOut(_) | Error::Certificate { .. }) => 3,
             _ => 1,
         };
         Failure { code, error }
@@ -214,7 +242,7 @@ async fn signed_in(config_dir: Option<&Path>) -> Result<Client, Failure> {
             tracing::warn!(%error, "could not save the renewed session");
         }
     });
-    Ok(Client::resume(&config.url, &token, Some(on_refresh)).await?)
+    Ok(Client::resume(config.endpoint()?, &token, Some(on_refresh)).await?)
 }
 
 async fn find_site(client: &Client, reference: &str) -> anyhow::Result<Site> {
@@ -395,9 +423,15 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             url,
             email,
             password_stdin,
+            allow_http,
+            ca_cert,
         } => {
+            // An unusable address is refused before the password is asked for.
+            let ca_cert = ca_cert.map(|path| std::path::absolute(&path).unwrap_or(path));
+            let endpoint = endpoint(&url, allow_http, ca_cert.as_deref())?;
+            regsync_transport::checked(&url, allow_http).map_err(Error::from)?;
             let password = read_password(password_stdin)?;
-            let (client, session) = Client::login(&url, &email, &password).await?;
+            let (client, session) = Client::login(endpoint, &email, &password).await?;
             let url = client.base_url().to_owned();
             let (u, e, token) = (url.clone(), email.clone(), session.refresh_token.clone());
             blocking(move || keychain::store(&u, &e, &token)).await?;
@@ -406,6 +440,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 &Config {
                     url: url.clone(),
                     email: email.clone(),
+                    allow_http,
+                    ca_cert,
                 },
             )?;
             if cli.json {

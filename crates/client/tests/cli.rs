@@ -111,6 +111,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn code(output: &Output) -> Option<i32> {
     output.status.code()
 }
@@ -295,4 +299,66 @@ async fn an_unreachable_back_office_is_its_own_exit_code() {
     // Nothing was lost: back up, the stored session still works.
     bo.restart().await;
     assert_eq!(desk.json(&["sites"]).await[0]["name"], "Main Bar");
+}
+
+#[tokio::test]
+async fn https_with_its_own_authority_and_no_password_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = regsync_testkit::tls::TestCa::new("Register Sync test CA");
+    let mut args: Vec<String> = ca.issue(dir.path(), &["localhost"]).flags().into();
+    args.extend(FAST.iter().map(|a| a.to_string()));
+    let bo = BackOffice::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let url = bo.url.replace("127.0.0.1", "localhost");
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+    let password = Some(format!("{PASSWORD}\n"));
+    let login = |url: &str, extra: &[&str]| {
+        let mut all = vec![
+            "login",
+            "--url",
+            url,
+            "--email",
+            &venue.manager,
+            "--password-stdin",
+        ];
+        all.extend_from_slice(extra);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    // http:// to another computer: refused before the password is even read.
+    let plain = desk
+        .run(&strs(&login("http://bo.harbour.example", &[])), None)
+        .await;
+    assert_eq!(code(&plain), Some(1));
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("is not encrypted"), "{stderr}");
+
+    // The test CA is not trusted by default: exit 3, in plain words.
+    let untrusted = desk
+        .run(&strs(&login(&url, &[])), password.as_deref())
+        .await;
+    assert_eq!(code(&untrusted), Some(3));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        stderr.contains("The certificate of localhost is not trusted"),
+        "{stderr}"
+    );
+
+    // Given the CA, sign-in works and later commands remember it.
+    let ca_file = ca.write_pem(dir.path());
+    let ca_arg = ca_file.display().to_string();
+    let trusted = desk
+        .run(
+            &strs(&login(&url, &["--ca-cert", &ca_arg])),
+            password.as_deref(),
+        )
+        .await;
+    assert_eq!(
+        code(&trusted),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let sites = desk.json(&["sites"]).await;
+    assert_eq!(sites[0]["name"], "Main Bar");
 }

@@ -48,6 +48,16 @@ impl From<&Error> for Problem {
                 "unreachable",
                 format!("Can't reach Back Office at {url}. Check the address and the network."),
             ),
+            Error::Certificate { message, .. } => ("certificate", message.clone()),
+            Error::Unencrypted { url } => (
+                "unencrypted",
+                format!(
+                    "{url} is not encrypted: your password and everything else would cross the \
+                     network readable by anyone on it. Use an https:// address, or allow an \
+                     unencrypted connection below."
+                ),
+            ),
+            Error::Address(message) => ("bad_address", message.clone()),
             Error::TimedOut(_) => (
                 "unreachable",
                 "Back Office did not answer in time.".to_owned(),
@@ -67,6 +77,33 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn an_unencrypted_address_and_a_bad_certificate_say_what_to_do() {
+        let plain = Problem::from(&Error::Unencrypted {
+            url: "http://bo.example".into(),
+        });
+        assert_eq!(plain.code, "unencrypted");
+        assert!(
+            plain
+                .message
+                .starts_with("http://bo.example is not encrypted")
+        );
+        assert!(
+            plain
+                .message
+                .contains("allow an unencrypted connection below")
+        );
+        let certificate = Problem::from(&Error::Certificate {
+            url: "https://bo.example".into(),
+            message: "The certificate of bo.example is for another name.".into(),
+        });
+        assert_eq!(certificate.code, "certificate");
+        assert_eq!(
+            certificate.message,
+            "The certificate of bo.example is for another name."
+        );
+    }
 
     #[test]
     fn failures_read_as_plain_words() {

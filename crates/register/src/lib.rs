@@ -24,8 +24,10 @@ use regsync_protocol::Catalog;
 use regsync_protocol::register::{
     CONNECT_PATH, PROTOCOL_VERSION, RegisterMessage, ServerMessage, SyncOutcome, banner_text,
 };
+use regsync_transport::{TransportError, Trust};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -44,6 +46,12 @@ pub struct AgentConfig {
     pub state_path: Option<std::path::PathBuf>,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Allow `ws://` to a Back Office on another computer: the device credential and the menu
+    /// then cross the network unencrypted. Loopback needs no permission.
+    pub allow_plain_http: bool,
+    /// Whom to trust for `wss://`; `None`: the public and installed authorities and
+    /// `REGSYNC_CA_CERT`. Share one among many agents: building it reads the system's store.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Fault injection for tests of crash recovery: at this point of a sync the agent dies as if
     /// the register lost power — the connection drops unanswered and it never reconnects.
     #[doc(hidden)]
@@ -58,6 +66,8 @@ impl AgentConfig {
             state_path: None,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(30),
+            allow_plain_http: false,
+            tls: None,
             crash_at: None,
         }
     }
@@ -305,16 +315,15 @@ impl Drop for Agent {
     }
 }
 
-fn connect_url(back_office: &str) -> String {
-    let base = back_office.trim_end_matches('/');
-    let base = if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        base.to_owned()
+/// The register channel's URL: `wss://` for `https://`, `ws://` for `http://`, which only a
+/// loopback Back Office gets unless `allow_plain_http`.
+fn connect_url(back_office: &str, allow_plain_http: bool) -> Result<String, TransportError> {
+    let base = regsync_transport::checked(back_office, allow_plain_http)?;
+    let base = match base.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", base.trim_start_matches("http://")),
     };
-    format!("{base}{CONNECT_PATH}")
+    Ok(format!("{base}{CONNECT_PATH}"))
 }
 
 /// Small buffers: a register sends little, and a simulator runs thousands of these.
@@ -372,7 +381,11 @@ async fn session(
     shared: &Arc<Shared>,
     stop: &mut watch::Receiver<bool>,
 ) -> (Ended, bool) {
-    let mut request = match connect_url(&config.back_office).into_client_request() {
+    let url = match connect_url(&config.back_office, config.allow_plain_http) {
+        Ok(url) => url,
+        Err(error) => return (Ended::Lost(error.to_string()), false),
+    };
+    let mut request = match url.as_str().into_client_request() {
         Ok(request) => request,
         Err(error) => return (Ended::Lost(format!("bad Back Office URL: {error}")), false),
     };
@@ -383,15 +396,32 @@ async fn session(
         );
     };
     request.headers_mut().insert("authorization", authorization);
-    let connecting =
-        tokio_tungstenite::connect_async_with_config(request, Some(websocket_config()), true);
+    let tls = match (&config.tls, url.starts_with("wss://")) {
+        (Some(tls), _) => Some(Connector::Rustls(tls.clone())),
+        (None, true) => match Trust::from_env() {
+            Ok(trust) => Some(Connector::Rustls(trust.client_config())),
+            Err(error) => return (Ended::Lost(error.to_string()), false),
+        },
+        (None, false) => None,
+    };
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(websocket_config()),
+        true,
+        tls,
+    );
     let socket = tokio::select! {
         result = tokio::time::timeout(Duration::from_secs(10), connecting) => match result {
             Ok(Ok((socket, _))) => socket,
             Ok(Err(tungstenite::Error::Http(response))) => {
                 return (Ended::Lost(format!("Back Office refused the connection ({})", response.status())), false);
             }
-            Ok(Err(error)) => return (Ended::Lost(format!("cannot connect: {error}")), false),
+            Ok(Err(error)) => {
+                let host = regsync_transport::host_of_url(&url);
+                let reason = regsync_transport::describe_certificate_error(&error, host)
+                    .unwrap_or_else(|| format!("cannot connect: {error}"));
+                return (Ended::Lost(reason), false);
+            }
             Err(_) => return (Ended::Lost("connecting timed out".into()), false),
         },
         _ = stop.changed() => return (Ended::Stop, false),
@@ -703,11 +733,23 @@ mod tests {
     #[test]
     fn connect_urls_follow_the_scheme() {
         assert_eq!(
-            connect_url("http://127.0.0.1:8080/"),
+            connect_url("http://127.0.0.1:8080/", false).unwrap(),
             "ws://127.0.0.1:8080/v1/registers/connect"
         );
         assert_eq!(
-            connect_url("https://bo.example"),
+            connect_url("bo.example:8443", false).unwrap(),
+            "wss://bo.example:8443/v1/registers/connect"
+        );
+        assert!(matches!(
+            connect_url("http://bo.example", false),
+            Err(TransportError::Unencrypted { .. })
+        ));
+        assert_eq!(
+            connect_url("http://bo.example", true).unwrap(),
+            "ws://bo.example/v1/registers/connect"
+        );
+        assert_eq!(
+            connect_url("https://bo.example", false).unwrap(),
             "wss://bo.example/v1/registers/connect"
         );
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use regsync_register::simulate::{SaleProfile, run_sales};
 use regsync_register::{Agent, AgentConfig, AgentEvent, AgentHooks, CrashPoint};
+use regsync_transport::Trust;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +43,13 @@ struct Cli {
     /// Mean seconds a sale lasts.
     #[arg(long, default_value_t = 5.0)]
     sale_duration: f64,
+    /// Allow `http://` to a Back Office on another computer: the device credentials and menus
+    /// then cross the network unencrypted.
+    #[arg(long)]
+    allow_http: bool,
+    /// Also trust the certificate authority in this PEM file.
+    #[arg(long, env = "REGSYNC_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Exit abruptly when a sync arrives, before applying it (crash tests).
     #[arg(long, hide = true)]
     crash_before_apply: bool,
@@ -142,9 +150,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (_, true) => Some(CrashPoint::AfterApplying),
         _ => None,
     };
+    // Refuse an unencrypted or unusable address before starting anything.
+    regsync_transport::checked(&cli.back_office, cli.allow_http)?;
+    let trust = match &cli.ca_cert {
+        Some(path) => Trust::default().with_ca_file(path)?,
+        None => Trust::default(),
+    };
+    let tls = trust.client_config();
     let mut registers = Vec::with_capacity(credentials.len());
     for (i, credential) in credentials.into_iter().enumerate() {
         let mut config = AgentConfig::new(cli.back_office.clone(), credential);
+        config.allow_plain_http = cli.allow_http;
+        config.tls = Some(tls.clone());
         config.state_path = cli
             .state_dir
             .as_ref()

@@ -11,6 +11,8 @@
     missing_debug_implementations
 )]
 
+pub mod tls;
+
 pub use regsync_register::Agent;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -619,6 +621,24 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
         let mut build = std::process::Command::new(cargo);
         build.args(["build", "--quiet", "-p", name, "--bin", name]);
+        // Cargo sets these for the test process; some build scripts (ring's) rerun when they
+        // change, which would rebuild half the tree here and again on the next `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let set_for_tests = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_CFG_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ];
+            if set_for_tests.iter().any(|p| key.starts_with(p)) {
+                build.env_remove(key.as_ref());
+            }
+        }
         if dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }

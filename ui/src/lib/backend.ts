@@ -6,7 +6,8 @@ import type { JobSummary, LiveState, Session, Settings, Uuid } from "./types";
 export interface Backend {
   /** The current session, or null when signed out. */
   session(): Promise<Session | null>;
-  signIn(url: string, email: string, password: string, remember: boolean): Promise<Session>;
+  /** `allowHttp`: the manager chose an unencrypted connection to another computer. */
+  signIn(url: string, email: string, password: string, remember: boolean, allowHttp: boolean): Promise<Session>;
   signOut(): Promise<void>;
   /** The current picture; then `onChange` is called with every new one. */
   live(): Promise<LiveState>;
@@ -31,7 +32,8 @@ export function tauriBackend(): Backend {
     (await core).invoke<T>(command, args);
   return {
     session: () => invoke("session"),
-    signIn: (url, email, password, remember) => invoke("sign_in", { url, email, password, remember }),
+    signIn: (url, email, password, remember, allowHttp) =>
+      invoke("sign_in", { url, email, password, remember, allowHttp }),
     signOut: () => invoke("sign_out"),
     live: () => invoke("live"),
     onChange: async (handler) => (await event).listen<LiveState>("live", (e) => handler(e.payload)),
@@ -46,6 +48,14 @@ export function tauriBackend(): Backend {
 }
 
 /** A UiError's message, or a plain description of anything else thrown. */
+/** The stable code of a failure from the shell (`crates/desktop` chooses them), if it has one. */
+export function codeOf(error: unknown): string | undefined {
+  if (error && typeof error === "object" && "code" in error) {
+    return String((error as { code: unknown }).code);
+  }
+  return undefined;
+}
+
 export function describe(error: unknown): string {
   if (error && typeof error === "object" && "message" in error) {
     return String((error as { message: unknown }).message);

@@ -90,8 +90,12 @@ export function fakeBackend(
     async session() {
       return current;
     },
-    async signIn(url, email, password) {
+    async signIn(url, email, password, _remember, allowHttp) {
       calls.push(`signIn ${email}`);
+      const host = url.replace(/^https?:\/\//, "").split(/[:/]/)[0];
+      if (url.startsWith("http://") && !["127.0.0.1", "localhost"].includes(host) && !allowHttp) {
+        throw { code: "unencrypted", message: `${url} is not encrypted: your password and everything else would cross the network readable by anyone on it.` };
+      }
       if (password !== "harbour-manager") throw { code: "invalid_credentials", message: "Wrong email or password." };
       current = { url, email, display_name: "Alex Manager", company: "Harbour Hospitality", can_manage_sites: true, demo: false };
       return current;

@@ -98,6 +98,8 @@ export interface Session {
   company: string;
   can_manage_sites: boolean;
   demo: boolean;
+  /** The manager chose an unencrypted connection to this Back Office. */
+  allow_http?: boolean;
 }
 
 /** The manager's choices for this PC. */

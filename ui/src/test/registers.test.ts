@@ -86,6 +86,24 @@ describe("the registers page", () => {
     await waitFor(() => expect(screen.getByText("Alex Manager")).toBeTruthy());
   });
 
+  it("refuses an unencrypted address until the manager explicitly allows it", async () => {
+    const backend = fakeBackend(demoState(), null);
+    render(App, { backend });
+    await fireEvent.input(await screen.findByLabelText("Back Office"), { target: { value: "http://bo.harbour.example" } });
+    await fireEvent.input(screen.getByLabelText("Email"), { target: { value: "manager@harbour.example" } });
+    await fireEvent.input(screen.getByLabelText("Password"), { target: { value: "harbour-manager" } });
+    // Not offered before it is needed.
+    expect(screen.queryByLabelText(/Connect without encryption/)).toBeNull();
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
+    expect((await screen.findByRole("alert")).textContent).toMatch(/is not encrypted/);
+    const allow = screen.getByLabelText(/Connect without encryption anyway/) as HTMLInputElement;
+    expect(allow.checked).toBe(false);
+    await fireEvent.click(allow);
+    await fireEvent.input(screen.getByLabelText("Password"), { target: { value: "harbour-manager" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
+    await waitFor(() => expect(screen.getByText("Alex Manager")).toBeTruthy());
+  });
+
   it("stays usable with 500 registers", async () => {
     const state = demoState();
     const template = state.picture.registers.r1;

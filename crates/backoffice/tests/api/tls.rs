@@ -3,33 +3,17 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{BackOffice, PASSWORD, Venue};
+use regsync_testkit::tls::TestCa;
 
-/// A CA and a certificate for `localhost` signed by it, as PEM files in `dir`; answers the CA.
-fn certificates(dir: &std::path::Path) -> String {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "Register Sync test CA");
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    ca.pem()
-}
+use crate::harness::{BackOffice, PASSWORD, Venue};
 
 #[tokio::test]
 async fn back_office_serves_https_with_its_own_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = certificates(dir.path());
-    let cert = dir.path().join("cert.pem").display().to_string();
-    let key = dir.path().join("key.pem").display().to_string();
-    let bo = BackOffice::start(&["--tls-cert", &cert, "--tls-key", &key]).await;
+    let ca = TestCa::new("Register Sync test CA");
+    let flags = ca.issue(dir.path(), &["localhost"]).flags();
+    let bo = BackOffice::start(&flags.each_ref().map(String::as_str)).await;
+    let ca = ca.pem();
     assert!(bo.url.starts_with("https://127.0.0.1:"), "{}", bo.url);
     let url = bo.url.replace("127.0.0.1", "localhost");
     let venue = Venue::seed(&bo.db().await, "Harbour").await;
