@@ -254,13 +254,6 @@ pub async fn edit_catalog(
 ) -> Result<Json<CatalogRevision>> {
     caller.require_sites()?;
     sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
-    if edit.is_empty() {
-        return Err(Error::bad_request(
-            "empty_edit",
-            "the edit changes nothing: give at least one of upsert_products, remove_products, \
-             upsert_categories, remove_categories, set_settings, remove_settings",
-        ));
-    }
     let updated = update(
         &app.db,
         site_id,

@@ -169,6 +169,7 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<RegisterIdentity> 
     get,
     path = "/v1/registers/connect",
     tag = "registers",
+    security(("device" = [])),
     responses(
         (status = 101, description = "Switching to the register channel"),
         (status = 400, description = "Not a WebSocket request", body = regsync_protocol::api::ErrorBody),

@@ -28,7 +28,9 @@ pub struct ErrorDetail {
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 
@@ -211,7 +213,11 @@ pub struct CatalogRevision {
 #[serde(deny_unknown_fields)]
 pub struct ReplaceCatalog {
     /// When given, refused with 409 unless the catalog is still at this revision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::optional"
+    )]
     pub expected_revision: Option<i64>,
     pub catalog: Catalog,
 }

@@ -24,8 +24,11 @@ pub struct Catalog {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Category {
-    /// Chosen by Back Office users; unique within the catalog.
+    /// Chosen by Back Office users; unique within the catalog; not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub id: String,
+    /// Not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub name: String,
 }
 
@@ -33,10 +36,16 @@ pub struct Category {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Product {
-    /// Chosen by Back Office users (often a PLU); unique within the catalog.
+    /// Chosen by Back Office users (often a PLU); unique within the catalog; not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub id: String,
+    /// Not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub name: String,
     /// Price in the smallest unit of the venue's currency (cents), so no rounding ever happens.
+    /// A whole number; `6390.0` is read as 6390.
+    #[serde(deserialize_with = "crate::whole::number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub price_cents: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category_id: Option<String>,
@@ -50,7 +59,11 @@ pub struct Product {
 pub struct CatalogEdit {
     /// When given, the edit is refused with 409 unless the catalog is still at this revision:
     /// two managers editing at once never silently overwrite each other.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::optional"
+    )]
     pub expected_revision: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_categories: Vec<String>,

@@ -10,5 +10,6 @@ pub mod api;
 pub mod catalog;
 pub mod register;
 pub mod sync;
+mod whole;
 
 pub use catalog::{Catalog, CatalogEdit, Category, Product};

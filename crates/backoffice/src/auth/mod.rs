@@ -315,19 +315,21 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<Session>> {
-    let email = normalize_email(&request.email);
-    if email.is_empty() {
+    // What the document promises: a non-empty email, a password of 1 to 1,024 characters. An
+    // email of only spaces is simply no one's: it goes on to the same 401 as any unknown one.
+    if request.email.is_empty() {
         return Err(Error::invalid_field("email", "must not be empty"));
     }
     if request.password.is_empty() {
         return Err(Error::invalid_field("password", "must not be empty"));
     }
-    if request.password.len() > password::MAX_LENGTH {
+    if request.password.chars().count() > password::MAX_LENGTH {
         return Err(Error::invalid_field(
             "password",
-            format!("must be at most {} bytes", password::MAX_LENGTH),
+            format!("must be at most {} characters", password::MAX_LENGTH),
         ));
     }
+    let email = normalize_email(&request.email);
     let address = peer.ip().to_string();
     // Every attempt counts as a failure from the start, taken back if it succeeds: attempts
     // sent at once cannot all pass the limit.

@@ -279,14 +279,16 @@ pub async fn sync_site(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// Wait up to this many seconds (at most 25) for the job to finish before answering; the
     /// answer is the job as it is then, finished or not. Without it, the job as it is now.
+    #[param(minimum = 0, maximum = 25, nullable = false)]
     wait_secs: Option<u32>,
 }
 
 /// The longest a request may wait for a job to finish (within the server's request timeout).
-const MAX_WAIT: Duration = Duration::from_secs(25);
+const MAX_WAIT_SECS: u32 = 25;
 
 /// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes.
 #[utoipa::path(
@@ -297,7 +299,7 @@ const MAX_WAIT: Duration = Duration::from_secs(25);
     params(("job_id" = Uuid, Path, description = "The job"), JobQuery),
     responses(
         (status = 200, body = Job),
-        (status = 400, description = "`wait_secs` is not a number", body = ErrorBody),
+        (status = 400, description = "`wait_secs` is not a whole number from 0 to 25", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such job in your company", body = ErrorBody),
@@ -311,13 +313,18 @@ pub async fn get_job(
 ) -> Result<Json<Job>> {
     caller.require_sites()?;
     let Query(query) = query.map_err(|r| Error::bad_request("invalid_query", r.body_text()))?;
-    let wait = Duration::from_secs(query.wait_secs.unwrap_or(0).into())
-        .min(MAX_WAIT)
-        .min(
-            app.settings
-                .request_timeout
-                .saturating_sub(Duration::from_secs(1)),
-        );
+    let wait_secs = query.wait_secs.unwrap_or(0);
+    if wait_secs > MAX_WAIT_SECS {
+        return Err(Error::bad_request(
+            "invalid_query",
+            format!("wait_secs: must be at most {MAX_WAIT_SECS}"),
+        ));
+    }
+    let wait = Duration::from_secs(wait_secs.into()).min(
+        app.settings
+            .request_timeout
+            .saturating_sub(Duration::from_secs(1)),
+    );
     // Listening starts before the first read, so a job finishing in between is not missed.
     let mut finished = app.engine.finished_jobs();
     // Whether it finished is one row; the job with all its targets is read once, to answer.
@@ -350,8 +357,10 @@ pub async fn get_job(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// How many jobs, newest first (default 20, at most 200).
+    #[param(minimum = 1, maximum = 200, nullable = false)]
     limit: Option<u32>,
 }
 
@@ -364,6 +373,7 @@ pub struct HistoryQuery {
     params(("site_id" = Uuid, Path, description = "The site"), HistoryQuery),
     responses(
         (status = 200, body = Vec<JobSummary>),
+        (status = 400, description = "A malformed site id, or `limit` not a whole number from 1 to 200", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
@@ -378,7 +388,13 @@ pub async fn list_site_jobs(
     caller.require_sites()?;
     let Query(query) = query.map_err(|r| Error::bad_request("invalid_query", r.body_text()))?;
     sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
-    let limit = query.limit.unwrap_or(20).clamp(1, 200);
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(Error::bad_request(
+            "invalid_query",
+            "limit: must be from 1 to 200",
+        ));
+    }
     let rows: Vec<JobRow> = sqlx::query_as(&format!(
         "{SELECT_JOBS} WHERE site_id = ? ORDER BY created_at DESC LIMIT ?"
     ))

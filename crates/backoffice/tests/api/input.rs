@@ -98,7 +98,7 @@ async fn malformed_json_and_wrong_types_are_400_naming_the_problem() {
         "/v1/auth/login",
         None,
         JSON,
-        r#"{"email": " ", "password": "x"}"#,
+        r#"{"email": "", "password": "x"}"#,
     )
     .await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_field");

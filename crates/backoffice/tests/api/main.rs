@@ -7,6 +7,7 @@ mod access;
 mod auth;
 mod catalog;
 mod channel;
+mod contract;
 mod events;
 mod harness;
 mod headers;

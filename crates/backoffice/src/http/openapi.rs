@@ -1,0 +1,190 @@
+//! The OpenAPI document at `/v1/openapi.json`.
+//!
+//! Each handler's annotation describes what is particular to it. What every operation shares is
+//! added here, once, so the document says everything the server does: the answers any request may
+//! get from the HTTP edge (400 for a malformed path, query or body; 408 past the request timeout;
+//! 413 and 415 for bodies), the headers every answer carries (`x-request-id`), and the ones
+//! particular answers carry (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). The event
+//! stream is described event by event. schemathesis checks the document against the server in CI
+//! (`scripts/api-contract`), so the two cannot drift apart.
+
+use serde_json::{Value, json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Register Sync Back Office",
+        description = "Sites, registers, menus and syncs of a venue group. Errors always have the \
+                       shape {\"error\": {\"code\", \"message\"}}; every answer carries an \
+                       `x-request-id` header that names the request in Back Office's log."
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Sign in, refresh, sign out"),
+        (name = "sites", description = "Sites and their registers"),
+        (name = "catalog", description = "The menu a sync delivers to registers"),
+        (name = "sync", description = "Syncing registers, sync history and live events"),
+        (name = "registers", description = "The channel registers connect on"),
+        (name = "meta", description = "Health and this document"),
+    )
+)]
+pub(super) struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A manager's access token, from /v1/auth/login or /v1/auth/refresh",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "device",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A register's device credential, printed when the register was created",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+const METHODS: [&str; 5] = ["get", "put", "post", "patch", "delete"];
+
+/// The generated document with what every operation shares added.
+pub(super) fn finish(document: utoipa::openapi::OpenApi) -> Value {
+    let mut document = serde_json::to_value(document).expect("the document is JSON");
+    add_shared_components(&mut document);
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for method in METHODS {
+                if let Some(operation) = item.get_mut(method) {
+                    add_shared_answers(operation);
+                }
+            }
+        }
+    }
+    describe_event_stream(&mut document);
+    document
+}
+
+fn add_shared_components(document: &mut Value) {
+    let error = json!({ "$ref": "#/components/schemas/ErrorBody" });
+    let answer = |description: &str| {
+        json!({
+            "description": description,
+            "headers": { "x-request-id": { "$ref": "#/components/headers/RequestId" } },
+            "content": { "application/json": { "schema": error } }
+        })
+    };
+    let components = &mut document["components"];
+    components["headers"] = json!({
+        "RequestId": {
+            "description": "Names this request in Back Office's log; quote it when reporting a problem",
+            "schema": { "type": "string" }
+        },
+        "RetryAfter": {
+            "description": "Seconds to wait before trying again",
+            "schema": { "type": "integer", "minimum": 1 }
+        },
+        "WwwAuthenticate": {
+            "description": "How to authenticate: `Bearer realm=\"regsync\"`",
+            "schema": { "type": "string" }
+        }
+    });
+    components["responses"] = json!({
+        "BadRequest": answer(
+            "Malformed request: a path id, query parameter or body that does not parse or breaks \
+             a rule; the message names it"
+        ),
+        "RequestTimeout": answer("The request took longer than Back Office's request timeout"),
+        "PayloadTooLarge": answer("The body is larger than Back Office's body limit"),
+        "UnsupportedMediaType": answer("The body is not sent as `application/json`"),
+    });
+}
+
+fn add_shared_answers(operation: &mut Value) {
+    let has_body = operation.get("requestBody").is_some();
+    let Some(responses) = operation["responses"].as_object_mut() else {
+        return;
+    };
+    let shared = |name: &str| json!({ "$ref": format!("#/components/responses/{name}") });
+    responses
+        .entry("400")
+        .or_insert_with(|| shared("BadRequest"));
+    responses
+        .entry("408")
+        .or_insert_with(|| shared("RequestTimeout"));
+    if has_body {
+        responses
+            .entry("413")
+            .or_insert_with(|| shared("PayloadTooLarge"));
+        responses
+            .entry("415")
+            .or_insert_with(|| shared("UnsupportedMediaType"));
+    }
+    for (status, response) in responses.iter_mut() {
+        if response.get("$ref").is_some() {
+            continue;
+        }
+        let headers = response
+            .as_object_mut()
+            .expect("a response is an object")
+            .entry("headers")
+            .or_insert_with(|| json!({}));
+        headers["x-request-id"] = json!({ "$ref": "#/components/headers/RequestId" });
+        match status.as_str() {
+            "401" => {
+                headers["WWW-Authenticate"] =
+                    json!({ "$ref": "#/components/headers/WwwAuthenticate" })
+            }
+            "429" | "503" => {
+                headers["Retry-After"] = json!({ "$ref": "#/components/headers/RetryAfter" })
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `/v1/events` answers a stream of server-sent events. Before OpenAPI 3.2 (`itemSchema`), the
+/// media type's schema describes one event: its `event` name, its `id` and its `data`, a JSON
+/// text of an `Event`.
+fn describe_event_stream(document: &mut Value) {
+    let stream = &mut document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"];
+    if stream.is_null() {
+        return;
+    }
+    *stream = json!({
+        "schema": {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {
+                    "type": "string",
+                    "enum": ["snapshot", "register", "site", "job", "target"],
+                    "description": "The `type` of the Event in `data`"
+                },
+                "id": { "type": "string", "description": "Numbers the stream's events" },
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": { "$ref": "#/components/schemas/Event" }
+                },
+                "retry": { "type": "integer", "minimum": 0 }
+            }
+        }
+    });
+}
