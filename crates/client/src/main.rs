@@ -101,7 +101,8 @@ enum Command {
     Jobs {
         #[arg(long)]
         site: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// How many, newest first (1 to 200).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
         limit: u32,
     },
     /// Follow changes live until Ctrl-C.
