@@ -67,20 +67,39 @@ impl Cache {
                 return None;
             }
         };
-        match serde_json::from_slice::<File>(&bytes) {
-            Ok(file) if file.version == VERSION && file.account == account => Some(file.picture),
-            Ok(file) => {
-                tracing::warn!(path = %path.display(), version = file.version, "cached picture is outdated or not this account's; discarding it");
-                discard(&path);
-                None
-            }
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cached picture is corrupt; discarding it");
+        match read(&bytes, account) {
+            Ok(picture) => Some(picture),
+            Err(why) => {
+                tracing::warn!(path = %path.display(), %why, "discarding the cached picture");
                 discard(&path);
                 None
             }
         }
     }
+}
+
+/// Why a cache file's bytes are not a usable picture.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    #[error("it is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("it is of version {0}, not {VERSION}")]
+    Outdated(u32),
+    #[error("it is another account's")]
+    Foreign,
+}
+
+/// The picture in a cache file's bytes, for `account`. Whatever the bytes (the file comes from
+/// disk, where anything can happen to it), this answers and never panics: fuzzed in `fuzz/`.
+pub fn read(bytes: &[u8], account: &str) -> Result<Picture, Unusable> {
+    let file: File = serde_json::from_slice(bytes)?;
+    if file.version != VERSION {
+        return Err(Unusable::Outdated(file.version));
+    }
+    if file.account != account {
+        return Err(Unusable::Foreign);
+    }
+    Ok(file.picture)
 }
 
 fn discard(path: &Path) {

@@ -556,3 +556,21 @@ fn the_picture_keeps_recent_history_not_every_job_ever() {
         "the oldest go, with their targets"
     );
 }
+
+#[test]
+fn the_fuzzers_cache_seed_is_a_cache_file_the_app_reads() {
+    // fuzz/seeds/offline_cache/picture.json starts the fuzzer from a real file: if the format
+    // moves on, this fails and the seed is remade, so fuzzing keeps reaching past the parser.
+    let seed = include_bytes!("../../../fuzz/seeds/offline_cache/picture.json");
+    let picture = crate::cache::read(
+        seed,
+        "manager@harbour.example at https://bo.harbour.example",
+    )
+    .unwrap();
+    assert!(!picture.sites.is_empty() && !picture.registers.is_empty());
+    assert!(!picture.jobs.is_empty() && !picture.targets.is_empty());
+    assert!(matches!(
+        crate::cache::read(seed, "someone else"),
+        Err(crate::cache::Unusable::Foreign)
+    ));
+}
