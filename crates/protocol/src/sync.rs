@@ -1,5 +1,5 @@
 //! Sync jobs as managers see them: one request, one target per register, each following the
-//! state machine of DESIGN section 4 to exactly one terminal state.
+//! state machine of `docs/sync.md` to exactly one terminal state.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //! here, on the register, atomically: the sale flag and the applied menu sit behind one lock, so
 //! a sync is refused while a sale is open and a sale cannot start while a sync is being applied.
 //! Every answer is queued to Back Office while that lock is held, so Back Office hears "busy" and
-//! "sale ended" in the order they happened (DESIGN section 4, the lost wake-up).
+//! "sale ended" in the order they happened (`docs/sync.md`, the lost wake-up).
 //!
 //! Applying is idempotent by target id, and by revision: a repeated command answers what it
 //! answered before, and an older menu never replaces a newer one.

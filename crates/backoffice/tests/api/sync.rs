@@ -1,4 +1,4 @@
-//! Syncing registers: one scenario per rule of DESIGN section 1 and invariant of section 4, with
+//! Syncing registers: one scenario per rule and invariant of `docs/sync.md`, with
 //! real register agents over real sockets.
 
 use std::sync::Arc;
