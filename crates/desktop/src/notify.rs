@@ -1,4 +1,4 @@
-//! Which system notification a change deserves, and its words (UI.md). One per job, never one
+//! Which system notification a change deserves, and its words (docs/ui.md). One per job, never one
 //! per register: a job over 500 registers is one notification. A register that waited for its
 //! sale and then synced (or whose wait ran out) gets one of its own, as the manager was told it
 //! would sync later.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::state::{Connection, Live};
 
-/// The tray icon's variants (UI.md: all good, needs attention, syncing, unreachable/signed out).
+/// The tray icon's variants (docs/ui.md: all good, needs attention, syncing, unreachable/signed out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrayIcon {

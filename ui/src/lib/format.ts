@@ -1,4 +1,4 @@
-// Words for what the manager sees, the same everywhere (UI.md).
+// Words for what the manager sees, the same everywhere (docs/ui.md).
 
 import type { Register, Target, TargetState } from "./types";
 
