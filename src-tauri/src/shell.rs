@@ -579,21 +579,16 @@ async fn start_demo(_app: AppHandle, _shared: Arc<Shared>) -> anyhow::Result<()>
 
 #[cfg(feature = "demo")]
 async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
-    use regsync_backoffice::{App, Settings, db, demo};
-    let dir = tempfile::tempdir()?;
-    let db = db::open(&dir.path().join("demo.db").to_string_lossy()).await?;
-    let venue = demo::seed(&db).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let backoffice = App::start(db, Settings::default()).await?;
-    tauri::async_runtime::spawn(regsync_backoffice::serve(
-        listener,
-        backoffice,
-        std::future::pending(),
-    ));
-    let simulation = demo::simulate(&url, &venue);
-    *shared.demo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new((dir, simulation)));
-    let (client, _) = Client::login(&url, demo::MANAGER_EMAIL, demo::MANAGER_PASSWORD).await?;
+    let (demo, _server) = regsync_demo::Demo::start(listener, None, std::future::pending()).await?;
+    let url = demo.url.clone();
+    *shared.demo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(demo));
+    let (client, _) = Client::login(
+        &url,
+        regsync_demo::MANAGER_EMAIL,
+        regsync_demo::MANAGER_PASSWORD,
+    )
+    .await?;
     let session =
         view(&client, true, false).ok_or_else(|| anyhow::anyhow!("no user in the demo session"))?;
     tracing::info!(%url, "demo Back Office running; signed in as its manager");

@@ -10,7 +10,6 @@ pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod events;
 pub mod gateway;
@@ -252,4 +251,33 @@ pub async fn serve_with(
     housekeeping.abort();
     checkpoints.abort();
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed before this returns, so a signal
+/// that arrives while the server is still starting is not lost.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static>
+{
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("shutting down");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+            tracing::info!("shutting down");
+        })
+    }
 }

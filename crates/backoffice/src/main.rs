@@ -1,4 +1,4 @@
-//! `regsync-backoffice`: serve Back Office, set up a venue, or run the demo.
+//! `regsync-backoffice`: serve Back Office, or set up a venue. (The demo is `regsync-demo`.)
 
 // A binary: its user output goes to the terminal.
 #![allow(clippy::print_stderr)]
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use regsync_backoffice::admin::{self, NewUser};
-use regsync_backoffice::{App, Settings, db, demo};
+use regsync_backoffice::{App, Settings, db};
 use regsync_protocol::api::Permission;
 use tokio::net::TcpListener;
 
@@ -38,14 +38,6 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
-    /// Seed a demo company into a fresh database and serve it (the sign-in details are printed).
-    Demo {
-        #[command(flatten)]
-        serve: ServeArgs,
-        /// Keep the demo database here instead of in a temporary folder removed at exit.
-        #[arg(long, env = "REGSYNC_DEMO_DATABASE")]
-        keep_database: Option<PathBuf>,
-    },
     /// Companies: each has its own sites, users and registers.
     #[command(subcommand)]
     Company(CompanyCommand),
@@ -241,37 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let db = db::open(&cli.database).await?;
-            serve(db, &args, None).await
-        }
-        Command::Demo {
-            serve: args,
-            keep_database,
-        } => {
-            let temp = tempfile::tempdir()?;
-            let path = keep_database.unwrap_or_else(|| temp.path().join("demo.db"));
-            let db = db::open(&path.to_string_lossy()).await?;
-            let venue = demo::seed(&db).await?;
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "Demo company `{}` is ready (database {}).",
-                demo::COMPANY,
-                path.display()
-            )?;
-            writeln!(
-                out,
-                "  manager (Sites permission): {} / {}",
-                demo::MANAGER_EMAIL,
-                demo::MANAGER_PASSWORD
-            )?;
-            writeln!(
-                out,
-                "  staff (no Sites permission): {} / {}",
-                demo::STAFF_EMAIL,
-                demo::STAFF_PASSWORD
-            )?;
-            drop(out);
-            serve(db, &args, Some(venue)).await
+            serve(db, &args).await
         }
         Command::Company(CompanyCommand::Create { name }) => {
             let db = db::open(&cli.database).await?;
@@ -429,13 +391,9 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-/// Serves until a signal; with a demo venue, its simulated registers connect once it listens.
-async fn serve(
-    db: regsync_backoffice::Db,
-    args: &ServeArgs,
-    demo: Option<demo::DemoVenue>,
-) -> anyhow::Result<()> {
-    let shutdown = shutdown_signal()?;
+/// Serves until Ctrl-C or SIGTERM.
+async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<()> {
+    let shutdown = regsync_backoffice::shutdown_signal()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(regsync_backoffice::tls::acceptor(cert, key)?),
         _ => None,
@@ -450,43 +408,7 @@ async fn serve(
     std::io::stdout().flush()?;
     tracing::info!(%address, "listening");
     let app = App::start(db, args.settings()).await?;
-    let _simulation = demo.map(|venue| {
-        say(format_args!(
-            "Simulated registers are connecting: some selling, Kitchen dropping offline now and \
-             then, Cellar Door switched off."
-        ))
-        .ok();
-        demo::simulate(&format!("http://{address}"), &venue)
-    });
     regsync_backoffice::serve_with(listener, app, shutdown, tls).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM. The handlers are installed before this returns, so a signal
-/// that arrives while the server is still starting is not lost.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::info!("shutting down");
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if let Err(error) = tokio::signal::ctrl_c().await {
-                tracing::error!(%error, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-            tracing::info!("shutting down");
-        })
-    }
 }

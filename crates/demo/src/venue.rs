@@ -1,4 +1,4 @@
-//! The demo company: what a newcomer signs in to on the first run.
+//! The demo company, seeded into a fresh database, and its simulated registers.
 //!
 //! Two sites with registers and a menu, a manager with the Sites permission and a member of
 //! staff without it. The sign-in details are public on purpose (they are in the README).
@@ -14,9 +14,9 @@ use std::time::Duration;
 use regsync_register::simulate::{SaleProfile, run_sales};
 use regsync_register::{Agent, AgentConfig, NoHooks};
 
-use crate::admin::{self, NewRegister, NewUser};
-use crate::error::Result;
-use crate::{Db, catalog};
+use regsync_backoffice::admin::{self, NewRegister, NewUser};
+use regsync_backoffice::error::Result;
+use regsync_backoffice::{Db, catalog};
 
 pub const COMPANY: &str = "Harbour Hospitality";
 pub const MANAGER_EMAIL: &str = "manager@harbour.example";
