@@ -14,7 +14,7 @@ use regsync_desktop::notify::for_change;
 use regsync_desktop::settings::{Settings, SettingsFile};
 use regsync_desktop::state::{Connection, Live};
 use regsync_desktop::tray::{TrayIcon, TraySummary, summarize};
-use regsync_desktop::words::Problem;
+use regsync_desktop::words::{Problem, ProblemCode};
 use regsync_protocol::sync::{JobSummary, SyncRequest};
 use serde::{Deserialize, Serialize};
 use tauri::image::Image;
@@ -58,7 +58,7 @@ impl From<Error> for UiError {
 }
 
 impl UiError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ProblemCode, message: impl Into<String>) -> Self {
         UiError(Problem::new(code, message))
     }
 }
@@ -142,8 +142,8 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, UiError> {
     tauri::async_runtime::spawn_blocking(f)
         .await
-        .map_err(|e| UiError::new("internal", e.to_string()))?
-        .map_err(|e| UiError::new("keychain", e.to_string()))
+        .map_err(|e| UiError::new(ProblemCode::Internal, e.to_string()))?
+        .map_err(|e| UiError::new(ProblemCode::Keychain, e.to_string()))
 }
 
 // ---- commands: one line of work each --------------------------------------------------------
@@ -168,13 +168,14 @@ async fn sign_in(
     let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
     let (client, _) = Client::login(endpoint, &email, &password).await?;
     let session = view(&client, false, allow_http)
-        .ok_or_else(|| UiError::new("internal", "no user in the session"))?;
+        .ok_or_else(|| UiError::new(ProblemCode::Internal, "no user in the session"))?;
     if remember {
         let (u, e) = (session.url.clone(), session.email.clone());
         let token = client.refresh_token().await.unwrap_or_default();
         blocking(move || keychain::store(&u, &e, &token)).await?;
         keep_rotated_tokens(&client, &session);
-        save_config(&state.config, &session).map_err(|e| UiError::new("config", e.to_string()))?;
+        save_config(&state.config, &session)
+            .map_err(|e| UiError::new(ProblemCode::Config, e.to_string()))?;
     }
     start(app, state.inner(), client, session.clone()).await;
     Ok(session)
@@ -213,14 +214,13 @@ async fn live(state: State<'_, Arc<Shared>>) -> Result<LiveView, UiError> {
 
 async fn acting_client(state: &Shared) -> Result<Client, UiError> {
     let inner = state.inner.lock().await;
-    inner
-        .live
-        .can_act()
-        .map_err(|reason| UiError::new("unreachable", reason))?;
-    inner
-        .client
-        .clone()
-        .ok_or_else(|| UiError::new("not_signed_in", "You are signed out; sign in again."))
+    inner.live.can_act().map_err(UiError)?;
+    inner.client.clone().ok_or_else(|| {
+        UiError::new(
+            ProblemCode::NotSignedIn,
+            "You are signed out; sign in again.",
+        )
+    })
 }
 
 #[tauri::command]
@@ -292,7 +292,12 @@ async fn set_notifications(
     state
         .settings
         .save(&Settings { notifications: on })
-        .map_err(|e| UiError::new("settings", format!("Couldn't save the setting: {e}")))?;
+        .map_err(|e| {
+            UiError::new(
+                ProblemCode::Settings,
+                format!("Couldn't save the setting: {e}"),
+            )
+        })?;
     state.notifications.store(on, Ordering::Relaxed);
     Ok(settings_view(&app, &state))
 }
@@ -311,7 +316,7 @@ async fn set_start_at_login(
     }
     .map_err(|e| {
         UiError::new(
-            "settings",
+            ProblemCode::Settings,
             format!("Couldn't change starting at login: {e}"),
         )
     })?;

@@ -5,6 +5,7 @@
 //! Companies and sites are named by id or by name, whichever the operator has at hand.
 
 use chrono::Utc;
+use regsync_protocol::ErrorCode;
 use regsync_protocol::api::Permission;
 use uuid::Uuid;
 
@@ -68,7 +69,7 @@ fn required(field: &str, value: &str) -> Result<String> {
 fn conflict_on_duplicate(error: sqlx::Error, what: impl FnOnce() -> String) -> Error {
     match error.as_database_error() {
         Some(db) if db.is_unique_violation() => Error::Conflict {
-            code: "already_exists",
+            code: ErrorCode::AlreadyExists,
             message: what(),
         },
         _ => Error::Database(error),
@@ -149,7 +150,7 @@ pub async fn find_site(db: &Db, reference: &str, company: Option<&str>) -> Resul
         Ok([site]) => Ok(site),
         Err(sites) if sites.is_empty() => Err(Error::NotFound("site")),
         Err(_) => Err(Error::Conflict {
-            code: "ambiguous",
+            code: ErrorCode::Ambiguous,
             message: format!(
                 "several sites are named `{}`; give the site's id, or the company too",
                 reference.trim()

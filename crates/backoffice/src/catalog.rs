@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use regsync_protocol::ErrorCode;
 use regsync_protocol::api::{CatalogRevision, ErrorBody, ReplaceCatalog};
 use regsync_protocol::{Catalog, CatalogEdit};
 use uuid::Uuid;
@@ -136,7 +137,7 @@ pub async fn update(
         }
     }
     Err(Error::Conflict {
-        code: "busy",
+        code: ErrorCode::Busy,
         message: "the menu is being changed by others right now; try again".into(),
     })
 }
@@ -157,7 +158,7 @@ async fn report_change(app: &AppState, site_id: Uuid) -> Result<()> {
 
 fn revision_conflict(expected: i64, current: i64) -> Error {
     Error::Conflict {
-        code: "revision_conflict",
+        code: ErrorCode::RevisionConflict,
         message: format!(
             "the menu changed since you read it (you expected revision {expected}, it is now at \
              {current}); reload it and apply your change again"

@@ -8,27 +8,28 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use regsync_protocol::ErrorCode;
 use regsync_protocol::api::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed or a field is invalid; the message names the field.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("{message}")]
     UnsupportedMediaType { message: String },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// No valid credentials; `code` tells a client whether refreshing can help.
     #[error("{message}")]
-    Unauthenticated { code: &'static str, message: String },
+    Unauthenticated { code: ErrorCode, message: String },
     #[error("{0}")]
     Forbidden(String),
     /// Also the answer for things that exist in another company: their existence is not revealed.
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
     /// Too much of something costly at once (password hashing): try again shortly.
@@ -45,7 +46,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Error::BadRequest {
             code,
             message: message.into(),
@@ -54,7 +55,7 @@ impl Error {
 
     /// A field that parsed but is not acceptable.
     pub fn invalid_field(field: &str, problem: impl std::fmt::Display) -> Self {
-        Error::bad_request("invalid_field", format!("{field}: {problem}"))
+        Error::bad_request(ErrorCode::InvalidField, format!("{field}: {problem}"))
     }
 
     pub fn status(&self) -> StatusCode {
@@ -74,18 +75,18 @@ impl Error {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Error::BadRequest { code, .. }
             | Error::Unauthenticated { code, .. }
-            | Error::Conflict { code, .. } => code,
-            Error::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Error::PayloadTooLarge { .. } => "payload_too_large",
-            Error::Forbidden(_) => "forbidden",
-            Error::NotFound(_) => "not_found",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::Overloaded { .. } => "busy",
-            Error::Database(_) | Error::Migration(_) | Error::Internal(_) => "internal",
+            | Error::Conflict { code, .. } => *code,
+            Error::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Overloaded { .. } => ErrorCode::Busy,
+            Error::Database(_) | Error::Migration(_) | Error::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -104,7 +105,7 @@ impl IntoResponse for Error {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code().to_owned(),
+                code: self.code(),
                 message,
             },
         };

@@ -8,6 +8,7 @@
 //! reconnects. Every event is scoped to one company and sent only to its users with the Sites
 //! permission.
 
+use regsync_protocol::api::EVENTS_KEEP_ALIVE_SECS;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -260,7 +261,8 @@ pub async fn events(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(EVENTS_KEEP_ALIVE_SECS))))
 }
 
 /// A stream fed by a task; the task ends when the client goes away.

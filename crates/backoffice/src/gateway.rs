@@ -6,6 +6,7 @@
 //! cost the engine nothing. A register is offline at once when its connection closes, or when
 //! nothing has arrived for `offline_after` (several missed beats, so one late beat never flaps).
 
+use regsync_protocol::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -139,7 +140,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<RegisterIdentity> {
     let unauthenticated = || Error::Unauthenticated {
-        code: "invalid_device_credential",
+        code: ErrorCode::InvalidDeviceCredential,
         message: "registers connect with their device credential: \
                   `Authorization: Bearer rsd_…`"
             .into(),
@@ -186,7 +187,7 @@ pub async fn connect(
 ) -> Result<Response> {
     let register = authenticate(&app.db, &headers).await?;
     let upgrade = upgrade
-        .map_err(|rejection| Error::bad_request("not_a_websocket", rejection.body_text()))?;
+        .map_err(|rejection| Error::bad_request(ErrorCode::NotAWebsocket, rejection.body_text()))?;
     Ok(upgrade
         // Small buffers: 10,000 idle registers must fit in a few hundred megabytes.
         .read_buffer_size(4 * 1024)
@@ -219,14 +220,26 @@ fn too_big(error: axum::Error) -> bool {
     )
 }
 
-fn parse(message: Message) -> std::result::Result<Option<RegisterMessage>, String> {
+/// What one WebSocket frame from a register amounts to.
+enum Frame {
+    Message(RegisterMessage),
+    /// Pings and pongs: they keep the socket open, nothing more.
+    Control,
+    /// The register closed the connection.
+    Closed,
+    /// Not part of the protocol; the reason says why.
+    Invalid(String),
+}
+
+fn parse(message: Message) -> Frame {
     match message {
-        Message::Text(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| format!("malformed message: {e}")),
-        Message::Binary(_) => Err("binary messages are not part of the protocol".into()),
-        Message::Ping(_) | Message::Pong(_) => Ok(None),
-        Message::Close(_) => Err(String::new()),
+        Message::Text(text) => match serde_json::from_str(&text) {
+            Ok(message) => Frame::Message(message),
+            Err(e) => Frame::Invalid(format!("malformed message: {e}")),
+        },
+        Message::Binary(_) => Frame::Invalid("binary messages are not part of the protocol".into()),
+        Message::Ping(_) | Message::Pong(_) => Frame::Control,
+        Message::Close(_) => Frame::Closed,
     }
 }
 
@@ -238,12 +251,12 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
     let hello = tokio::time::timeout(settings.offline_after, stream.next()).await;
     let (applied_revision, in_sale, recent) = match hello {
         Ok(Some(Ok(message))) => match parse(message) {
-            Ok(Some(RegisterMessage::Hello {
+            Frame::Message(RegisterMessage::Hello {
                 protocol_version,
                 applied_revision,
                 in_sale,
                 recent,
-            })) => {
+            }) => {
                 if protocol_version != PROTOCOL_VERSION {
                     let reason = format!(
                         "protocol version {protocol_version} is not supported; this Back Office speaks {PROTOCOL_VERSION}"
@@ -254,7 +267,8 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                 }
                 (applied_revision, in_sale, recent)
             }
-            Ok(_) => {
+            Frame::Closed => return,
+            Frame::Message(_) | Frame::Control => {
                 let _ = sink
                     .send(close(
                         close_code::PROTOCOL,
@@ -263,7 +277,7 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                     .await;
                 return;
             }
-            Err(reason) => {
+            Frame::Invalid(reason) => {
                 let _ = sink.send(close(close_code::INVALID, &reason)).await;
                 return;
             }
@@ -323,12 +337,12 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
                     Ok(Some(Ok(message))) => message,
                 };
                 let message = match parse(message) {
-                    Ok(Some(message)) => message,
+                    Frame::Message(message) => message,
                     // Pings keep the socket alive, nothing more: a register whose app hangs
                     // while its socket library still answers would otherwise look healthy.
-                    Ok(None) => continue,
-                    Err(reason) if reason.is_empty() => break "closed by the register".to_owned(),
-                    Err(reason) => {
+                    Frame::Control => continue,
+                    Frame::Closed => break "closed by the register".to_owned(),
+                    Frame::Invalid(reason) => {
                         tracing::warn!(%reason, "closing a register's connection");
                         let _ = sink.send(close(close_code::INVALID, &reason)).await;
                         break reason;

@@ -6,6 +6,7 @@
 //! exponential backoff and full jitter, tells its reader when it is connected or not (so a screen
 //! can show "Reconnecting…"), and stops when dropped.
 
+use regsync_protocol::api::EVENTS_KEEP_ALIVE_SECS;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -57,8 +58,8 @@ impl Drop for Subscription {
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Back Office sends a keep-alive every 15 s; silence for longer than this means a dead link.
-const IDLE: Duration = Duration::from_secs(45);
+/// Silence for three keep-alives means a dead link.
+const IDLE: Duration = Duration::from_secs(3 * EVENTS_KEEP_ALIVE_SECS);
 
 pub(crate) fn subscribe(client: Client) -> Subscription {
     let (tx, rx) = mpsc::channel(1024);

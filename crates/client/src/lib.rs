@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use regsync_protocol::CatalogEdit;
+use regsync_protocol::api::MAX_JOB_WAIT_SECS;
 use regsync_protocol::api::{
     CatalogRevision, ErrorBody, Health, LoginRequest, Me, RefreshRequest, Register, ReplaceCatalog,
     Session, Site,
 };
 use regsync_protocol::sync::{Job, JobSummary, SyncRequest};
+use regsync_protocol::{CatalogEdit, ErrorCode};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,9 +35,9 @@ pub use regsync_transport::Trust;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not signed in, or the sign-in ended (expired, signed out elsewhere, password changed):
-    /// sign in again. `code` is Back Office's (`invalid_credentials`, `session_revoked`, …).
+    /// sign in again. `code` is Back Office's (`InvalidCredentials`, `SessionRevoked`, …).
     #[error("{message}")]
-    NotSignedIn { code: String, message: String },
+    NotSignedIn { code: ErrorCode, message: String },
     /// Signed in, but not allowed (for example, no Sites permission).
     #[error("{message}")]
     Forbidden { message: String },
@@ -70,7 +71,7 @@ pub enum Error {
     #[error("{message}")]
     Api {
         status: u16,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
     /// The answer is not what the API documents (not JSON, cut short, the wrong shape): usually
@@ -285,7 +286,7 @@ impl Client {
         }
         let Some(refresh) = tokens.refresh.clone() else {
             return Err(Error::NotSignedIn {
-                code: "not_signed_in".into(),
+                code: ErrorCode::NotSignedIn,
                 message: "not signed in".into(),
             });
         };
@@ -362,9 +363,7 @@ impl Client {
         )
         .await
         {
-            Err(Error::NotSignedIn { code, .. })
-                if code == "token_expired" || code == "invalid_token" =>
-            {
+            Err(Error::NotSignedIn { code, .. }) if code.refresh_may_help() => {
                 let (access, _) = self.refresh_after(generation).await?;
                 send(
                     &self.inner.http,
@@ -521,7 +520,7 @@ impl Client {
     /// The job once it has finished, or as it is after `within`. Back Office holds each request
     /// until the job finishes (up to 25 s), so the answer comes as soon as it is done.
     pub async fn wait_for_job(&self, job_id: Uuid, within: Duration) -> Result<Job> {
-        const HOLD: Duration = Duration::from_secs(25);
+        const HOLD: Duration = Duration::from_secs(MAX_JOB_WAIT_SECS as u64);
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -24,6 +24,7 @@ use chrono::{DateTime, Local, Utc};
 use clap::{Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use regsync_client::{Client, Endpoint, Error, Trust, Update, keychain};
+use regsync_protocol::ExitCode as Exit;
 use regsync_protocol::api::{Register, Site};
 use regsync_protocol::sync::{Event, Job, JobSummary, SyncRequest, TargetState};
 use serde::{Deserialize, Serialize};
@@ -179,7 +180,7 @@ async fn blocking<T: Send + 'static>(
 
 /// What failed, and the exit code it deserves.
 struct Failure {
-    code: u8,
+    code: Exit,
     error: anyhow::Error,
 }
 
@@ -187,9 +188,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         let error = error.into();
         let code = match error.downcast_ref::<Error>() {
-            Some(Error::NotSignedIn { .. } | Error::Forbidden { .. }) => 2,
-            Some(Error::Unreachable { .. } | Error::TimedOut(_) | Error::Certificate { .. }) => 3,
-            _ => 1,
+            Some(Error::NotSignedIn { .. } | Error::Forbidden { .. }) => Exit::NotSignedIn,
+            Some(Error::Unreachable { .. } | Error::TimedOut(_) | Error::Certificate { .. }) => {
+                Exit::Unreachable
+            }
+            _ => Exit::Failed,
         };
         Failure { code, error }
     }
@@ -212,14 +215,14 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => ExitCode::from(code as u8),
         Err(Failure { code, error }) => {
             let hint = match code {
-                2 => "\n(sign in with `regsync login --url URL --email EMAIL`)",
+                Exit::NotSignedIn => "\n(sign in with `regsync login --url URL --email EMAIL`)",
                 _ => "",
             };
             eprintln!("error: {error:#}{hint}");
-            ExitCode::from(code)
+            ExitCode::from(code as u8)
         }
     }
 }
@@ -227,14 +230,14 @@ fn main() -> ExitCode {
 /// Signs in from the stored session, storing each rotated refresh token.
 async fn signed_in(config_dir: Option<&Path>) -> Result<Client, Failure> {
     let config = load_config(config_dir)?.ok_or_else(|| Failure {
-        code: 2,
+        code: Exit::NotSignedIn,
         error: anyhow!("not signed in"),
     })?;
     let (url, email) = (config.url.clone(), config.email.clone());
     let token = blocking(move || keychain::load(&url, &email))
         .await?
         .ok_or_else(|| Failure {
-            code: 2,
+            code: Exit::NotSignedIn,
             error: anyhow!("not signed in (no session in the OS keychain)"),
         })?;
     let (url, email) = (config.url.clone(), config.email.clone());
@@ -417,7 +420,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(rpassword::prompt_password("Password: ")?)
 }
 
-async fn run(cli: Cli) -> Result<u8, Failure> {
+async fn run(cli: Cli) -> Result<Exit, Failure> {
     let dir = cli.config_dir.as_deref();
     match cli.command {
         Command::Login {
@@ -453,12 +456,12 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     session.me.user.display_name, session.me.company.name
                 );
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Logout => {
             let Some(config) = load_config(dir)? else {
                 println!("Not signed in.");
-                return Ok(0);
+                return Ok(Exit::Done);
             };
             if let Ok(client) = signed_in(dir).await {
                 // Best effort: the session ends on Back Office too when it can be reached.
@@ -468,7 +471,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             blocking(move || keychain::delete(&u, &e)).await?;
             std::fs::remove_file(config_path(dir)?)?;
             println!("Signed out of {}.", config.url);
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Whoami => {
             let client = signed_in(dir).await?;
@@ -490,7 +493,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     }
                 );
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Sites => {
             let client = signed_in(dir).await?;
@@ -508,7 +511,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 }
                 println!("{t}");
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Registers { site } => {
             let client = signed_in(dir).await?;
@@ -544,7 +547,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 }
                 println!("{t}");
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Sync {
             register,
@@ -576,7 +579,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             print_job(&job, cli.json)?;
             let all_synced = job.targets.iter().all(|t| t.state == TargetState::Synced);
-            Ok(if no_wait || all_synced { 0 } else { 4 })
+            Ok(if no_wait || all_synced {
+                Exit::Done
+            } else {
+                Exit::NotAllSynced
+            })
         }
         Command::Jobs { site, limit } => {
             let client = signed_in(dir).await?;
@@ -586,7 +593,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             }
             jobs.sort_by_key(|job| std::cmp::Reverse(job.created_at));
             print_jobs(&jobs, cli.json)?;
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Watch => {
             let client = signed_in(dir).await?;
@@ -595,11 +602,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             loop {
                 let update = tokio::select! {
                     update = events.next() => update,
-                    _ = tokio::signal::ctrl_c() => return Ok(0),
+                    _ = tokio::signal::ctrl_c() => return Ok(Exit::Done),
                 };
                 let Some(update) = update else {
                     return Err(Failure {
-                        code: 2,
+                        code: Exit::NotSignedIn,
                         error: anyhow!("the session ended"),
                     });
                 };

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use regsync_client::{Client, Error, Update};
-use regsync_protocol::CatalogEdit;
 use regsync_protocol::sync::{Event, SyncRequest, TargetState};
+use regsync_protocol::{CatalogEdit, ErrorCode};
 use regsync_testkit::{BackOffice, FAST, PASSWORD, Venue, WAIT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -85,7 +85,13 @@ async fn failures_come_back_as_errors_a_caller_can_act_on() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&wrong, Error::NotSignedIn { code, .. } if code == "invalid_credentials"),
+        matches!(
+            &wrong,
+            Error::NotSignedIn {
+                code: ErrorCode::InvalidCredentials,
+                ..
+            }
+        ),
         "{wrong:?}"
     );
     Client::login(&bo.url, &venue.manager, "wrong password")
@@ -122,7 +128,7 @@ async fn failures_come_back_as_errors_a_caller_can_act_on() {
     match admin.edit_catalog(site, &bad).await.unwrap_err() {
         Error::Api {
             status: 409, code, ..
-        } => assert_eq!(code, "revision_conflict"),
+        } => assert_eq!(code, ErrorCode::RevisionConflict),
         other => panic!("{other:?}"),
     }
 

@@ -2,6 +2,7 @@
 //! and whether it is live. Events carry full state, so applying them in order to a snapshot gives
 //! the current picture; a new snapshot (after any reconnect) replaces everything.
 
+use crate::words::{Problem, ProblemCode};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -288,14 +289,17 @@ impl Live {
     }
 
     /// Actions that need Back Office are possible only while live.
-    pub fn can_act(&self) -> Result<(), String> {
+    pub fn can_act(&self) -> Result<(), Problem> {
         match &self.connection {
             Connection::Live => Ok(()),
-            Connection::Connecting => Err("Connecting to Back Office…".into()),
-            Connection::Reconnecting { .. } | Connection::Offline { .. } => Err(
-                "Back Office can't be reached right now; this will work again once it reconnects."
-                    .into(),
-            ),
+            Connection::Connecting => Err(Problem::new(
+                ProblemCode::Unreachable,
+                "Connecting to Back Office…",
+            )),
+            Connection::Reconnecting { .. } | Connection::Offline { .. } => Err(Problem::new(
+                ProblemCode::Unreachable,
+                "Back Office can't be reached right now; this will work again once it reconnects.",
+            )),
         }
     }
 }

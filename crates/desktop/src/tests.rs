@@ -402,7 +402,12 @@ fn actions_need_a_live_connection() {
     assert!(live.can_act().is_ok());
     live.apply(Update::Disconnected { reason: "x".into() }, Utc::now());
     assert!(matches!(live.connection, Connection::Reconnecting { .. }));
-    assert!(live.can_act().unwrap_err().contains("can't be reached"));
+    assert!(
+        live.can_act()
+            .unwrap_err()
+            .message
+            .contains("can't be reached")
+    );
 }
 
 #[test]

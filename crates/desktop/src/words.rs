@@ -1,17 +1,44 @@
 //! What a failure means to a manager, in plain words, with a stable code the page can act on.
 
 use regsync_client::Error;
+use regsync_protocol::ErrorCode;
 use serde::Serialize;
+
+/// What kind of failure the page is shown: it acts on some (`Unencrypted` offers the choice to
+/// connect anyway; `NotSignedIn` goes back to sign-in) and shows the message of all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    WrongPassword,
+    NotSignedIn,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unreachable,
+    Certificate,
+    Unencrypted,
+    BadAddress,
+    /// Back Office refused, with its own message.
+    BackOffice,
+    BadResponse,
+    /// The OS keychain failed.
+    Keychain,
+    /// The app's config file could not be written.
+    Config,
+    /// A setting could not be changed.
+    Settings,
+    Internal,
+}
 
 /// A failure as the page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ProblemCode, message: impl Into<String>) -> Self {
         Problem {
             code,
             message: message.into(),
@@ -22,20 +49,24 @@ impl Problem {
 impl From<&Error> for Problem {
     fn from(error: &Error) -> Self {
         let (code, message) = match error {
-            Error::NotSignedIn { code, .. } if code == "invalid_credentials" => {
-                ("wrong_password", "Wrong email or password.".to_owned())
-            }
+            Error::NotSignedIn {
+                code: ErrorCode::InvalidCredentials,
+                ..
+            } => (
+                ProblemCode::WrongPassword,
+                "Wrong email or password.".to_owned(),
+            ),
             Error::NotSignedIn { .. } => (
-                "not_signed_in",
+                ProblemCode::NotSignedIn,
                 "You are signed out; sign in again.".to_owned(),
             ),
             Error::Forbidden { .. } => (
-                "forbidden",
+                ProblemCode::Forbidden,
                 "Your account can't do this. Ask an admin for the Sites permission.".to_owned(),
             ),
-            Error::NotFound { message } => ("not_found", message.clone()),
+            Error::NotFound { message } => (ProblemCode::NotFound, message.clone()),
             Error::RateLimited { retry_after, .. } => (
-                "rate_limited",
+                ProblemCode::RateLimited,
                 match retry_after {
                     Some(wait) => format!(
                         "Too many attempts; try again in {} s.",
@@ -45,26 +76,26 @@ impl From<&Error> for Problem {
                 },
             ),
             Error::Unreachable { url, .. } => (
-                "unreachable",
+                ProblemCode::Unreachable,
                 format!("Can't reach Back Office at {url}. Check the address and the network."),
             ),
-            Error::Certificate { message, .. } => ("certificate", message.clone()),
+            Error::Certificate { message, .. } => (ProblemCode::Certificate, message.clone()),
             Error::Unencrypted { url } => (
-                "unencrypted",
+                ProblemCode::Unencrypted,
                 format!(
                     "{url} is not encrypted: your password and everything else would cross the \
                      network readable by anyone on it. Use an https:// address, or allow an \
                      unencrypted connection below."
                 ),
             ),
-            Error::Address(message) => ("bad_address", message.clone()),
+            Error::Address(message) => (ProblemCode::BadAddress, message.clone()),
             Error::TimedOut(_) => (
-                "unreachable",
+                ProblemCode::Unreachable,
                 "Back Office did not answer in time.".to_owned(),
             ),
-            Error::Api { message, .. } => ("back_office", message.clone()),
+            Error::Api { message, .. } => (ProblemCode::BackOffice, message.clone()),
             Error::BadResponse { .. } => (
-                "bad_response",
+                ProblemCode::BadResponse,
                 "That address does not answer like a Back Office. Check the address.".to_owned(),
             ),
         };
@@ -83,7 +114,7 @@ mod tests {
         let plain = Problem::from(&Error::Unencrypted {
             url: "http://bo.example".into(),
         });
-        assert_eq!(plain.code, "unencrypted");
+        assert_eq!(plain.code, ProblemCode::Unencrypted);
         assert!(
             plain
                 .message
@@ -98,7 +129,7 @@ mod tests {
             url: "https://bo.example".into(),
             message: "The certificate of bo.example is for another name.".into(),
         });
-        assert_eq!(certificate.code, "certificate");
+        assert_eq!(certificate.code, ProblemCode::Certificate);
         assert_eq!(
             certificate.message,
             "The certificate of bo.example is for another name."
@@ -108,7 +139,7 @@ mod tests {
     #[test]
     fn failures_read_as_plain_words() {
         let wrong = Error::NotSignedIn {
-            code: "invalid_credentials".into(),
+            code: ErrorCode::InvalidCredentials,
             message: "wrong email or password".into(),
         };
         assert_eq!(Problem::from(&wrong).message, "Wrong email or password.");
@@ -124,7 +155,7 @@ mod tests {
             url: "http://bo.example".into(),
             reason: "refused".into(),
         };
-        assert_eq!(Problem::from(&away).code, "unreachable");
+        assert_eq!(Problem::from(&away).code, ProblemCode::Unreachable);
         assert!(Problem::from(&away).message.contains("http://bo.example"));
     }
 }

@@ -7,7 +7,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Catalog;
+use crate::{Catalog, ErrorCode};
+
+/// The longest `GET /v1/jobs/{id}?wait_secs=N` holds an answer: Back Office refuses more, and
+/// clients wait in steps of at most this.
+pub const MAX_JOB_WAIT_SECS: u32 = 25;
+
+/// Back Office sends a keep-alive on the live event stream this often; a client that hears
+/// nothing for a few of these takes the link as dead.
+pub const EVENTS_KEEP_ALIVE_SECS: u64 = 15;
 
 /// The one shape every error response has: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,8 +27,10 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
-    /// Stable and machine-readable (`invalid_credentials`, `token_expired`, …): match on this.
-    pub code: String,
+    /// Stable and machine-readable (`invalid_credentials`, `token_expired`, …; [`ErrorCode`]):
+    /// match on this.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "invalid_field"))]
+    pub code: ErrorCode,
     /// For people; may change wording between versions.
     pub message: String,
 }

@@ -8,8 +8,10 @@
 
 pub mod api;
 pub mod catalog;
+pub mod error;
 pub mod register;
 pub mod sync;
 mod whole;
 
 pub use catalog::{Catalog, CatalogEdit, Category, Product};
+pub use error::{ErrorCode, ExitCode};

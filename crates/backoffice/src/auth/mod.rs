@@ -9,6 +9,7 @@ pub mod limiter;
 pub mod password;
 pub mod token;
 
+use regsync_protocol::ErrorCode;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -126,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
         let not_signed_in = || Error::Unauthenticated {
-            code: "not_signed_in",
+            code: ErrorCode::NotSignedIn,
             message: "sign in first: send `Authorization: Bearer <access token>`".into(),
         };
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(not_signed_in)?;
@@ -153,14 +154,14 @@ impl FromRequestParts<AppState> for Caller {
         let row = row
             .filter(|row| token::digests_match(&row.token_hash, &digest))
             .ok_or_else(|| Error::Unauthenticated {
-                code: "invalid_token",
+                code: ErrorCode::InvalidToken,
                 message: "this access token is not valid (signed out, or never issued); sign in \
                           again"
                     .into(),
             })?;
         if row.expires_at <= Utc::now() {
             return Err(Error::Unauthenticated {
-                code: "token_expired",
+                code: ErrorCode::TokenExpired,
                 message: "the access token has expired; refresh it".into(),
             });
         }
@@ -370,7 +371,7 @@ pub async fn login(
     let Some(user_id) = user_id else {
         tracing::info!(%address, "sign-in failed");
         return Err(Error::Unauthenticated {
-            code: "invalid_credentials",
+            code: ErrorCode::InvalidCredentials,
             message: "wrong email or password".into(),
         });
     };
@@ -443,11 +444,11 @@ pub async fn refresh(
     .await?;
     let error = match row {
         None => Error::Unauthenticated {
-            code: "invalid_refresh_token",
+            code: ErrorCode::InvalidRefreshToken,
             message: "this refresh token is not valid; sign in again".into(),
         },
         Some(row) if row.revoked_at.is_some() => Error::Unauthenticated {
-            code: "session_revoked",
+            code: ErrorCode::SessionRevoked,
             message: "this session has been signed out; sign in again".into(),
         },
         Some(row) if row.used_at.is_some() => {
@@ -455,7 +456,7 @@ pub async fn refresh(
             let _ = app.revoked.send(Revoked::Family(row.family_id));
             tracing::warn!(family_id = %row.family_id, "a spent refresh token was presented again; session revoked");
             Error::Unauthenticated {
-                code: "refresh_token_reused",
+                code: ErrorCode::RefreshTokenReused,
                 message: "this refresh token was already used, so the session has been ended to \
                           keep the account safe; sign in again"
                     .into(),
@@ -464,7 +465,7 @@ pub async fn refresh(
         Some(row) => {
             debug_assert!(row.expires_at <= now);
             Error::Unauthenticated {
-                code: "session_expired",
+                code: ErrorCode::SessionExpired,
                 message: "this session has expired; sign in again".into(),
             }
         }

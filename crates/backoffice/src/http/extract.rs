@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
+use regsync_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -33,7 +34,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                         limit: state.settings.body_limit,
                     }
                 } else {
-                    Error::bad_request("unreadable_body", rejection.body_text())
+                    Error::bad_request(ErrorCode::UnreadableBody, rejection.body_text())
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
@@ -67,7 +68,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for ApiJsonOrDefault<T
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let malformed = |error: serde_json::Error| {
         Error::bad_request(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             format!("the body is not valid JSON: {error}"),
         )
     };
@@ -77,7 +78,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data if path == "." => {
-                Error::bad_request("invalid_field", inner.to_string())
+                Error::bad_request(ErrorCode::InvalidField, inner.to_string())
             }
             serde_json::error::Category::Data => Error::invalid_field(&path, inner),
             _ => malformed(inner),
@@ -111,7 +112,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             .await
             .map(|Path(value)| ApiPath(value))
             .map_err(|rejection: PathRejection| {
-                Error::bad_request("invalid_path", rejection.body_text())
+                Error::bad_request(ErrorCode::InvalidPath, rejection.body_text())
             })
     }
 }
@@ -133,7 +134,7 @@ mod tests {
     }
 
     fn message(e: Error) -> (&'static str, String) {
-        (e.code(), e.to_string())
+        (e.code().as_str(), e.to_string())
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use regsync_protocol::ErrorCode;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -126,7 +127,7 @@ async fn timed_out(response: axum::response::Response) -> axum::response::Respon
     }
     let body = regsync_protocol::api::ErrorBody {
         error: regsync_protocol::api::ErrorDetail {
-            code: "request_timeout".into(),
+            code: ErrorCode::RequestTimeout,
             message: "the request took too long: Back Office stopped waiting for it".into(),
         },
     };
@@ -140,7 +141,7 @@ async fn not_found() -> Error {
 async fn method_not_allowed() -> impl IntoResponse {
     let body = regsync_protocol::api::ErrorBody {
         error: regsync_protocol::api::ErrorDetail {
-            code: "method_not_allowed".into(),
+            code: ErrorCode::MethodNotAllowed,
             message: "this route does not take that method".into(),
         },
     };

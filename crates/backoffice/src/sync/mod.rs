@@ -8,6 +8,8 @@ pub mod driver;
 pub mod engine;
 pub mod store;
 
+use regsync_protocol::ErrorCode;
+use regsync_protocol::api::MAX_JOB_WAIT_SECS;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -283,12 +285,10 @@ pub async fn sync_site(
 pub struct JobQuery {
     /// Wait up to this many seconds (at most 25) for the job to finish before answering; the
     /// answer is the job as it is then, finished or not. Without it, the job as it is now.
+    // `maximum` is MAX_JOB_WAIT_SECS (an attribute takes a literal; a test compares the two).
     #[param(minimum = 0, maximum = 25, nullable = false)]
     wait_secs: Option<u32>,
 }
-
-/// The longest a request may wait for a job to finish (within the server's request timeout).
-const MAX_WAIT_SECS: u32 = 25;
 
 /// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes.
 #[utoipa::path(
@@ -312,12 +312,13 @@ pub async fn get_job(
     query: std::result::Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Job>> {
     caller.require_sites()?;
-    let Query(query) = query.map_err(|r| Error::bad_request("invalid_query", r.body_text()))?;
+    let Query(query) =
+        query.map_err(|r| Error::bad_request(ErrorCode::InvalidQuery, r.body_text()))?;
     let wait_secs = query.wait_secs.unwrap_or(0);
-    if wait_secs > MAX_WAIT_SECS {
+    if wait_secs > MAX_JOB_WAIT_SECS {
         return Err(Error::bad_request(
-            "invalid_query",
-            format!("wait_secs: must be at most {MAX_WAIT_SECS}"),
+            ErrorCode::InvalidQuery,
+            format!("wait_secs: must be at most {MAX_JOB_WAIT_SECS}"),
         ));
     }
     let wait = Duration::from_secs(wait_secs.into()).min(
@@ -386,12 +387,13 @@ pub async fn list_site_jobs(
     query: std::result::Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<JobSummary>>> {
     caller.require_sites()?;
-    let Query(query) = query.map_err(|r| Error::bad_request("invalid_query", r.body_text()))?;
+    let Query(query) =
+        query.map_err(|r| Error::bad_request(ErrorCode::InvalidQuery, r.body_text()))?;
     sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=200).contains(&limit) {
         return Err(Error::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "limit: must be from 1 to 200",
         ));
     }

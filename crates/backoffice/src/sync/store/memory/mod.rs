@@ -2,6 +2,7 @@
 //! suite asks nothing of SQLite in particular. Transactions stage their batches and check every
 //! compare-and-set at once, so a batch lands whole or not at all; a commit can be made to fail.
 
+use regsync_protocol::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -249,7 +250,7 @@ impl StoreTx for MemoryTx {
                     .collect();
                 if registers.is_empty() {
                     return Err(Error::Conflict {
-                        code: "no_registers",
+                        code: ErrorCode::NoRegisters,
                         message: "this site has no registers to sync".into(),
                     });
                 }

@@ -2,6 +2,7 @@
 //! engine never waits on a lock mid-batch), set-based statements so a fan-out to a thousand
 //! registers is a handful of them, and every move a compare-and-set on the target's state.
 
+use regsync_protocol::ErrorCode;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -204,7 +205,7 @@ impl StoreTx for SqliteTx {
                             .await?;
                     exists.ok_or(Error::NotFound("site"))?;
                     return Err(Error::Conflict {
-                        code: "no_registers",
+                        code: ErrorCode::NoRegisters,
                         message: "this site has no registers to sync".into(),
                     });
                 }
