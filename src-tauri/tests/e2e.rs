@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use regsync_testkit::{
-    Agent, BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Venue, WAIT, eventually,
+    Agent, BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Scene, Venue, WAIT, eventually,
 };
 
 /// Waits until the app has quit: a new launch while the old one is still shutting down would be
@@ -33,9 +33,7 @@ struct Harbour {
 }
 
 async fn harbour() -> Harbour {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = bo.agent(&venue.registers[0].credential);
     let bar2 = bo.agent(&venue.registers[1].credential);
     for register in &venue.registers[..2] {

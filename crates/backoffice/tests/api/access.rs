@@ -4,13 +4,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{BackOffice, Venue, assert_error};
+use crate::harness::{BackOffice, Scene, Venue, assert_error};
 
 #[tokio::test]
 async fn a_manager_sees_the_sites_and_registers_of_their_company() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
 
     let (status, sites) = bo.get("/v1/sites", &token).await;
     assert_eq!(status, StatusCode::OK);

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{BackOffice, Venue, WAIT, assert_error};
+use crate::harness::{Scene, WAIT, assert_error};
 
 fn lager(price_cents: i64) -> Value {
     json!({ "id": "101", "name": "Harbour Lager", "price_cents": price_cents, "category_id": "beer" })
@@ -11,9 +11,7 @@ fn lager(price_cents: i64) -> Value {
 
 #[tokio::test]
 async fn each_menu_change_bumps_the_revision_and_registers_fall_behind() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
     let path = format!("/v1/sites/{}/catalog", venue.site.id);
 
     let (status, first) = bo.get(&path, &token).await;
@@ -69,9 +67,7 @@ async fn each_menu_change_bumps_the_revision_and_registers_fall_behind() {
 
 #[tokio::test]
 async fn a_stale_expected_revision_is_a_conflict_and_changes_nothing() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
     let path = format!("/v1/sites/{}/catalog", venue.site.id);
     bo.call(
         Method::PATCH,
@@ -101,9 +97,7 @@ async fn a_stale_expected_revision_is_a_conflict_and_changes_nothing() {
 
 #[tokio::test]
 async fn concurrent_edits_each_get_their_own_revision() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
     let path = format!("/v1/sites/{}/catalog", venue.site.id);
 
     let edits = (0..6).map(|i| {
@@ -134,9 +128,7 @@ async fn concurrent_edits_each_get_their_own_revision() {
 
 #[tokio::test]
 async fn an_invalid_menu_is_refused_naming_the_field_and_nothing_changes() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
     let path = format!("/v1/sites/{}/catalog", venue.site.id);
 
     let unknown_category = json!({ "upsert_products": [lager(850)] });
@@ -179,9 +171,7 @@ async fn an_invalid_menu_is_refused_naming_the_field_and_nothing_changes() {
 /// A huge edit of a big menu neither takes minutes nor stalls anyone else meanwhile.
 #[tokio::test]
 async fn a_huge_edit_of_a_big_menu_stalls_nobody() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
     let path = format!("/v1/sites/{}/catalog", venue.site.id);
     let products: Vec<_> = (0..10_000)
         .map(|i| json!({ "id": format!("p{i}"), "name": format!("Product {i}"), "price_cents": 100 + i }))

@@ -7,13 +7,11 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::harness::{BackOffice, FAST, RawRegister, Venue, WAIT};
+use crate::harness::{FAST, RawRegister, Scene, WAIT};
 
 #[tokio::test]
 async fn a_message_over_64_kib_closes_with_1009_and_says_why() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
@@ -42,9 +40,7 @@ async fn a_message_over_64_kib_closes_with_1009_and_says_why() {
 
 #[tokio::test]
 async fn pings_alone_do_not_keep_a_register_online() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;

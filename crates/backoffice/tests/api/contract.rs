@@ -5,13 +5,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{BackOffice, FAST, Venue, assert_error};
+use crate::harness::{BackOffice, FAST, Scene, assert_error};
 
 #[tokio::test]
 async fn requests_the_document_allows_are_accepted() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let catalog = format!("/v1/sites/{}/catalog", venue.site.id);
 
     // A whole number written with a fraction of zero is a whole number (JSON Schema's integer).
@@ -57,9 +55,7 @@ async fn requests_the_document_allows_are_accepted() {
 
 #[tokio::test]
 async fn query_bounds_are_the_documented_ones() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let job = bo
         .sync_register(&token, venue.registers[0].register.id, true)
         .await;

@@ -4,13 +4,11 @@ use std::cell::Cell;
 
 use serde_json::json;
 
-use crate::harness::{BackOffice, EventStream, FAST, Venue};
+use crate::harness::{BackOffice, EventStream, FAST, Scene, Venue};
 
 #[tokio::test]
 async fn a_subscriber_gets_a_snapshot_then_register_and_job_changes() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let mut events = EventStream::open(&bo, &token).await;
 
     let (kind, snapshot) = events.next().await.unwrap();
@@ -97,9 +95,7 @@ async fn a_subscriber_gets_a_snapshot_then_register_and_job_changes() {
 
 #[tokio::test]
 async fn a_subscriber_that_reconnects_misses_nothing() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let events = EventStream::open(&bo, &token).await;
     drop(events);
 

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{BackOffice, Venue, assert_error};
+use crate::harness::{BackOffice, Scene, assert_error};
 
 async fn send_raw(
     bo: &BackOffice,
@@ -36,9 +36,7 @@ const JSON: Option<&str> = Some("application/json");
 
 #[tokio::test]
 async fn malformed_json_and_wrong_types_are_400_naming_the_problem() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&[]).await;
     let catalog = format!("/v1/sites/{}/catalog", venue.site.id);
     let post = reqwest::Method::POST;
     let patch = reqwest::Method::PATCH;
@@ -150,9 +148,7 @@ async fn malformed_json_and_wrong_types_are_400_naming_the_problem() {
 
 #[tokio::test]
 async fn an_oversized_body_is_413() {
-    let bo = BackOffice::start(&["--body-limit", "4096"]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&["--body-limit", "4096"]).await;
     let catalog = format!("/v1/sites/{}/catalog", venue.site.id);
     let huge = format!(
         r#"{{"set_settings": {{"footer": "{}"}}}}"#,
@@ -173,9 +169,7 @@ async fn an_oversized_body_is_413() {
 
 #[tokio::test]
 async fn malformed_ids_unknown_routes_and_wrong_methods_get_json_errors() {
-    let bo = BackOffice::start(&[]).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, token, .. } = Scene::start(&[]).await;
 
     let answer = bo.get("/v1/sites/not-a-uuid/registers", &token).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_path");

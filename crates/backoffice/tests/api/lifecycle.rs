@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::harness::{BackOffice, Venue, workspace_binary};
+use crate::harness::{BackOffice, Scene, Venue, workspace_binary};
 
 #[tokio::test]
 async fn data_and_sessions_survive_a_crash_and_restart() {
@@ -318,9 +318,7 @@ async fn a_password_reset_signs_the_user_out_everywhere() {
 #[tokio::test]
 async fn the_simulator_runs_many_registers_from_a_credentials_file() {
     use crate::harness::FAST;
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let credentials = bo.dir.join("credentials.txt");
     let (ok, out, err) = admin(
         &bo.db_path(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use regsync_register::{AgentConfig, AgentEvent, CrashPoint, NoHooks};
 
-use crate::harness::{BackOffice, Banners, FAST, Venue, WAIT, eventually, state_of, target};
+use crate::harness::{BackOffice, Banners, FAST, Scene, WAIT, eventually, state_of, target};
 
 fn crashing_agent(
     bo: &BackOffice,
@@ -33,9 +33,7 @@ async fn crashed(events: &mut tokio::sync::broadcast::Receiver<AgentEvent>) {
 
 #[tokio::test]
 async fn a_register_killed_after_applying_reports_it_when_it_comes_back() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let kitchen = &venue.registers[2];
     let state = bo.dir.join("kitchen.json");
 
@@ -70,9 +68,7 @@ async fn a_register_killed_after_applying_reports_it_when_it_comes_back() {
 
 #[tokio::test]
 async fn a_register_killed_before_applying_ends_failed_with_the_reason() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let kitchen = &venue.registers[2];
     let agent = crashing_agent(
         &bo,
@@ -98,9 +94,11 @@ async fn a_register_killed_before_applying_ends_failed_with_the_reason() {
 
 #[tokio::test]
 async fn back_office_killed_mid_job_resumes_every_target_after_a_restart() {
-    let mut bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene {
+        mut bo,
+        venue,
+        token,
+    } = Scene::start(FAST).await;
     let [bar1, bar2, kitchen] = &venue.registers[..] else {
         unreachable!()
     };
@@ -160,9 +158,11 @@ async fn back_office_killed_mid_job_resumes_every_target_after_a_restart() {
 
 #[tokio::test]
 async fn back_office_restarted_while_a_register_stays_away_fails_its_target() {
-    let mut bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene {
+        mut bo,
+        venue,
+        token,
+    } = Scene::start(FAST).await;
     let kitchen = &venue.registers[2];
     let agent = crashing_agent(
         &bo,

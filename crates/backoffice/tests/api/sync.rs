@@ -8,7 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::harness::{
-    BackOffice, Banners, FAST, RawRegister, Venue, WAIT, assert_error, eventually, state_of, target,
+    BackOffice, Banners, FAST, RawRegister, Scene, Venue, WAIT, assert_error, eventually, state_of,
+    target,
 };
 
 fn done(job: &serde_json::Value) -> bool {
@@ -17,9 +18,7 @@ fn done(job: &serde_json::Value) -> bool {
 
 #[tokio::test]
 async fn a_register_online_syncs_and_staff_see_who_asked() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = &venue.registers[0];
     let banners = Arc::new(Banners::default());
     let agent = bo.agent_with(&bar1.credential, None, banners.clone());
@@ -44,9 +43,7 @@ async fn a_register_online_syncs_and_staff_see_who_asked() {
 
 #[tokio::test]
 async fn a_register_in_a_sale_is_skipped_when_not_asked_to_wait() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = &venue.registers[0];
     let agent = bo.agent(&bar1.credential);
     bo.wait_online(&token, bar1.register.id, true).await;
@@ -74,9 +71,7 @@ async fn a_register_in_a_sale_is_skipped_when_not_asked_to_wait() {
 
 #[tokio::test]
 async fn a_register_in_a_sale_waits_and_syncs_when_the_sale_ends() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = &venue.registers[0];
     let banners = Arc::new(Banners::default());
     let agent = bo.agent_with(&bar1.credential, None, banners.clone());
@@ -118,9 +113,7 @@ async fn a_register_in_a_sale_waits_and_syncs_when_the_sale_ends() {
 async fn a_wait_that_outlasts_its_expiry_ends_expired() {
     let mut args = FAST.to_vec();
     args.extend(["--wait-expiry-secs", "1"]);
-    let bo = BackOffice::start(&args).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(&args).await;
     let bar1 = &venue.registers[0];
     let agent = bo.agent(&bar1.credential);
     bo.wait_online(&token, bar1.register.id, true).await;
@@ -142,9 +135,7 @@ async fn a_wait_that_outlasts_its_expiry_ends_expired() {
 
 #[tokio::test]
 async fn sync_online_registers_reports_offline_ones_as_skipped() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     // Bar 1 and Bar 2 are connected; the Kitchen register is off.
     let _bar1 = bo.agent(&venue.registers[0].credential);
     let bar2 = bo.agent(&venue.registers[1].credential);
@@ -183,9 +174,7 @@ async fn sync_online_registers_reports_offline_ones_as_skipped() {
 
 #[tokio::test]
 async fn syncing_an_offline_register_is_skipped_offline_at_once() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let job = bo
         .sync_register(&token, venue.registers[2].register.id, true)
         .await;
@@ -198,9 +187,7 @@ async fn syncing_an_offline_register_is_skipped_offline_at_once() {
 
 #[tokio::test]
 async fn a_sync_started_at_the_register_moves_last_synced() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = &venue.registers[0];
     let banners = Arc::new(Banners::default());
     let agent = bo.agent_with(&bar1.credential, None, banners.clone());
@@ -241,9 +228,7 @@ async fn a_sync_started_at_the_register_moves_last_synced() {
 
 #[tokio::test]
 async fn two_syncs_for_one_register_both_end_synced_and_apply_once() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = &venue.registers[0];
     let banners = Arc::new(Banners::default());
     let agent = bo.agent_with(&bar1.credential, None, banners.clone());
@@ -352,9 +337,7 @@ async fn an_unknown_credential_cannot_connect() {
 
 #[tokio::test]
 async fn a_malformed_message_closes_only_that_connection() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let _bar1 = bo.agent(&venue.registers[0].credential);
     bo.wait_online(&token, venue.registers[0].register.id, true)
         .await;
@@ -387,9 +370,7 @@ async fn a_malformed_message_closes_only_that_connection() {
 
 #[tokio::test]
 async fn a_register_is_offline_at_once_on_close_and_after_missed_heartbeats() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
 
     // Closing the connection: offline at once.
@@ -412,9 +393,7 @@ async fn a_register_is_offline_at_once_on_close_and_after_missed_heartbeats() {
 
 #[tokio::test]
 async fn one_late_heartbeat_does_not_make_a_register_flap() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
@@ -433,9 +412,7 @@ async fn one_late_heartbeat_does_not_make_a_register_flap() {
 async fn a_sale_that_ends_before_the_busy_answer_arrives_still_wakes_the_sync() {
     // The lost wake-up: Back Office hears "sale ended" before the register's "busy". It must
     // re-deliver at once instead of waiting for a sale end that already happened.
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, true, json!([])).await;
@@ -467,9 +444,7 @@ async fn a_sale_that_ends_before_the_busy_answer_arrives_still_wakes_the_sync() 
 
 #[tokio::test]
 async fn a_command_lost_with_the_connection_is_sent_again_and_applied_once() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let credential = &venue.registers[0].credential;
     let (mut raw, _) = RawRegister::hello(&bo, credential, false, json!([])).await;
@@ -496,9 +471,7 @@ async fn a_command_lost_with_the_connection_is_sent_again_and_applied_once() {
 
 #[tokio::test]
 async fn a_result_lost_with_the_connection_is_settled_by_the_next_hello() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let credential = &venue.registers[0].credential;
     let (mut raw, _) = RawRegister::hello(&bo, credential, false, json!([])).await;
@@ -527,9 +500,7 @@ async fn a_result_lost_with_the_connection_is_settled_by_the_next_hello() {
 
 #[tokio::test]
 async fn a_register_that_drops_mid_sync_and_stays_away_ends_failed() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
@@ -547,9 +518,7 @@ async fn a_register_that_drops_mid_sync_and_stays_away_ends_failed() {
 
 #[tokio::test]
 async fn a_register_that_never_answers_ends_failed() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
@@ -610,9 +579,7 @@ async fn a_site_job_lists_its_registers_by_name_as_people_read_them() {
 
 #[tokio::test]
 async fn asking_for_a_job_with_wait_secs_answers_when_it_finishes() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = &venue.registers[0];
     let agent = bo.agent(&bar1.credential);
     bo.wait_online(&token, bar1.register.id, true).await;
@@ -655,9 +622,7 @@ async fn asking_for_a_job_with_wait_secs_answers_when_it_finishes() {
 /// At-least-once delivery must never make "last synced" report a sync that did not happen.
 #[tokio::test]
 async fn a_repeated_applied_answer_does_not_move_last_synced() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let (mut raw, _) =
         RawRegister::hello(&bo, &venue.registers[0].credential, false, json!([])).await;
@@ -697,9 +662,7 @@ async fn a_repeated_applied_answer_does_not_move_last_synced() {
 /// A reinstalled or restored register: its hello is the truth about what it holds.
 #[tokio::test]
 async fn a_register_reporting_a_lower_revision_is_shown_behind() {
-    let bo = BackOffice::start(FAST).await;
-    let venue = Venue::seed(&bo.db().await, "Harbour").await;
-    let token = bo.login(&venue.manager).await.access_token;
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
     let bar1 = venue.registers[0].register.id;
     let credential = &venue.registers[0].credential;
     let agent = bo.agent(credential);
