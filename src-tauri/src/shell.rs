@@ -163,8 +163,10 @@ async fn sign_in(
     email: String,
     password: String,
     remember: bool,
-    allow_http: bool,
+    allow_http: Option<bool>,
 ) -> Result<SessionView, UiError> {
+    // Only ever true when the manager ticked the choice; a page that does not offer it sends none.
+    let allow_http = allow_http.unwrap_or(false);
     let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
     let (client, _) = Client::login(endpoint, &email, &password).await?;
     let session = view(&client, false, allow_http)

@@ -49,24 +49,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Sign in; the session is kept in the OS keychain.
-    Login {
-        /// Back Office's URL, e.g. https://backoffice.example.com
-        #[arg(long, env = "REGSYNC_URL")]
-        url: String,
-        #[arg(long, env = "REGSYNC_EMAIL")]
-        email: String,
-        /// Read the password from standard input instead of asking.
-        #[arg(long)]
-        password_stdin: bool,
-        /// Allow `http://` to a Back Office on another computer: the password and everything
-        /// else then cross the network unencrypted. Remembered for this sign-in.
-        #[arg(long)]
-        allow_http: bool,
-        /// Also trust the certificate authority in this PEM file (a Back Office with a
-        /// certificate of its own making). Remembered for this sign-in.
-        #[arg(long, env = "REGSYNC_CA_CERT")]
-        ca_cert: Option<PathBuf>,
-    },
+    Login(Login),
     /// Sign out and forget the session.
     Logout,
     /// Who is signed in.
@@ -80,24 +63,7 @@ enum Command {
         site: Option<String>,
     },
     /// Sync one register, or every online register of a site (`--online --site`).
-    Sync {
-        /// The register's name or id.
-        register: Option<String>,
-        /// Every online register of `--site`.
-        #[arg(long, requires = "site", conflicts_with = "register")]
-        online: bool,
-        #[arg(long)]
-        site: Option<String>,
-        /// Skip registers in a sale instead of syncing them when the sale ends.
-        #[arg(long)]
-        no_retry: bool,
-        /// Return at once instead of waiting for the outcome.
-        #[arg(long)]
-        no_wait: bool,
-        /// How long to wait for the outcome, in seconds.
-        #[arg(long, default_value_t = 120)]
-        wait_secs: u64,
-    },
+    Sync(Sync),
     /// Recent syncs of a site.
     Jobs {
         #[arg(long)]
@@ -422,238 +388,295 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 async fn run(cli: Cli) -> Result<Exit, Failure> {
     let dir = cli.config_dir.as_deref();
+    let json = cli.json;
     match cli.command {
-        Command::Login {
-            url,
-            email,
-            password_stdin,
-            allow_http,
+        Command::Login(login) => login.run(dir, json).await,
+        Command::Logout => logout(dir).await,
+        Command::Whoami => whoami(&signed_in(dir).await?, json).await,
+        Command::Sites => sites(&signed_in(dir).await?, json).await,
+        Command::Registers { site } => registers(&signed_in(dir).await?, site, json).await,
+        Command::Sync(sync) => sync.run(&signed_in(dir).await?, json).await,
+        Command::Jobs { site, limit } => jobs(&signed_in(dir).await?, site, limit, json).await,
+        Command::Watch => watch(&signed_in(dir).await?, json).await,
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct Login {
+    /// Back Office's URL, e.g. https://backoffice.example.com
+    #[arg(long, env = "REGSYNC_URL")]
+    url: String,
+    #[arg(long, env = "REGSYNC_EMAIL")]
+    email: String,
+    /// Read the password from standard input instead of asking.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Allow `http://` to a Back Office on another computer: the password and everything
+    /// else then cross the network unencrypted. Remembered for this sign-in.
+    #[arg(long)]
+    allow_http: bool,
+    /// Also trust the certificate authority in this PEM file (a Back Office with a
+    /// certificate of its own making). Remembered for this sign-in.
+    #[arg(long, env = "REGSYNC_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+}
+
+impl Login {
+    async fn run(self, dir: Option<&Path>, json: bool) -> Result<Exit, Failure> {
+        // An unusable address is refused before the password is asked for.
+        let ca_cert = self
+            .ca_cert
+            .map(|path| std::path::absolute(&path).unwrap_or(path));
+        let endpoint = endpoint(&self.url, self.allow_http, ca_cert.as_deref())?;
+        regsync_transport::checked(&self.url, self.allow_http).map_err(Error::from)?;
+        let password = read_password(self.password_stdin)?;
+        let (client, session) = Client::login(endpoint, &self.email, &password).await?;
+        let url = client.base_url().to_owned();
+        let (u, e, token) = (
+            url.clone(),
+            self.email.clone(),
+            session.refresh_token.clone(),
+        );
+        blocking(move || keychain::store(&u, &e, &token)).await?;
+        let config = Config {
+            url: url.clone(),
+            email: self.email,
+            allow_http: self.allow_http,
             ca_cert,
-        } => {
-            // An unusable address is refused before the password is asked for.
-            let ca_cert = ca_cert.map(|path| std::path::absolute(&path).unwrap_or(path));
-            let endpoint = endpoint(&url, allow_http, ca_cert.as_deref())?;
-            regsync_transport::checked(&url, allow_http).map_err(Error::from)?;
-            let password = read_password(password_stdin)?;
-            let (client, session) = Client::login(endpoint, &email, &password).await?;
-            let url = client.base_url().to_owned();
-            let (u, e, token) = (url.clone(), email.clone(), session.refresh_token.clone());
-            blocking(move || keychain::store(&u, &e, &token)).await?;
-            save_config(
-                dir,
-                &Config {
-                    url: url.clone(),
-                    email: email.clone(),
-                    allow_http,
-                    ca_cert,
-                },
-            )?;
-            if cli.json {
-                print_json(&session.me)?;
-            } else {
-                println!(
-                    "Signed in to {url} as {} ({}).",
-                    session.me.user.display_name, session.me.company.name
-                );
-            }
-            Ok(Exit::Done)
+        };
+        save_config(dir, &config)?;
+        if json {
+            print_json(&session.me)?;
+        } else {
+            println!(
+                "Signed in to {url} as {} ({}).",
+                session.me.user.display_name, session.me.company.name
+            );
         }
-        Command::Logout => {
-            let Some(config) = load_config(dir)? else {
-                println!("Not signed in.");
-                return Ok(Exit::Done);
-            };
-            if let Ok(client) = signed_in(dir).await {
-                // Best effort: the session ends on Back Office too when it can be reached.
-                let _ = client.logout().await;
-            }
-            let (u, e) = (config.url.clone(), config.email.clone());
-            blocking(move || keychain::delete(&u, &e)).await?;
-            std::fs::remove_file(config_path(dir)?)?;
-            println!("Signed out of {}.", config.url);
-            Ok(Exit::Done)
+        Ok(Exit::Done)
+    }
+}
+
+async fn logout(dir: Option<&Path>) -> Result<Exit, Failure> {
+    let Some(config) = load_config(dir)? else {
+        println!("Not signed in.");
+        return Ok(Exit::Done);
+    };
+    if let Ok(client) = signed_in(dir).await {
+        // Best effort: the session ends on Back Office too when it can be reached.
+        let _ = client.logout().await;
+    }
+    let (u, e) = (config.url.clone(), config.email.clone());
+    blocking(move || keychain::delete(&u, &e)).await?;
+    std::fs::remove_file(config_path(dir)?)?;
+    println!("Signed out of {}.", config.url);
+    Ok(Exit::Done)
+}
+
+async fn whoami(client: &Client, json: bool) -> Result<Exit, Failure> {
+    let me = client.me().await?;
+    if json {
+        print_json(&me)?;
+        return Ok(Exit::Done);
+    }
+    let permissions: Vec<&str> = me.permissions.iter().map(|p| p.as_str()).collect();
+    println!(
+        "{} <{}> at {} ({}), permissions: {}",
+        me.user.display_name,
+        me.user.email,
+        me.company.name,
+        client.base_url(),
+        if permissions.is_empty() {
+            "none".to_owned()
+        } else {
+            permissions.join(", ")
         }
-        Command::Whoami => {
-            let client = signed_in(dir).await?;
-            let me = client.me().await?;
-            if cli.json {
-                print_json(&me)?;
-            } else {
-                let permissions: Vec<&str> = me.permissions.iter().map(|p| p.as_str()).collect();
-                println!(
-                    "{} <{}> at {} ({}), permissions: {}",
-                    me.user.display_name,
-                    me.user.email,
-                    me.company.name,
-                    client.base_url(),
-                    if permissions.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        permissions.join(", ")
-                    }
-                );
-            }
-            Ok(Exit::Done)
-        }
-        Command::Sites => {
-            let client = signed_in(dir).await?;
-            let sites = client.sites().await?;
-            if cli.json {
-                print_json(&sites)?;
-            } else {
-                let mut t = table(&["Site", "Registers", "Menu revision"]);
-                for site in &sites {
-                    t.add_row(vec![
-                        site.name.clone(),
-                        site.register_count.to_string(),
-                        site.catalog_revision.to_string(),
-                    ]);
-                }
-                println!("{t}");
-            }
-            Ok(Exit::Done)
-        }
-        Command::Registers { site } => {
-            let client = signed_in(dir).await?;
-            let mut all = Vec::new();
-            for site in sites_of(&client, site.as_deref()).await? {
-                for register in client.registers(site.id).await? {
-                    all.push((site.name.clone(), register));
-                }
-            }
-            if cli.json {
-                let registers: Vec<&Register> = all.iter().map(|(_, r)| r).collect();
-                print_json(&registers)?;
-            } else {
-                let mut t = table(&["Site", "Register", "Status", "Last synced", "Menu"]);
-                for (site, r) in &all {
-                    let status = match (r.online, r.in_sale) {
-                        (false, _) => colour("○ offline", false),
-                        (true, true) => colour("◐ in a sale", true),
-                        (true, false) => colour("● online", true),
-                    };
-                    let menu = if r.up_to_date {
-                        colour("up to date", true)
-                    } else {
-                        colour(&format!("{} behind", r.revisions_behind), false)
-                    };
-                    t.add_row(vec![
-                        site.clone(),
-                        r.name.clone(),
-                        status,
-                        relative(r.last_synced_at),
-                        menu,
-                    ]);
-                }
-                println!("{t}");
-            }
-            Ok(Exit::Done)
-        }
-        Command::Sync {
-            register,
-            online,
-            site,
-            no_retry,
-            no_wait,
-            wait_secs,
-        } => {
-            let client = signed_in(dir).await?;
-            let request = SyncRequest {
-                retry_when_free: !no_retry,
-            };
-            let job = if online {
-                let site = find_site(&client, site.as_deref().unwrap_or_default()).await?;
-                client.sync_site(site.id, &request).await?
-            } else {
-                let reference = register
-                    .ok_or_else(|| anyhow!("name a register, or use --online --site SITE"))?;
-                let register = find_register(&client, &reference, site.as_deref()).await?;
-                client.sync_register(register.id, &request).await?
-            };
-            let job = if no_wait {
-                job
-            } else {
-                client
-                    .wait_for_job(job.summary.id, Duration::from_secs(wait_secs))
-                    .await?
-            };
-            print_job(&job, cli.json)?;
-            let all_synced = job.targets.iter().all(|t| t.state == TargetState::Synced);
-            Ok(if no_wait || all_synced {
-                Exit::Done
-            } else {
-                Exit::NotAllSynced
-            })
-        }
-        Command::Jobs { site, limit } => {
-            let client = signed_in(dir).await?;
-            let mut jobs = Vec::new();
-            for site in sites_of(&client, site.as_deref()).await? {
-                jobs.extend(client.jobs(site.id, limit).await?);
-            }
-            jobs.sort_by_key(|job| std::cmp::Reverse(job.created_at));
-            print_jobs(&jobs, cli.json)?;
-            Ok(Exit::Done)
-        }
-        Command::Watch => {
-            let client = signed_in(dir).await?;
-            let mut events = client.subscribe();
-            let mut out = std::io::stdout().lock();
-            loop {
-                let update = tokio::select! {
-                    update = events.next() => update,
-                    _ = tokio::signal::ctrl_c() => return Ok(Exit::Done),
-                };
-                let Some(update) = update else {
-                    return Err(Failure {
-                        code: Exit::NotSignedIn,
-                        error: anyhow!("the session ended"),
-                    });
-                };
-                if cli.json {
-                    if let Update::Event(event) = &update {
-                        serde_json::to_writer(&mut out, event).map_err(anyhow::Error::from)?;
-                        writeln!(out).map_err(anyhow::Error::from)?;
-                    }
-                    continue;
-                }
-                let line = match update {
-                    Update::Connected => "● live".to_owned(),
-                    Update::Disconnected { reason } => format!("◌ reconnecting… ({reason})"),
-                    Update::Event(Event::Snapshot { registers, .. }) => {
-                        let online = registers.iter().filter(|r| r.online).count();
-                        format!("{} registers, {online} online", registers.len())
-                    }
-                    Update::Event(Event::Register { register: r }) => format!(
-                        "{}: {}{}, {}",
-                        r.name,
-                        if r.online { "online" } else { "offline" },
-                        if r.in_sale { ", in a sale" } else { "" },
-                        if r.up_to_date {
-                            "up to date".to_owned()
-                        } else {
-                            format!("{} behind", r.revisions_behind)
-                        }
-                    ),
-                    Update::Event(Event::Site { site }) => {
-                        format!("{}: menu revision {}", site.name, site.catalog_revision)
-                    }
-                    Update::Event(Event::Target { target }) => format!(
-                        "{}: {}",
-                        target.register_name,
-                        state_words(target.state, target.reason.as_deref())
-                    ),
-                    Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
-                        "sync by {} finished: {} synced",
-                        job.requested_by.as_deref().unwrap_or("staff"),
-                        job.counts.synced
-                    ),
-                    Update::Event(Event::Job { .. }) => continue,
-                };
-                writeln!(out, "{} {line}", Local::now().format("%H:%M:%S"))
-                    .map_err(anyhow::Error::from)?;
-                out.flush().map_err(anyhow::Error::from)?;
-            }
+    );
+    Ok(Exit::Done)
+}
+
+async fn sites(client: &Client, json: bool) -> Result<Exit, Failure> {
+    let sites = client.sites().await?;
+    if json {
+        print_json(&sites)?;
+        return Ok(Exit::Done);
+    }
+    let mut t = table(&["Site", "Registers", "Menu revision"]);
+    for site in &sites {
+        t.add_row(vec![
+            site.name.clone(),
+            site.register_count.to_string(),
+            site.catalog_revision.to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(Exit::Done)
+}
+
+async fn registers(client: &Client, site: Option<String>, json: bool) -> Result<Exit, Failure> {
+    let mut all = Vec::new();
+    for site in sites_of(client, site.as_deref()).await? {
+        for register in client.registers(site.id).await? {
+            all.push((site.name.clone(), register));
         }
     }
+    if json {
+        let registers: Vec<&Register> = all.iter().map(|(_, r)| r).collect();
+        print_json(&registers)?;
+        return Ok(Exit::Done);
+    }
+    let mut t = table(&["Site", "Register", "Status", "Last synced", "Menu"]);
+    for (site, r) in &all {
+        let status = match (r.online, r.in_sale) {
+            (false, _) => colour("○ offline", false),
+            (true, true) => colour("◐ in a sale", true),
+            (true, false) => colour("● online", true),
+        };
+        let menu = if r.up_to_date {
+            colour("up to date", true)
+        } else {
+            colour(&format!("{} behind", r.revisions_behind), false)
+        };
+        t.add_row(vec![
+            site.clone(),
+            r.name.clone(),
+            status,
+            relative(r.last_synced_at),
+            menu,
+        ]);
+    }
+    println!("{t}");
+    Ok(Exit::Done)
+}
+
+#[derive(Debug, clap::Args)]
+struct Sync {
+    /// The register's name or id.
+    register: Option<String>,
+    /// Every online register of `--site`.
+    #[arg(long, requires = "site", conflicts_with = "register")]
+    online: bool,
+    #[arg(long)]
+    site: Option<String>,
+    /// Skip registers in a sale instead of syncing them when the sale ends.
+    #[arg(long)]
+    no_retry: bool,
+    /// Return at once instead of waiting for the outcome.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for the outcome, in seconds.
+    #[arg(long, default_value_t = 120)]
+    wait_secs: u64,
+}
+
+impl Sync {
+    async fn run(self, client: &Client, json: bool) -> Result<Exit, Failure> {
+        let request = SyncRequest {
+            retry_when_free: !self.no_retry,
+        };
+        let job = if self.online {
+            let site = find_site(client, self.site.as_deref().unwrap_or_default()).await?;
+            client.sync_site(site.id, &request).await?
+        } else {
+            let reference = self
+                .register
+                .ok_or_else(|| anyhow!("name a register, or use --online --site SITE"))?;
+            let register = find_register(client, &reference, self.site.as_deref()).await?;
+            client.sync_register(register.id, &request).await?
+        };
+        let job = if self.no_wait {
+            job
+        } else {
+            let within = Duration::from_secs(self.wait_secs);
+            client.wait_for_job(job.summary.id, within).await?
+        };
+        print_job(&job, json)?;
+        let all_synced = job.targets.iter().all(|t| t.state == TargetState::Synced);
+        Ok(if self.no_wait || all_synced {
+            Exit::Done
+        } else {
+            Exit::NotAllSynced
+        })
+    }
+}
+
+async fn jobs(
+    client: &Client,
+    site: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<Exit, Failure> {
+    let mut jobs = Vec::new();
+    for site in sites_of(client, site.as_deref()).await? {
+        jobs.extend(client.jobs(site.id, limit).await?);
+    }
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.created_at));
+    print_jobs(&jobs, json)?;
+    Ok(Exit::Done)
+}
+
+async fn watch(client: &Client, json: bool) -> Result<Exit, Failure> {
+    let mut events = client.subscribe();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let update = tokio::select! {
+            update = events.next() => update,
+            _ = tokio::signal::ctrl_c() => return Ok(Exit::Done),
+        };
+        let Some(update) = update else {
+            return Err(Failure {
+                code: Exit::NotSignedIn,
+                error: anyhow!("the session ended"),
+            });
+        };
+        if json {
+            if let Update::Event(event) = &update {
+                serde_json::to_writer(&mut out, event).map_err(anyhow::Error::from)?;
+                writeln!(out).map_err(anyhow::Error::from)?;
+            }
+            continue;
+        }
+        let Some(line) = watch_line(update) else {
+            continue;
+        };
+        writeln!(out, "{} {line}", Local::now().format("%H:%M:%S")).map_err(anyhow::Error::from)?;
+        out.flush().map_err(anyhow::Error::from)?;
+    }
+}
+
+/// One line of `regsync watch` for an update; `None` for what is not worth a line.
+fn watch_line(update: Update) -> Option<String> {
+    Some(match update {
+        Update::Connected => "● live".to_owned(),
+        Update::Disconnected { reason } => format!("◌ reconnecting… ({reason})"),
+        Update::Event(Event::Snapshot { registers, .. }) => {
+            let online = registers.iter().filter(|r| r.online).count();
+            format!("{} registers, {online} online", registers.len())
+        }
+        Update::Event(Event::Register { register: r }) => format!(
+            "{}: {}{}, {}",
+            r.name,
+            if r.online { "online" } else { "offline" },
+            if r.in_sale { ", in a sale" } else { "" },
+            if r.up_to_date {
+                "up to date".to_owned()
+            } else {
+                format!("{} behind", r.revisions_behind)
+            }
+        ),
+        Update::Event(Event::Site { site }) => {
+            format!("{}: menu revision {}", site.name, site.catalog_revision)
+        }
+        Update::Event(Event::Target { target }) => format!(
+            "{}: {}",
+            target.register_name,
+            state_words(target.state, target.reason.as_deref())
+        ),
+        Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
+            "sync by {} finished: {} synced",
+            job.requested_by.as_deref().unwrap_or("staff"),
+            job.counts.synced
+        ),
+        Update::Event(Event::Job { .. }) => return None,
+    })
 }

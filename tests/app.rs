@@ -77,7 +77,7 @@ async fn sign_in(window: &regsync_testkit::Window, bo: &BackOffice, venue: &Venu
 }
 
 fn app() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_register-sync"))
+    regsync_testkit::binary_of("regsync-app", "register-sync")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,9 +100,12 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     window.type_into("#url", &bo.url).await;
     window.type_into("#email", &venue.manager).await;
     window.type_into("#password", "not the password").await;
+    let before = window.capture().await;
     window.click("#sign-in").await;
     window.wait_for_text("Wrong email or password.").await;
-    window.screenshot(&screenshots().join("sign-in.png")).await;
+    window
+        .screenshot_changed(&screenshots().join("sign-in.png"), &before)
+        .await;
     window.type_into("#password", PASSWORD).await;
     window.click("#sign-in").await;
 
@@ -287,6 +290,7 @@ async fn notifications_the_tray_and_the_offline_view() {
     window.click("#settings").await;
 
     // Back Office goes away: the last-known registers stay, marked offline; actions wait.
+    let before = window.capture().await;
     bo.crash().await;
     let text = window.wait_for_text("Offline — as of").await;
     assert!(text.contains("Bar 2"), "{text}");
@@ -303,7 +307,9 @@ async fn notifications_the_tray_and_the_offline_view() {
             .starts_with("Back Office unreachable — as of"),
         "{tray}"
     );
-    window.screenshot(&screenshots().join("offline.png")).await;
+    window
+        .screenshot_changed(&screenshots().join("offline.png"), &before)
+        .await;
 
     // It comes back: live again, by itself.
     bo.restart().await;
@@ -399,7 +405,7 @@ async fn the_tray_as_the_desktop_shows_it() {
     assert!(!menu[3].enabled, "nothing to sync when signed out");
     assert_eq!(
         tray.icon(),
-        rgba(include_bytes!("../../icons/tray-unreachable.png"))
+        rgba(include_bytes!("../icons/tray-unreachable.png"))
     );
 
     // Signed in: the site's state, when it was last known, and its sync.
@@ -415,7 +421,7 @@ async fn the_tray_as_the_desktop_shows_it() {
     assert!(menu[3].enabled);
     assert_eq!(
         tray.icon(),
-        rgba(include_bytes!("../../icons/tray-attention.png"))
+        rgba(include_bytes!("../icons/tray-attention.png"))
     );
 
     // Sync from the tray: the two online registers sync; the Kitchen stays offline and behind.

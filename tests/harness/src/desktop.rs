@@ -301,17 +301,61 @@ impl Window {
         .await;
     }
 
-    /// Saves a screenshot of the window as PNG.
-    pub async fn screenshot(&self, path: &Path) {
+    /// Waits until the page has painted what its DOM holds: two animation frames (the first runs
+    /// before the next paint, the second after it). WebKit's screenshot is of the last painted
+    /// frame, which on a busy machine can be older than the DOM a test just waited for.
+    pub async fn painted(&self) {
+        let script = "const done = arguments[arguments.length - 1];\n\
+                      const late = setTimeout(() => done('not painted within 2 s'), 2000);\n\
+                      requestAnimationFrame(() => requestAnimationFrame(() => {\n\
+                        clearTimeout(late); done('painted');\n\
+                      }));";
+        let answer = self
+            .command(
+                Method::POST,
+                "/execute/async",
+                Some(serde_json::json!({ "script": script, "args": [] })),
+            )
+            .await;
+        assert_eq!(answer, "painted", "the window did not paint");
+    }
+
+    /// The window as PNG, once it has painted what its DOM holds.
+    pub async fn capture(&self) -> Vec<u8> {
         use base64::Engine;
+        self.painted().await;
         let data = self.command(Method::GET, "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
+        base64::engine::general_purpose::STANDARD
             .decode(data.as_str().unwrap_or_default())
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Saves a screenshot of the window as PNG; answers it.
+    pub async fn screenshot(&self, path: &Path) -> Vec<u8> {
+        let png = self.capture().await;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).unwrap();
         }
-        std::fs::write(path, png).unwrap();
+        std::fs::write(path, &png).unwrap();
+        png
+    }
+
+    /// Saves a screenshot taken after a visible change, checking that it shows one: its pixels
+    /// must differ from `before`, captured before the change.
+    pub async fn screenshot_changed(&self, path: &Path, before: &[u8]) -> Vec<u8> {
+        let before = crate::rgba(before);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let png = self.screenshot(path).await;
+            if crate::rgba(&png) != before {
+                return png;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} shows no change from the picture before it",
+                path.display()
+            );
+        }
     }
 
     /// Calls one of the app's commands from the page, as the UI does; answers its result.

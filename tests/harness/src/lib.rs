@@ -57,6 +57,11 @@ where
 /// A binary of the workspace (a package and binary of the same name), built once per test
 /// process so it is never stale, whichever package's tests are running.
 pub fn workspace_binary(name: &str) -> PathBuf {
+    binary_of(name, name)
+}
+
+/// The binary `name` of the workspace's `package`, built as [`workspace_binary`] builds.
+pub fn binary_of(package: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     // Test executables live in `<target>/<profile>/deps/`; binaries one level up.
     let exe = std::env::current_exe().unwrap();
@@ -66,7 +71,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
         let mut build = std::process::Command::new(cargo);
-        build.args(["build", "--quiet", "-p", name, "--bin", name]);
+        build.args(["build", "--quiet", "-p", package, "--bin", name]);
         // Cargo sets these for the test process; some build scripts (ring's) rerun when they
         // change, which would rebuild half the tree here and again on the next `cargo test`.
         for (key, _) in std::env::vars_os() {

@@ -27,7 +27,7 @@ impl Desk {
 
     fn command(&self, args: &[&str]) -> Command {
         let home = self.home.path();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_regsync"));
+        let mut command = Command::new(regsync_testkit::binary_of("regsync-client", "regsync"));
         command
             .args(args)
             .env("HOME", home)
