@@ -243,46 +243,99 @@ fn parse(message: Message) -> Frame {
     }
 }
 
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+type Stream = futures::stream::SplitStream<WebSocket>;
+
+/// Where a register said it stands, in its hello.
+struct Hello {
+    applied_revision: i64,
+    in_sale: bool,
+    recent: Vec<regsync_protocol::register::AppliedTarget>,
+}
+
 #[tracing::instrument(name = "register", skip_all, fields(register_id = %register.id, name = %register.name))]
 async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let settings = app.settings.clone();
+    let Some(hello) = handshake(&app, &register, &mut sink, &mut stream).await else {
+        return;
+    };
+    let presence = app.presence.entry(register.id);
+    presence.touch(Utc::now());
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let (outbound, outbound_rx) = mpsc::unbounded_channel();
+    tracing::info!(
+        applied_revision = hello.applied_revision,
+        in_sale = hello.in_sale,
+        "register connected"
+    );
+    app.engine.send(Input::Connected {
+        register: register.clone(),
+        generation,
+        outbound,
+        applied_revision: hello.applied_revision,
+        in_sale: hello.in_sale,
+        recent: hello.recent,
+    });
+    let mut connection = Connection {
+        app: &app,
+        register_id: register.id,
+        generation,
+        known_in_sale: hello.in_sale,
+        presence: &presence,
+    };
+    let reason = connection.follow(&mut sink, &mut stream, outbound_rx).await;
+    tracing::info!(%reason, "register disconnected");
+    app.engine.send(Input::Register(Request::Disconnected {
+        register_id: register.id,
+        generation,
+        last_seen: presence.seen().last_seen_at.unwrap_or_else(Utc::now),
+    }));
+}
 
-    let hello = tokio::time::timeout(settings.offline_after, stream.next()).await;
-    let (applied_revision, in_sale, recent) = match hello {
-        Ok(Some(Ok(message))) => match parse(message) {
-            Frame::Message(RegisterMessage::Hello {
-                protocol_version,
-                applied_revision,
-                in_sale,
-                recent,
-            }) => {
-                if protocol_version != PROTOCOL_VERSION {
-                    let reason = format!(
-                        "protocol version {protocol_version} is not supported; this Back Office speaks {PROTOCOL_VERSION}"
-                    );
-                    tracing::warn!(%reason, "register refused");
-                    let _ = sink.send(close(close_code::PROTOCOL, &reason)).await;
-                    return;
-                }
-                (applied_revision, in_sale, recent)
-            }
-            Frame::Closed => return,
-            Frame::Message(_) | Frame::Control => {
-                let _ = sink
-                    .send(close(
-                        close_code::PROTOCOL,
-                        "the first message must be a hello",
-                    ))
-                    .await;
-                return;
-            }
-            Frame::Invalid(reason) => {
-                let _ = sink.send(close(close_code::INVALID, &reason)).await;
-                return;
-            }
+/// Waits for the register's hello and answers the welcome; `None` when the connection ends
+/// there (closed, with the reason, when it was not a hello this Back Office speaks).
+async fn handshake(
+    app: &AppState,
+    register: &RegisterIdentity,
+    sink: &mut Sink,
+    stream: &mut Stream,
+) -> Option<Hello> {
+    let settings = &app.settings;
+    let Ok(Some(Ok(first))) = tokio::time::timeout(settings.offline_after, stream.next()).await
+    else {
+        return None;
+    };
+    let hello = match parse(first) {
+        Frame::Message(RegisterMessage::Hello {
+            protocol_version,
+            applied_revision,
+            in_sale,
+            recent,
+        }) if protocol_version == PROTOCOL_VERSION => Hello {
+            applied_revision,
+            in_sale,
+            recent,
         },
-        _ => return,
+        Frame::Message(RegisterMessage::Hello {
+            protocol_version, ..
+        }) => {
+            let reason = format!(
+                "protocol version {protocol_version} is not supported; this Back Office speaks {PROTOCOL_VERSION}"
+            );
+            tracing::warn!(%reason, "register refused");
+            let _ = sink.send(close(close_code::PROTOCOL, &reason)).await;
+            return None;
+        }
+        Frame::Closed => return None,
+        Frame::Message(_) | Frame::Control => {
+            let reason = "the first message must be a hello";
+            let _ = sink.send(close(close_code::PROTOCOL, reason)).await;
+            return None;
+        }
+        Frame::Invalid(reason) => {
+            let _ = sink.send(close(close_code::INVALID, &reason)).await;
+            return None;
+        }
     };
     let welcome = ServerMessage::Welcome {
         protocol_version: PROTOCOL_VERSION,
@@ -292,108 +345,125 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
         heartbeat_secs: settings.heartbeat_interval.as_secs().max(1),
     };
     let welcome = serde_json::to_string(&welcome).unwrap_or_default();
-    if sink.send(Message::Text(welcome.into())).await.is_err() {
-        return;
-    }
+    sink.send(Message::Text(welcome.into())).await.ok()?;
+    Some(hello)
+}
 
-    let presence = app.presence.entry(register.id);
-    presence.touch(Utc::now());
-    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
-    let (outbound, mut outbound_rx) = mpsc::unbounded_channel();
-    tracing::info!(applied_revision, in_sale, "register connected");
-    app.engine.send(Input::Connected {
-        register: register.clone(),
-        generation,
-        outbound,
-        applied_revision,
-        in_sale,
-        recent,
-    });
+/// One welcomed connection: what its register says goes to the engine in order; what the engine
+/// says goes to the register.
+struct Connection<'a> {
+    app: &'a AppState,
+    register_id: Uuid,
+    generation: u64,
+    known_in_sale: bool,
+    presence: &'a PresenceEntry,
+}
 
-    let mut known_in_sale = in_sale;
-    let mut deadline = tokio::time::Instant::now() + settings.offline_after;
-    let reason = loop {
-        tokio::select! {
-            incoming = tokio::time::timeout_at(deadline, stream.next()) => {
-                let message = match incoming {
-                    Err(_) => {
-                        let reason = format!("no heartbeat for {} s", settings.offline_after.as_secs());
-                        let _ = sink.send(close(close_code::AWAY, &reason)).await;
-                        break reason;
-                    }
-                    Ok(None) => break "connection lost".to_owned(),
-                    Ok(Some(Err(error))) => {
-                        if too_big(error) {
+impl Connection<'_> {
+    /// Runs until the connection ends; answers why.
+    async fn follow(
+        &mut self,
+        sink: &mut Sink,
+        stream: &mut Stream,
+        mut outbound: mpsc::UnboundedReceiver<Outbound>,
+    ) -> String {
+        let offline_after = self.app.settings.offline_after;
+        let mut deadline = tokio::time::Instant::now() + offline_after;
+        loop {
+            tokio::select! {
+                incoming = tokio::time::timeout_at(deadline, stream.next()) => {
+                    let message = match incoming {
+                        Err(_) => {
+                            let reason = format!("no heartbeat for {} s", offline_after.as_secs());
+                            let _ = sink.send(close(close_code::AWAY, &reason)).await;
+                            return reason;
+                        }
+                        Ok(None) => return "connection lost".to_owned(),
+                        Ok(Some(Err(error))) => {
+                            if !too_big(error) {
+                                return "connection lost".to_owned();
+                            }
                             let reason = format!(
                                 "message too big: a register's messages are at most {} KiB",
                                 MAX_REGISTER_MESSAGE_BYTES / 1024
                             );
                             tracing::warn!(%reason, "closing a register's connection");
                             let _ = sink.send(close(close_code::SIZE, &reason)).await;
-                            break reason;
+                            return reason;
                         }
-                        break "connection lost".to_owned();
-                    }
-                    Ok(Some(Ok(message))) => message,
-                };
-                let message = match parse(message) {
-                    Frame::Message(message) => message,
-                    // Pings keep the socket alive, nothing more: a register whose app hangs
-                    // while its socket library still answers would otherwise look healthy.
-                    Frame::Control => continue,
-                    Frame::Closed => break "closed by the register".to_owned(),
-                    Frame::Invalid(reason) => {
-                        tracing::warn!(%reason, "closing a register's connection");
-                        let _ = sink.send(close(close_code::INVALID, &reason)).await;
-                        break reason;
-                    }
-                };
-                // Online means the register's own messages arrive (heartbeats carry its sale).
-                deadline = tokio::time::Instant::now() + settings.offline_after;
-                presence.touch(Utc::now());
-                match message {
-                    RegisterMessage::Heartbeat { in_sale } => {
-                        if in_sale != known_in_sale {
-                            known_in_sale = in_sale;
-                            app.engine.send(Input::Register(Request::Sale { register_id: register.id, generation, in_sale }));
+                        Ok(Some(Ok(message))) => message,
+                    };
+                    let message = match parse(message) {
+                        Frame::Message(message) => message,
+                        // Pings keep the socket alive, nothing more: a register whose app hangs
+                        // while its socket library still answers would otherwise look healthy.
+                        Frame::Control => continue,
+                        Frame::Closed => return "closed by the register".to_owned(),
+                        Frame::Invalid(reason) => {
+                            tracing::warn!(%reason, "closing a register's connection");
+                            let _ = sink.send(close(close_code::INVALID, &reason)).await;
+                            return reason;
                         }
-                    }
-                    RegisterMessage::SaleStarted | RegisterMessage::SaleEnded => {
-                        let in_sale = matches!(message, RegisterMessage::SaleStarted);
-                        known_in_sale = in_sale;
-                        app.engine.send(Input::Register(Request::Sale { register_id: register.id, generation, in_sale }));
-                    }
-                    RegisterMessage::SyncResult { target_id, outcome } => {
-                        app.engine.send(Input::Register(Request::Result { register_id: register.id, generation, target_id, outcome }));
-                    }
-                    RegisterMessage::SyncRequested => {
-                        app.engine.send(Input::Register(Request::SyncRequested { register_id: register.id }));
-                    }
-                    RegisterMessage::Hello { .. } => {
-                        let reason = "hello may only be the first message";
+                    };
+                    // Online means the register's own messages arrive (heartbeats carry its sale).
+                    deadline = tokio::time::Instant::now() + offline_after;
+                    self.presence.touch(Utc::now());
+                    if let Err(reason) = self.forward(message) {
                         let _ = sink.send(close(close_code::PROTOCOL, reason)).await;
-                        break reason.to_owned();
+                        return reason.to_owned();
                     }
+                }
+                out = outbound.recv() => match out {
+                    Some(Outbound::Send(text)) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            return "connection lost while sending".to_owned();
+                        }
+                    }
+                    Some(Outbound::Close(reason)) => {
+                        let _ = sink.send(close(close_code::NORMAL, &reason)).await;
+                        return reason;
+                    }
+                    None => return "Back Office is shutting down".to_owned(),
+                },
+            }
+        }
+    }
+
+    /// Hands one register message to the engine; a message out of place is refused.
+    fn forward(&mut self, message: RegisterMessage) -> std::result::Result<(), &'static str> {
+        let (register_id, generation) = (self.register_id, self.generation);
+        let request = match message {
+            // Heartbeats repeat the sale state; only a change is news to the engine.
+            RegisterMessage::Heartbeat { in_sale } if in_sale == self.known_in_sale => {
+                return Ok(());
+            }
+            RegisterMessage::Heartbeat { in_sale } => {
+                self.known_in_sale = in_sale;
+                Request::Sale {
+                    register_id,
+                    generation,
+                    in_sale,
                 }
             }
-            out = outbound_rx.recv() => match out {
-                Some(Outbound::Send(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break "connection lost while sending".to_owned();
-                    }
+            RegisterMessage::SaleStarted | RegisterMessage::SaleEnded => {
+                let in_sale = matches!(message, RegisterMessage::SaleStarted);
+                self.known_in_sale = in_sale;
+                Request::Sale {
+                    register_id,
+                    generation,
+                    in_sale,
                 }
-                Some(Outbound::Close(reason)) => {
-                    let _ = sink.send(close(close_code::NORMAL, &reason)).await;
-                    break reason;
-                }
-                None => break "Back Office is shutting down".to_owned(),
+            }
+            RegisterMessage::SyncResult { target_id, outcome } => Request::Result {
+                register_id,
+                generation,
+                target_id,
+                outcome,
             },
-        }
-    };
-    tracing::info!(%reason, "register disconnected");
-    app.engine.send(Input::Register(Request::Disconnected {
-        register_id: register.id,
-        generation,
-        last_seen: presence.seen().last_seen_at.unwrap_or_else(Utc::now),
-    }));
+            RegisterMessage::SyncRequested => Request::SyncRequested { register_id },
+            RegisterMessage::Hello { .. } => return Err("hello may only be the first message"),
+        };
+        self.app.engine.send(Input::Register(request));
+        Ok(())
+    }
 }

@@ -257,25 +257,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let db = db::open(&cli.database).await?;
             let password = read_new_password(password_stdin)?;
-            let user = admin::create_user(
-                &db,
-                NewUser {
-                    company: &company,
-                    email: &email,
-                    display_name: &name,
-                    password: &password,
-                    permissions: &permissions,
-                },
-            )
-            .await?;
-            let permissions: Vec<&str> = user.permissions.iter().map(|p| p.as_str()).collect();
-            say(format_args!(
-                "created user {} <{}> ({}) with permissions [{}]",
-                user.display_name,
-                user.email,
-                user.id,
-                permissions.join(", ")
-            ))
+            let user = NewUser {
+                company: &company,
+                email: &email,
+                display_name: &name,
+                password: &password,
+                permissions: &permissions,
+            };
+            create_user(&db, user).await
         }
         Command::User(UserCommand::ResetPassword {
             email,
@@ -296,69 +285,93 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             credentials_out,
         }) => {
             let db = db::open(&cli.database).await?;
-            let site = admin::find_site(&db, &site, company.as_deref()).await?;
             let names: Vec<String> = match count {
                 None => vec![name],
                 Some(count) => (1..=count).map(|i| format!("{name} {i}")).collect(),
             };
-            let mut file = match &credentials_out {
-                Some(path) => Some(open_private(path)?),
-                None => None,
-            };
-            for name in names {
-                let created = admin::create_register(&db, &site, &name).await?;
-                match &mut file {
-                    Some(file) => {
-                        writeln!(file, "{}", created.credential)?;
-                        say(format_args!(
-                            "created register {} ({}) at {}",
-                            created.register.name, created.register.id, site.name
-                        ))?;
-                    }
-                    None => say(format_args!(
-                        "created register {} ({}) at {}\ndevice credential (shown once, keep it safe): {}",
-                        created.register.name, created.register.id, site.name, created.credential
-                    ))?,
-                }
-            }
-            if let Some(path) = credentials_out {
-                say(format_args!("credentials appended to {}", path.display()))?;
-            }
-            Ok(())
+            let site = admin::find_site(&db, &site, company.as_deref()).await?;
+            create_registers(&db, &site, &names, credentials_out.as_deref()).await
         }
-        Command::List => {
-            let db = db::open(&cli.database).await?;
-            let mut out = std::io::stdout().lock();
-            let companies = admin::overview(&db).await?;
-            if companies.is_empty() {
-                writeln!(
-                    out,
-                    "No companies yet: start with `regsync-backoffice company create NAME`."
-                )?;
+        Command::List => list(&db::open(&cli.database).await?).await,
+    }
+}
+
+async fn create_user(db: &regsync_backoffice::Db, user: NewUser<'_>) -> anyhow::Result<()> {
+    let user = admin::create_user(db, user).await?;
+    let permissions: Vec<&str> = user.permissions.iter().map(|p| p.as_str()).collect();
+    say(format_args!(
+        "created user {} <{}> ({}) with permissions [{}]",
+        user.display_name,
+        user.email,
+        user.id,
+        permissions.join(", ")
+    ))
+}
+
+/// Creates registers at `site`; each device credential is printed once, or appended to
+/// `credentials_out` (a file only the owner can read).
+async fn create_registers(
+    db: &regsync_backoffice::Db,
+    site: &admin::SiteRecord,
+    names: &[String],
+    credentials_out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut file = match credentials_out {
+        Some(path) => Some(open_private(path)?),
+        None => None,
+    };
+    for name in names {
+        let created = admin::create_register(db, site, name).await?;
+        match &mut file {
+            Some(file) => {
+                writeln!(file, "{}", created.credential)?;
+                say(format_args!(
+                    "created register {} ({}) at {}",
+                    created.register.name, created.register.id, site.name
+                ))?;
             }
-            for entry in companies {
-                writeln!(out, "{} ({})", entry.company.name, entry.company.id)?;
-                for user in &entry.users {
-                    let permissions: Vec<&str> =
-                        user.permissions.iter().map(|p| p.as_str()).collect();
-                    writeln!(
-                        out,
-                        "  user {} <{}> [{}]",
-                        user.display_name,
-                        user.email,
-                        permissions.join(", ")
-                    )?;
-                }
-                for (site, registers) in &entry.sites {
-                    writeln!(out, "  site {} ({})", site.name, site.id)?;
-                    for register in registers {
-                        writeln!(out, "    register {} ({})", register.name, register.id)?;
-                    }
-                }
-            }
-            Ok(())
+            None => say(format_args!(
+                "created register {} ({}) at {}\ndevice credential (shown once, keep it safe): {}",
+                created.register.name, created.register.id, site.name, created.credential
+            ))?,
         }
     }
+    if let Some(path) = credentials_out {
+        say(format_args!("credentials appended to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Everything that exists: companies, their users, sites and registers.
+async fn list(db: &regsync_backoffice::Db) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let companies = admin::overview(db).await?;
+    if companies.is_empty() {
+        writeln!(
+            out,
+            "No companies yet: start with `regsync-backoffice company create NAME`."
+        )?;
+    }
+    for entry in companies {
+        writeln!(out, "{} ({})", entry.company.name, entry.company.id)?;
+        for user in &entry.users {
+            let permissions: Vec<&str> = user.permissions.iter().map(|p| p.as_str()).collect();
+            writeln!(
+                out,
+                "  user {} <{}> [{}]",
+                user.display_name,
+                user.email,
+                permissions.join(", ")
+            )?;
+        }
+        for (site, registers) in &entry.sites {
+            writeln!(out, "  site {} ({})", site.name, site.id)?;
+            for register in registers {
+                writeln!(out, "    register {} ({})", register.name, register.id)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn say(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
