@@ -375,33 +375,52 @@ async fn run(config: AgentConfig, shared: Arc<Shared>, mut stop: watch::Receiver
     }
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Sink = futures::stream::SplitSink<Socket, Message>;
+type Stream = futures::stream::SplitStream<Socket>;
+
+/// How long connecting, and then waiting for the welcome, may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One connection, from handshake to loss. Answers whether Back Office welcomed us.
 async fn session(
     config: &AgentConfig,
     shared: &Arc<Shared>,
     stop: &mut watch::Receiver<bool>,
 ) -> (Ended, bool) {
-    let url = match connect_url(&config.back_office, config.allow_plain_http) {
-        Ok(url) => url,
-        Err(error) => return (Ended::Lost(error.to_string()), false),
+    let socket = match connect(config, stop).await {
+        Ok(socket) => socket,
+        Err(ended) => return (ended, false),
     };
-    let mut request = match url.as_str().into_client_request() {
-        Ok(request) => request,
-        Err(error) => return (Ended::Lost(format!("bad Back Office URL: {error}")), false),
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, heartbeat) = match greet(shared, &mut sink, &mut stream).await {
+        Ok(welcomed) => welcomed,
+        Err(ended) => return (ended, false),
     };
-    let Ok(authorization) = format!("Bearer {}", config.credential).parse() else {
-        return (
-            Ended::Lost("the credential is not a valid header value".into()),
-            false,
-        );
-    };
+    let ended = follow(shared, &mut sink, &mut stream, outgoing, heartbeat, stop).await;
+    (ended, true)
+}
+
+/// Opens the WebSocket to Back Office, with the device credential and the TLS trust configured.
+async fn connect(config: &AgentConfig, stop: &mut watch::Receiver<bool>) -> Result<Socket, Ended> {
+    let lost = |reason: String| Ended::Lost(reason);
+    let url = connect_url(&config.back_office, config.allow_plain_http)
+        .map_err(|error| lost(error.to_string()))?;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|error| lost(format!("bad Back Office URL: {error}")))?;
+    let authorization = format!("Bearer {}", config.credential)
+        .parse()
+        .map_err(|_| lost("the credential is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", authorization);
     let tls = match (&config.tls, url.starts_with("wss://")) {
         (Some(tls), _) => Some(Connector::Rustls(tls.clone())),
-        (None, true) => match Trust::from_env() {
-            Ok(trust) => Some(Connector::Rustls(trust.client_config())),
-            Err(error) => return (Ended::Lost(error.to_string()), false),
-        },
+        (None, true) => {
+            let trust = Trust::from_env().map_err(|error| lost(error.to_string()))?;
+            Some(Connector::Rustls(trust.client_config()))
+        }
         (None, false) => None,
     };
     let connecting = tokio_tungstenite::connect_async_tls_with_config(
@@ -410,27 +429,36 @@ async fn session(
         true,
         tls,
     );
-    let socket = tokio::select! {
-        result = tokio::time::timeout(Duration::from_secs(10), connecting) => match result {
-            Ok(Ok((socket, _))) => socket,
-            Ok(Err(tungstenite::Error::Http(response))) => {
-                return (Ended::Lost(format!("Back Office refused the connection ({})", response.status())), false);
-            }
+    tokio::select! {
+        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting) => match result {
+            Ok(Ok((socket, _))) => Ok(socket),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(lost(format!(
+                "Back Office refused the connection ({})",
+                response.status()
+            ))),
             Ok(Err(error)) => {
                 let host = regsync_transport::host_of_url(&url);
-                let reason = regsync_transport::describe_certificate_error(&error, host)
-                    .unwrap_or_else(|| format!("cannot connect: {error}"));
-                return (Ended::Lost(reason), false);
+                Err(lost(
+                    regsync_transport::describe_certificate_error(&error, host)
+                        .unwrap_or_else(|| format!("cannot connect: {error}")),
+                ))
             }
-            Err(_) => return (Ended::Lost("connecting timed out".into()), false),
+            Err(_) => Err(lost("connecting timed out".into())),
         },
-        _ = stop.changed() => return (Ended::Stop, false),
-    };
-    let (mut sink, mut stream) = socket.split();
+        _ = stop.changed() => Err(Ended::Stop),
+    }
+}
 
+/// Says hello and waits for the welcome. Answers the channel the register's answers go out on,
+/// and how often to beat.
+async fn greet(
+    shared: &Arc<Shared>,
+    sink: &mut Sink,
+    stream: &mut Stream,
+) -> Result<(mpsc::UnboundedReceiver<String>, Duration), Ended> {
     // The hello and the link are set up under the lock: a sale that starts meanwhile is either
     // in the hello or sent after it, never lost between the two.
-    let (link, mut outgoing) = mpsc::unbounded_channel::<String>();
+    let (link, outgoing) = mpsc::unbounded_channel::<String>();
     let hello = {
         let mut local = shared.lock();
         local.link = Some(link);
@@ -441,13 +469,12 @@ async fn session(
             recent: local.stored.recent.iter().cloned().collect(),
         }
     };
-    let Ok(hello) = serde_json::to_string(&hello) else {
-        return (Ended::Lost("cannot encode the hello".into()), false);
-    };
-    if let Err(error) = sink.send(Message::Text(hello.into())).await {
-        return (Ended::Lost(format!("sending hello: {error}")), false);
-    }
-    let welcome = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+    let hello =
+        serde_json::to_string(&hello).map_err(|_| Ended::Lost("cannot encode the hello".into()))?;
+    sink.send(Message::Text(hello.into()))
+        .await
+        .map_err(|error| Ended::Lost(format!("sending hello: {error}")))?;
+    let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await;
     let (register_name, heartbeat) = match welcome {
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ServerMessage>(&text) {
             Ok(ServerMessage::Welcome {
@@ -455,36 +482,47 @@ async fn session(
                 heartbeat_secs,
                 ..
             }) => (register_name, Duration::from_secs(heartbeat_secs.max(1))),
-            _ => return (Ended::Lost("Back Office did not welcome us".into()), false),
+            _ => return Err(Ended::Lost("Back Office did not welcome us".into())),
         },
         Ok(Some(Ok(Message::Close(frame)))) => {
             let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-            return (
-                Ended::Lost(format!("Back Office closed the connection: {reason}")),
-                false,
-            );
+            return Err(Ended::Lost(format!(
+                "Back Office closed the connection: {reason}"
+            )));
         }
-        _ => return (Ended::Lost("no welcome from Back Office".into()), false),
+        _ => return Err(Ended::Lost("no welcome from Back Office".into())),
     };
     shared.connected.store(true, Ordering::Relaxed);
     tracing::info!(%register_name, "connected to Back Office");
     shared.emit(AgentEvent::Connected { register_name });
+    Ok((outgoing, heartbeat))
+}
 
+/// Beats, sends the register's answers, and applies the syncs Back Office sends, until the
+/// connection ends.
+async fn follow(
+    shared: &Arc<Shared>,
+    sink: &mut Sink,
+    stream: &mut Stream,
+    mut outgoing: mpsc::UnboundedReceiver<String>,
+    heartbeat: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
     // Start beating at a random point of the interval, so thousands of registers spread out.
     let first_beat = rand::rng().random_range(Duration::ZERO..=heartbeat);
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + first_beat, heartbeat);
-    let ended = loop {
+    loop {
         tokio::select! {
             _ = beat.tick() => {
                 let in_sale = shared.lock().in_sale;
                 let text = serde_json::to_string(&RegisterMessage::Heartbeat { in_sale }).unwrap_or_default();
                 if let Err(error) = sink.send(Message::Text(text.into())).await {
-                    break Ended::Lost(format!("sending a heartbeat: {error}"));
+                    return Ended::Lost(format!("sending a heartbeat: {error}"));
                 }
             }
             Some(text) = outgoing.recv() => {
                 if let Err(error) = sink.send(Message::Text(text.into())).await {
-                    break Ended::Lost(format!("sending: {error}"));
+                    return Ended::Lost(format!("sending: {error}"));
                 }
             }
             incoming = stream.next() => match incoming {
@@ -492,7 +530,7 @@ async fn session(
                     Ok(ServerMessage::Sync { target_id, revision, requested_by, catalog }) => {
                         if apply(shared, target_id, revision, requested_by, catalog).is_err() {
                             // Dropped without a close handshake, as a power cut would.
-                            break Ended::Crash;
+                            return Ended::Crash;
                         }
                     }
                     Ok(other) => tracing::debug!(?other, "ignoring an unexpected message"),
@@ -500,19 +538,18 @@ async fn session(
                 },
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    break Ended::Lost(format!("Back Office closed the connection: {reason}"));
+                    return Ended::Lost(format!("Back Office closed the connection: {reason}"));
                 }
                 Some(Ok(_)) => {}
-                Some(Err(error)) => break Ended::Lost(format!("connection error: {error}")),
-                None => break Ended::Lost("connection closed".into()),
+                Some(Err(error)) => return Ended::Lost(format!("connection error: {error}")),
+                None => return Ended::Lost("connection closed".into()),
             },
             _ = stop.changed() => {
                 let _ = sink.send(Message::Close(None)).await;
-                break Ended::Stop;
+                return Ended::Stop;
             }
         }
-    };
-    (ended, true)
+    }
 }
 
 struct Crashed;
