@@ -4,7 +4,7 @@
 //! would sync later.
 
 use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::{JobKind, JobSummary, Target, TargetState};
+use regsync_protocol::sync::{JobCounts, JobKind, JobSummary, Target, TargetState};
 
 use crate::state::{Change, Picture};
 
@@ -87,36 +87,77 @@ fn capitalize(text: &str) -> String {
 }
 
 fn job_settled(job: &JobSummary, picture: &Picture) -> Notification {
-    let site = picture
-        .sites
-        .get(&job.site_id)
-        .map_or("Registers", |s| s.name.as_str());
-    let targets: Vec<&Target> = picture
-        .targets
-        .get(&job.id)
-        .map(|t| t.values().collect())
-        .unwrap_or_default();
-    let named = |state: TargetState| -> Vec<&str> {
-        targets
+    let settled = Settled::of(job, picture);
+    let c = &settled.counts;
+    if c.failed + c.expired > 0 {
+        return settled.failures();
+    }
+    // "Sync" next to one register: name the register, not the site.
+    if job.kind == JobKind::Register
+        && let Some(notification) = settled.one_register()
+    {
+        return notification;
+    }
+    if c.waiting > 0 {
+        return settled.waiting();
+    }
+    settled.done()
+}
+
+/// A settled job as far as the picture knows it: its site's name, the targets seen, and counts.
+struct Settled<'a> {
+    site: &'a str,
+    targets: Vec<&'a Target>,
+    counts: JobCounts,
+}
+
+impl<'a> Settled<'a> {
+    fn of(job: &'a JobSummary, picture: &'a Picture) -> Settled<'a> {
+        let site = picture
+            .sites
+            .get(&job.site_id)
+            .map_or("Registers", |s| s.name.as_str());
+        let targets: Vec<&Target> = picture
+            .targets
+            .get(&job.id)
+            .map(|t| t.values().collect())
+            .unwrap_or_default();
+        // The targets, when all are known, are at least as current as the summary.
+        let counts = if targets.len() as u32 == job.counts.total() {
+            let mut counts = JobCounts::default();
+            for target in &targets {
+                counts.add(target.state);
+            }
+            counts
+        } else {
+            job.counts.clone()
+        };
+        Settled {
+            site,
+            targets,
+            counts,
+        }
+    }
+
+    /// The registers in `state` by name, or "3 registers" when their targets are not known.
+    fn who(&self, state: TargetState, count: u32) -> String {
+        let named: Vec<&str> = self
+            .targets
             .iter()
             .filter(|t| t.state == state)
             .map(|t| t.register_name.as_str())
-            .collect()
-    };
-    // The targets, when all are known, are at least as current as the summary.
-    let counted;
-    let c = if targets.len() as u32 == job.counts.total() {
-        let mut counts = regsync_protocol::sync::JobCounts::default();
-        for target in &targets {
-            counts.add(target.state);
+            .collect();
+        if named.is_empty() {
+            plural(count, "register", "registers")
+        } else {
+            names(named)
         }
-        counted = counts;
-        &counted
-    } else {
-        &job.counts
-    };
-    if c.failed + c.expired > 0 {
-        let failed: Vec<&Target> = targets
+    }
+
+    fn failures(&self) -> Notification {
+        let c = &self.counts;
+        let failed: Vec<&Target> = self
+            .targets
             .iter()
             .copied()
             .filter(|t| t.state == TargetState::Failed)
@@ -133,89 +174,78 @@ fn job_settled(job: &JobSummary, picture: &Picture) -> Notification {
                 names(many.iter().map(|t| t.register_name.as_str()).collect())
             ),
         };
-        return Notification {
+        Notification {
             title: format!(
-                "{site}: {} failed",
+                "{}: {} failed",
+                self.site,
                 plural(c.failed + c.expired, "sync", "syncs")
             ),
             body,
-        };
+        }
     }
-    // "Sync" next to one register: name the register, not the site.
-    if let (JobKind::Register, [one]) = (job.kind, targets.as_slice()) {
+
+    fn one_register(&self) -> Option<Notification> {
+        let [one] = self.targets.as_slice() else {
+            return None;
+        };
         match one.state {
-            TargetState::Synced => {
-                return Notification {
-                    title: format!("{} synced", one.register_name),
-                    body: match one.revision {
-                        Some(revision) => format!("It now has menu revision {revision}."),
-                        None => "It is up to date.".to_owned(),
-                    },
-                };
-            }
-            TargetState::Waiting => {
-                return Notification {
-                    title: format!("{} is waiting", one.register_name),
-                    body: "It is in a sale; it will sync when the sale ends.".to_owned(),
-                };
-            }
-            _ => {}
+            TargetState::Synced => Some(Notification {
+                title: format!("{} synced", one.register_name),
+                body: match one.revision {
+                    Some(revision) => format!("It now has menu revision {revision}."),
+                    None => "It is up to date.".to_owned(),
+                },
+            }),
+            TargetState::Waiting => Some(Notification {
+                title: format!("{} is waiting", one.register_name),
+                body: "It is in a sale; it will sync when the sale ends.".to_owned(),
+            }),
+            _ => None,
         }
     }
-    if c.waiting > 0 {
-        let waiting = named(TargetState::Waiting);
-        let who = if waiting.is_empty() {
-            plural(c.waiting, "register", "registers")
+
+    fn waiting(&self) -> Notification {
+        let c = &self.counts;
+        let who = self.who(TargetState::Waiting, c.waiting);
+        let (verb, it) = if c.waiting == 1 {
+            ("is", "it")
         } else {
-            names(waiting)
+            ("are", "they")
         };
-        let verb = if c.waiting == 1 { "is" } else { "are" };
-        let it = if c.waiting == 1 { "it" } else { "they" };
-        return Notification {
-            title: format!("{site}: {} synced, {} waiting", c.synced, c.waiting),
+        Notification {
+            title: format!("{}: {} synced, {} waiting", self.site, c.synced, c.waiting),
             body: format!("{who} {verb} in a sale; {it} will sync when the sale ends."),
-        };
-    }
-    let revision = targets.iter().filter_map(|t| t.revision).max();
-    let mut body = match revision {
-        Some(revision) if c.skipped_busy + c.skipped_offline == 0 => {
-            format!("Every online register has menu revision {revision}.")
         }
-        _ => String::new(),
-    };
-    if c.skipped_busy > 0 {
-        let busy = named(TargetState::SkippedBusy);
-        let who = if busy.is_empty() {
-            plural(c.skipped_busy, "register", "registers")
-        } else {
-            names(busy)
-        };
-        body.push_str(&format!(
-            "{who} {} in a sale and skipped. ",
-            if c.skipped_busy == 1 { "was" } else { "were" }
-        ));
     }
-    if c.skipped_offline > 0 {
-        let offline = named(TargetState::SkippedOffline);
-        let who = if offline.is_empty() {
-            plural(c.skipped_offline, "register", "registers")
-        } else {
-            names(offline)
-        };
-        body.push_str(&format!(
-            "{who} {} offline.",
-            if c.skipped_offline == 1 {
-                "was"
-            } else {
-                "were"
+
+    fn done(&self) -> Notification {
+        let c = &self.counts;
+        let was = |count: u32| if count == 1 { "was" } else { "were" };
+        let revision = self.targets.iter().filter_map(|t| t.revision).max();
+        let mut body = match revision {
+            Some(revision) if c.skipped_busy + c.skipped_offline == 0 => {
+                format!("Every online register has menu revision {revision}.")
             }
-        ));
-    }
-    Notification {
-        title: format!(
-            "{site}: {} synced",
-            plural(c.synced, "register", "registers")
-        ),
-        body: body.trim().to_owned(),
+            _ => String::new(),
+        };
+        if c.skipped_busy > 0 {
+            let who = self.who(TargetState::SkippedBusy, c.skipped_busy);
+            body.push_str(&format!(
+                "{who} {} in a sale and skipped. ",
+                was(c.skipped_busy)
+            ));
+        }
+        if c.skipped_offline > 0 {
+            let who = self.who(TargetState::SkippedOffline, c.skipped_offline);
+            body.push_str(&format!("{who} {} offline.", was(c.skipped_offline)));
+        }
+        Notification {
+            title: format!(
+                "{}: {} synced",
+                self.site,
+                plural(c.synced, "register", "registers")
+            ),
+            body: body.trim().to_owned(),
+        }
     }
 }

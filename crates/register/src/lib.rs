@@ -566,68 +566,16 @@ fn apply(
         return Err(Crashed);
     }
     let mut local = shared.lock();
-    let now = Utc::now();
-    let (outcome, event) = if let Some(earlier) = local.stored.remembered(target_id) {
-        // Sent again after a reconnect: answer as before, apply nothing.
-        let outcome = SyncOutcome::Applied {
-            revision: earlier.revision,
-            applied_at: earlier.applied_at,
-        };
-        (
-            outcome,
-            AgentEvent::AlreadyUpToDate {
-                target_id,
-                revision: earlier.revision,
-            },
-        )
-    } else if local.in_sale {
-        (SyncOutcome::Busy, AgentEvent::RefusedInSale { target_id })
-    } else if revision <= local.stored.applied_revision {
-        let current = local.stored.applied_revision;
-        local.stored.remember(target_id, current, now);
-        let outcome = SyncOutcome::Applied {
-            revision: current,
-            applied_at: now,
-        };
-        (
-            outcome,
-            AgentEvent::AlreadyUpToDate {
-                target_id,
-                revision: current,
-            },
-        )
-    } else {
-        let mut next = Stored {
-            applied_revision: revision,
-            catalog,
-            recent: local.stored.recent.clone(),
-        };
-        next.remember(target_id, revision, now);
-        match shared.store.save(&next) {
-            Ok(()) => {
-                local.stored = next;
-                let event = AgentEvent::Applied {
-                    target_id,
-                    revision,
-                    requested_by: requested_by.clone(),
-                };
-                (
-                    SyncOutcome::Applied {
-                        revision,
-                        applied_at: now,
-                    },
-                    event,
-                )
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot save the new menu");
-                let outcome = SyncOutcome::Failed {
-                    reason: format!("cannot save the menu: {error}"),
-                };
-                local.send(&RegisterMessage::SyncResult { target_id, outcome });
-                return Ok(());
-            }
-        }
+    let sync = SyncCommand {
+        target_id,
+        revision,
+        requested_by,
+        catalog,
+    };
+    let (outcome, event) = decide(&mut local, &shared.store, sync, Utc::now());
+    let Some(event) = event else {
+        local.send(&RegisterMessage::SyncResult { target_id, outcome });
+        return Ok(());
     };
     if shared.crash_at == Some(CrashPoint::AfterApplying) {
         return Err(Crashed);
@@ -644,6 +592,82 @@ fn apply(
     }
     shared.hooks.event(&event);
     Ok(())
+}
+
+/// One sync command from Back Office.
+struct SyncCommand {
+    target_id: Uuid,
+    revision: i64,
+    requested_by: Option<String>,
+    catalog: Catalog,
+}
+
+/// What the register does with a sync, under its lock: answer a repeated one as before, refuse
+/// during a sale, keep a menu as new or newer, or apply and save the new one. No event when the
+/// menu could not be saved (the answer says so).
+fn decide(
+    local: &mut Local,
+    store: &Store,
+    sync: SyncCommand,
+    now: chrono::DateTime<Utc>,
+) -> (SyncOutcome, Option<AgentEvent>) {
+    let target_id = sync.target_id;
+    if let Some(earlier) = local.stored.remembered(target_id) {
+        // Sent again after a reconnect: answer as before, apply nothing.
+        let outcome = SyncOutcome::Applied {
+            revision: earlier.revision,
+            applied_at: earlier.applied_at,
+        };
+        let revision = earlier.revision;
+        return (
+            outcome,
+            Some(AgentEvent::AlreadyUpToDate {
+                target_id,
+                revision,
+            }),
+        );
+    }
+    if local.in_sale {
+        return (
+            SyncOutcome::Busy,
+            Some(AgentEvent::RefusedInSale { target_id }),
+        );
+    }
+    if sync.revision <= local.stored.applied_revision {
+        let current = local.stored.applied_revision;
+        local.stored.remember(target_id, current, now);
+        let outcome = SyncOutcome::Applied {
+            revision: current,
+            applied_at: now,
+        };
+        let event = AgentEvent::AlreadyUpToDate {
+            target_id,
+            revision: current,
+        };
+        return (outcome, Some(event));
+    }
+    let mut next = Stored {
+        applied_revision: sync.revision,
+        catalog: sync.catalog,
+        recent: local.stored.recent.clone(),
+    };
+    next.remember(target_id, sync.revision, now);
+    if let Err(error) = store.save(&next) {
+        tracing::error!(%error, "cannot save the new menu");
+        let reason = format!("cannot save the menu: {error}");
+        return (SyncOutcome::Failed { reason }, None);
+    }
+    local.stored = next;
+    let outcome = SyncOutcome::Applied {
+        revision: sync.revision,
+        applied_at: now,
+    };
+    let event = AgentEvent::Applied {
+        target_id,
+        revision: sync.revision,
+        requested_by: sync.requested_by,
+    };
+    (outcome, Some(event))
 }
 
 #[cfg(test)]
