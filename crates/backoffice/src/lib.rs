@@ -170,21 +170,15 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioTimer};
     let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
-    let checkpoints = tokio::spawn(db::checkpoint(app.db.clone(), Duration::from_secs(2)));
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.settings.header_read_timeout);
-    builder.http2().enable_connect_protocol();
+    let checkpoints = tokio::spawn(db::checkpoint(app.db.clone(), CHECKPOINT_INTERVAL));
+    let builder = connection_builder(&app.settings);
     let handshake_timeout = app.settings.header_read_timeout;
     let mut router = http::router(app);
     if tls.is_some() {
         router = router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             axum::http::header::STRICT_TRANSPORT_SECURITY,
-            axum::http::HeaderValue::from_static("max-age=31536000"),
+            axum::http::HeaderValue::from_static(HSTS),
         ));
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -196,7 +190,7 @@ pub async fn serve_with(
                 Err(error) => {
                     // Out of file descriptors, say: wait a moment rather than spin.
                     tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             },
@@ -213,44 +207,95 @@ pub async fn serve_with(
                 .insert(axum::extract::ConnectInfo(peer));
             tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))
         });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let served = match tls {
-                None => {
-                    let io = hyper_util::rt::TokioIo::new(tcp);
-                    let connection = builder.serve_connection_with_upgrades(io, service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
-                    let stream = match handshake.await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "a TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "a TLS handshake took too long");
-                            return;
-                        }
-                    };
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let connection = builder.serve_connection_with_upgrades(io, service);
-                    watcher.watch(connection.into_owned()).await
-                }
-            };
-            if let Err(error) = served {
-                tracing::debug!(%error, "a connection ended with an error");
-            }
-        });
+        let connection = Accepted {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            tls: tls.clone(),
+            handshake_timeout,
+        };
+        tokio::spawn(connection.serve(tcp, peer, service));
     }
     drop(listener);
     graceful.shutdown().await;
     housekeeping.abort();
     checkpoints.abort();
     Ok(())
+}
+
+/// How often the SQLite write-ahead log is folded back into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+/// How long to wait after a failed accept (out of file descriptors, say) before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// Over TLS, browsers are told to use HTTPS only, for a year.
+const HSTS: &str = "max-age=31536000";
+
+/// HTTP/1.1 with a header read timeout (a client that trickles headers is cut off), and HTTP/2
+/// with the extended CONNECT that WebSockets over HTTP/2 need.
+fn connection_builder(
+    settings: &Settings,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    builder.http2().enable_connect_protocol();
+    builder
+}
+
+/// One accepted connection, with what serving it needs.
+struct Accepted {
+    builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+impl Accepted {
+    /// Serves the connection until it ends (or Back Office shuts down), after the TLS handshake
+    /// when serving TLS; a handshake that fails or dawdles just ends it.
+    async fn serve<S, B>(self, tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, service: S)
+    where
+        S: hyper::service::Service<
+                hyper::Request<hyper::body::Incoming>,
+                Response = hyper::Response<B>,
+            > + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let served = match self.tls {
+            None => {
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                let connection = self.builder.serve_connection_with_upgrades(io, service);
+                self.watcher.watch(connection.into_owned()).await
+            }
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "a TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "a TLS handshake took too long");
+                        return;
+                    }
+                };
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let connection = self.builder.serve_connection_with_upgrades(io, service);
+                self.watcher.watch(connection.into_owned()).await
+            }
+        };
+        if let Err(error) = served {
+            tracing::debug!(%error, "a connection ended with an error");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed before this returns, so a signal

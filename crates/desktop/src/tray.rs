@@ -87,35 +87,36 @@ pub fn summarize(
             updated,
         };
     }
-    let total = picture.registers.len();
-    let offline = picture.registers.values().filter(|r| !r.online).count();
-    let behind = picture.registers.values().filter(|r| !r.up_to_date).count();
-    let status = if offline == 0 && behind == 0 {
-        match total {
-            0 => "No registers yet".to_owned(),
-            1 => "The register is up to date".to_owned(),
-            n => format!("All {n} registers up to date"),
-        }
-    } else {
-        let mut parts = Vec::new();
-        if offline > 0 {
-            parts.push(format!("{offline} offline"));
-        }
-        if behind > 0 {
-            parts.push(format!("{behind} out of date"));
-        }
-        parts.join(" · ")
-    };
+    let (icon, status) = registers_status(picture);
     TraySummary {
-        icon: if offline == 0 && behind == 0 {
-            TrayIcon::AllGood
-        } else {
-            TrayIcon::Attention
-        },
+        icon,
         status,
         sync_item,
         updated,
     }
+}
+
+/// "All 9 registers up to date", or what needs attention: "2 offline · 1 out of date".
+fn registers_status(picture: &crate::state::Picture) -> (TrayIcon, String) {
+    let total = picture.registers.len();
+    let offline = picture.registers.values().filter(|r| !r.online).count();
+    let behind = picture.registers.values().filter(|r| !r.up_to_date).count();
+    if offline == 0 && behind == 0 {
+        let status = match total {
+            0 => "No registers yet".to_owned(),
+            1 => "The register is up to date".to_owned(),
+            n => format!("All {n} registers up to date"),
+        };
+        return (TrayIcon::AllGood, status);
+    }
+    let mut parts = Vec::new();
+    if offline > 0 {
+        parts.push(format!("{offline} offline"));
+    }
+    if behind > 0 {
+        parts.push(format!("{behind} out of date"));
+    }
+    (TrayIcon::Attention, parts.join(" · "))
 }
 
 fn unreachable_summary(
