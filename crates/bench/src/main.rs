@@ -411,33 +411,46 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         );
 
         if count == cli.fanout {
-            let before = server.cpu_ticks()?;
-            let quiet = time_site_syncs(&api, &venue.site, count, cli.rounds).await?;
-            let ticks = server.cpu_ticks()?.saturating_sub(before);
-            quiet.print(count, cli.rounds, "no one watching");
-            // Steadier than latency on a shared machine: what a round costs Back Office.
-            println!(
-                "N={count}   backoffice_cpu_ms_per_round={:.1}",
-                ticks as f64 * 10.0 / cli.rounds.max(1) as f64
-            );
-            if cli.watchers > 0 {
-                // Managers with the app open: each gets every register's and target's change.
-                let watching: Vec<_> = (0..cli.watchers).map(|_| api.watch()).collect();
-                let watched = time_site_syncs(&api, &venue.site, count, cli.rounds).await?;
-                watched.print(
-                    count,
-                    cli.rounds,
-                    &format!("{} manager(s) watching live events", cli.watchers),
-                );
-                for watcher in watching {
-                    watcher.abort();
-                }
-            }
+            fan_out(&cli, &server, &api, &venue.site, count).await?;
         }
         for agent in agents {
             agent.kill();
         }
         drop(server);
+    }
+    Ok(())
+}
+
+/// The fan-out rounds at `count` registers: latency and Back Office's CPU per round, with no one
+/// watching and then with managers watching live events.
+async fn fan_out(
+    cli: &Cli,
+    server: &Server,
+    api: &Api,
+    site: &str,
+    count: usize,
+) -> anyhow::Result<()> {
+    let before = server.cpu_ticks()?;
+    let quiet = time_site_syncs(api, site, count, cli.rounds).await?;
+    let ticks = server.cpu_ticks()?.saturating_sub(before);
+    quiet.print(count, cli.rounds, "no one watching");
+    // Steadier than latency on a shared machine: what a round costs Back Office.
+    println!(
+        "N={count}   backoffice_cpu_ms_per_round={:.1}",
+        ticks as f64 * 10.0 / cli.rounds.max(1) as f64
+    );
+    if cli.watchers > 0 {
+        // Managers with the app open: each gets every register's and target's change.
+        let watching: Vec<_> = (0..cli.watchers).map(|_| api.watch()).collect();
+        let watched = time_site_syncs(api, site, count, cli.rounds).await?;
+        watched.print(
+            count,
+            cli.rounds,
+            &format!("{} manager(s) watching live events", cli.watchers),
+        );
+        for watcher in watching {
+            watcher.abort();
+        }
     }
     Ok(())
 }
