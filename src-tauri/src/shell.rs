@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use chrono::{Local, Utc};
 use regsync_client::{Client, Endpoint, Error, keychain};
 use regsync_desktop::cache::{Cache, account};
-use regsync_desktop::files::write_atomically;
 use regsync_desktop::notify::for_change;
+use regsync_desktop::session::{self, SessionView};
 use regsync_desktop::settings::{Settings, SettingsFile};
 use regsync_desktop::state::{Connection, Live};
 use regsync_desktop::tray::{TrayIcon, TraySummary, summarize};
 use regsync_desktop::words::{Problem, ProblemCode};
 use regsync_protocol::sync::{JobSummary, SyncRequest};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -25,26 +25,6 @@ use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
-
-/// What the page knows of the signed-in user (nothing secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionView {
-    url: String,
-    email: String,
-    display_name: String,
-    company: String,
-    can_manage_sites: bool,
-    demo: bool,
-    /// The manager chose an unencrypted connection to this Back Office.
-    #[serde(default)]
-    allow_http: bool,
-}
-
-impl SessionView {
-    fn endpoint(&self) -> Endpoint {
-        Endpoint::new(self.url.as_str()).allow_plain_http(self.allow_http)
-    }
-}
 
 /// Every failure the page sees: a stable code and plain words (`crates/desktop` chooses them).
 #[derive(Debug, Serialize)]
@@ -101,42 +81,6 @@ pub struct Shared {
     demo: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Config {
-    session: SessionView,
-}
-
-fn load_config(path: &std::path::Path) -> Option<Config> {
-    let bytes = std::fs::read(path).ok()?;
-    match serde_json::from_slice(&bytes) {
-        Ok(config) => Some(config),
-        Err(error) => {
-            tracing::warn!(%error, "the config file is unreadable; ignoring it");
-            None
-        }
-    }
-}
-
-fn save_config(path: &std::path::Path, session: &SessionView) -> std::io::Result<()> {
-    let config = Config {
-        session: session.clone(),
-    };
-    write_atomically(path, &serde_json::to_vec_pretty(&config)?)
-}
-
-fn view(client: &Client, demo: bool, allow_http: bool) -> Option<SessionView> {
-    let me = client.me_cached()?;
-    Some(SessionView {
-        url: client.base_url().to_owned(),
-        email: me.user.email,
-        display_name: me.user.display_name,
-        company: me.company.name,
-        can_manage_sites: me.can_manage_sites,
-        demo,
-        allow_http,
-    })
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, UiError> {
@@ -169,14 +113,14 @@ async fn sign_in(
     let allow_http = allow_http.unwrap_or(false);
     let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
     let (client, _) = Client::login(endpoint, &email, &password).await?;
-    let session = view(&client, false, allow_http)
+    let session = SessionView::of(&client, false, allow_http)
         .ok_or_else(|| UiError::new(ProblemCode::Internal, "no user in the session"))?;
     if remember {
         let (u, e) = (session.url.clone(), session.email.clone());
         let token = client.refresh_token().await.unwrap_or_default();
         blocking(move || keychain::store(&u, &e, &token)).await?;
         keep_rotated_tokens(&client, &session);
-        save_config(&state.config, &session)
+        session::save(&state.config, &session)
             .map_err(|e| UiError::new(ProblemCode::Config, e.to_string()))?;
     }
     start(app, state.inner(), client, session.clone()).await;
@@ -525,10 +469,9 @@ fn show_window(app: &AppHandle) {
 pub const HIDDEN_ARG: &str = "--hidden";
 
 async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
-    let Some(config) = load_config(&shared.config) else {
+    let Some(session) = session::load(&shared.config) else {
         return;
     };
-    let session = config.session;
     let (u, e) = (session.url.clone(), session.email.clone());
     let token = match blocking(move || keychain::load(&u, &e)).await {
         Ok(Some(token)) => token,
@@ -557,8 +500,9 @@ async fn resume_saved(app: AppHandle, shared: Arc<Shared>) {
                     let (u, e) = (session.url.clone(), session.email.clone());
                     let _ = blocking(move || keychain::store(&u, &e, &rotated)).await;
                 }
-                let session = view(&client, false, session.allow_http).unwrap_or(session);
-                let _ = save_config(&shared.config, &session);
+                let session =
+                    SessionView::of(&client, false, session.allow_http).unwrap_or(session);
+                let _ = session::save(&shared.config, &session);
                 start(app, &shared, client, session).await;
                 return;
             }
@@ -596,8 +540,8 @@ async fn start_demo(app: AppHandle, shared: Arc<Shared>) -> anyhow::Result<()> {
         regsync_demo::MANAGER_PASSWORD,
     )
     .await?;
-    let session =
-        view(&client, true, false).ok_or_else(|| anyhow::anyhow!("no user in the demo session"))?;
+    let session = SessionView::of(&client, true, false)
+        .ok_or_else(|| anyhow::anyhow!("no user in the demo session"))?;
     tracing::info!(%url, "demo Back Office running; signed in as its manager");
     start(app, &shared, client, session).await;
     Ok(())
