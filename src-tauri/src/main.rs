@@ -1,8 +1,8 @@
 //! Register Sync for the office PC: the Tauri shell.
 //!
-//! Thin on purpose: it wires `crates/desktop` (the picture, the tray summary, notification texts,
-//! the offline cache) and `crates/client` (Back Office, live events, the keychain) to the window,
-//! the tray and the notification service. Decisions live in those crates, tested without a window.
+//! Thin on purpose: `crates/desktop`'s `Desk` owns the session life cycle and every decision; this
+//! crate gives it the computer (the keychain, the notification service, the tray, the window) and
+//! hands it the page's commands. Decisions are tested without a window, in that crate.
 //!
 //! `register-sync --demo` (or `REGSYNC_DEMO=1`) starts an embedded Back Office with the demo
 //! company and simulated registers, and signs in as its manager. `--hidden` (what the login entry

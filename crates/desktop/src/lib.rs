@@ -2,12 +2,14 @@
 //!
 //! It keeps the app's picture of sites, registers and sync jobs current from the client's live
 //! events ([`state`]), decides what the tray shows ([`tray`]) and which system notification a
-//! change deserves ([`notify`]), and keeps the last-known picture on disk for when Back Office
-//! cannot be reached ([`cache`]), remembers who is signed in ([`session`]), keeps the manager's
-//! choices ([`settings`]) and puts failures in plain words ([`words`]). `src-tauri` only wires these to the window, the tray, the notification
-//! service and the keychain.
+//! change deserves ([`notify`]), keeps the last-known picture on disk for when Back Office cannot
+//! be reached ([`cache`]), remembers who is signed in ([`session`]), keeps the manager's choices
+//! ([`settings`]) and puts failures in plain words ([`words`]). [`desk`] runs the session life
+//! cycle over all of them, against a small `Host` trait; `src-tauri` only implements that trait
+//! for the keychain, the notification service, the tray and the window.
 
 pub mod cache;
+pub mod desk;
 pub mod files;
 pub mod notify;
 pub mod session;
