@@ -13,13 +13,7 @@
 mod shell;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REGSYNC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    regsync_log::init("info,sqlx=warn");
     let demo = std::env::args().any(|a| a == "--demo")
         || std::env::var("REGSYNC_DEMO").is_ok_and(|v| v == "1");
     let hidden = std::env::args().any(|a| a == shell::HIDDEN_ARG);

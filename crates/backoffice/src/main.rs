@@ -220,13 +220,7 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("REGSYNC_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    regsync_log::init("info,sqlx=warn,tower_http=info");
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

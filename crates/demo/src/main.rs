@@ -27,13 +27,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REGSYNC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    regsync_log::init("info,sqlx=warn");
     let shutdown = regsync_backoffice::shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     let (demo, server) = Demo::start(listener, cli.keep_database.as_deref(), shutdown).await?;

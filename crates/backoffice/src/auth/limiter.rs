@@ -48,6 +48,22 @@ impl FailureLimiter {
     pub fn begin(&self, key: &str, now: Instant) -> Result<(), Duration> {
         // One lock for the check and the count: two attempts at once cannot both slip through.
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let times = self.in_window(&mut failures, key, now);
+        if times.len() >= self.max_failures {
+            let oldest = times[times.len() - self.max_failures];
+            return Err((oldest + self.window).saturating_duration_since(now));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
+    /// `key`'s failures still in the window; keys with none are swept out once the map grows.
+    fn in_window<'a>(
+        &self,
+        failures: &'a mut HashMap<String, VecDeque<Instant>>,
+        key: &str,
+        now: Instant,
+    ) -> &'a mut VecDeque<Instant> {
         if failures.len() > SWEEP_ABOVE {
             failures.retain(|_, times| {
                 prune(times, now, self.window);
@@ -56,12 +72,7 @@ impl FailureLimiter {
         }
         let times = failures.entry(key.to_owned()).or_default();
         prune(times, now, self.window);
-        if times.len() >= self.max_failures {
-            let oldest = times[times.len() - self.max_failures];
-            return Err((oldest + self.window).saturating_duration_since(now));
-        }
-        times.push_back(now);
-        Ok(())
+        times
     }
 
     /// Takes back the attempt [`FailureLimiter::begin`] counted at `at`.
@@ -76,14 +87,7 @@ impl FailureLimiter {
 
     pub fn record_failure(&self, key: &str, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > SWEEP_ABOVE {
-            failures.retain(|_, times| {
-                prune(times, now, self.window);
-                !times.is_empty()
-            });
-        }
-        let times = failures.entry(key.to_owned()).or_default();
-        prune(times, now, self.window);
+        let times = self.in_window(&mut failures, key, now);
         times.push_back(now);
         // Only the newest `max_failures` matter for the decision.
         while times.len() > self.max_failures {
