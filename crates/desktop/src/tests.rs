@@ -197,7 +197,7 @@ fn run_job(live: &mut Live, job: &JobSummary, targets: &[Target]) -> Vec<Notific
 }
 
 #[test]
-fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
+fn a_job_all_synced_is_one_notification_in_the_manager_s_words() {
     let bar = site("Main Bar", 42);
     let mut live = live_with(vec![bar.clone()], vec![]);
     let all = job(&bar, counts(6, 0, 0, 0, 0), true);
@@ -220,7 +220,12 @@ fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
             body: "Every online register has menu revision 42.".into()
         }]
     );
+}
 
+#[test]
+fn a_job_with_a_register_waiting_says_so_and_later_its_sync() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
     let some_waiting = job(&bar, counts(5, 1, 0, 0, 0), true);
     let mut targets: Vec<Target> = (1..=5)
         .map(|i| {
@@ -285,7 +290,12 @@ fn a_finished_job_is_one_notification_in_the_words_of_ui_md() {
         None,
         "the job was announced once already"
     );
+}
 
+#[test]
+fn a_failed_sync_names_the_register_and_why() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
     let failing = job(&bar, counts(0, 0, 0, 0, 1), true);
     let targets = [target(
         &failing,
