@@ -175,7 +175,6 @@ fn revision_conflict(expected: i64, current: i64) -> Error {
     params(("site_id" = Uuid, Path, description = "The site")),
     responses(
         (status = 200, body = CatalogRevision),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )
@@ -201,7 +200,6 @@ pub async fn get_catalog(
     responses(
         (status = 200, description = "The catalog now", body = CatalogRevision),
         (status = 400, description = "Malformed or invalid catalog; the message names the field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
@@ -241,7 +239,6 @@ pub async fn replace_catalog(
     responses(
         (status = 200, description = "The catalog now", body = CatalogRevision),
         (status = 400, description = "Malformed edit, or the result is invalid; the message names the field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "expected_revision is not the current one", body = ErrorBody),

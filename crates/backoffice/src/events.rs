@@ -192,7 +192,6 @@ fn to_sse(event: &Published, id: u64) -> SseEvent {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A text/event-stream of `Event`s", body = regsync_protocol::sync::Event, content_type = "text/event-stream"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
     )
 )]

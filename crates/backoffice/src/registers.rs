@@ -128,7 +128,6 @@ pub async fn for_company(db: &Db, presence: &Presence, company_id: Uuid) -> Resu
     responses(
         (status = 200, body = Vec<Register>),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )
@@ -165,7 +164,6 @@ pub async fn list_registers(
     responses(
         (status = 200, body = Register),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such register in your company", body = ErrorBody),
     )

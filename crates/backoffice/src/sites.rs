@@ -82,7 +82,6 @@ pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Resu
     security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<Site>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_sites(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<Site>>> {
@@ -99,7 +98,6 @@ pub async fn list_sites(State(app): State<AppState>, caller: Caller) -> Result<J
     responses(
         (status = 200, body = Site),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]

@@ -482,7 +482,6 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<StatusCode> {
@@ -502,7 +501,6 @@ pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<Statu
     security(("bearer" = [])),
     responses(
         (status = 200, body = Me),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>> {

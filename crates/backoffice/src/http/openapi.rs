@@ -3,7 +3,7 @@
 //! Each handler's annotation describes what is particular to it. What every operation shares is
 //! added here, once, so the document says everything the server does: the answers any request may
 //! get from the HTTP edge (400 for a malformed path, query or body; 408 past the request timeout;
-//! 413 and 415 for bodies), the headers every answer carries (`x-request-id`), and the ones
+//! 413 and 415 for bodies; 401 wherever a manager must be signed in), the headers every answer carries (`x-request-id`), and the ones
 //! particular answers carry (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). The event
 //! stream is described event by event. schemathesis checks the document against the server in CI
 //! (`scripts/api-contract`), so the two cannot drift apart.
@@ -113,11 +113,22 @@ fn add_shared_components(document: &mut Value) {
         "RequestTimeout": answer("The request took longer than Back Office's request timeout"),
         "PayloadTooLarge": answer("The body is larger than Back Office's body limit"),
         "UnsupportedMediaType": answer("The body is not sent as `application/json`"),
+        "NotSignedIn": {
+            "description": "Not signed in, or the sign-in ended: the code says whether refreshing can help",
+            "headers": {
+                "x-request-id": { "$ref": "#/components/headers/RequestId" },
+                "WWW-Authenticate": { "$ref": "#/components/headers/WwwAuthenticate" }
+            },
+            "content": { "application/json": { "schema": error } }
+        },
     });
 }
 
 fn add_shared_answers(operation: &mut Value) {
     let has_body = operation.get("requestBody").is_some();
+    let signed_in = operation["security"]
+        .as_array()
+        .is_some_and(|schemes| schemes.iter().any(|s| s.get("bearer").is_some()));
     let Some(responses) = operation["responses"].as_object_mut() else {
         return;
     };
@@ -128,6 +139,11 @@ fn add_shared_answers(operation: &mut Value) {
     responses
         .entry("408")
         .or_insert_with(|| shared("RequestTimeout"));
+    if signed_in {
+        responses
+            .entry("401")
+            .or_insert_with(|| shared("NotSignedIn"));
+    }
     if has_body {
         responses
             .entry("413")

@@ -217,7 +217,6 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
     request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
     responses(
         (status = 202, description = "The job, as saved; follow it at /v1/jobs/{id} or on /v1/events", body = Job),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such register in your company", body = ErrorBody),
     )
@@ -263,7 +262,6 @@ async fn start(
     request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
     responses(
         (status = 202, description = "The job, as saved", body = Job),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "The site has no registers", body = ErrorBody),
@@ -300,7 +298,6 @@ pub struct JobQuery {
     responses(
         (status = 200, body = Job),
         (status = 400, description = "`wait_secs` is not a whole number from 0 to 25", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such job in your company", body = ErrorBody),
     )
@@ -375,7 +372,6 @@ pub struct HistoryQuery {
     responses(
         (status = 200, body = Vec<JobSummary>),
         (status = 400, description = "A malformed site id, or `limit` not a whole number from 1 to 200", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )

@@ -96,6 +96,9 @@ async fn the_document_says_every_answer_and_header_the_server_gives() {
                     "{method} {path}: no {status}"
                 );
             }
+            if operation["security"] == json!([{ "bearer": [] }]) {
+                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+            }
             if operation.get("requestBody").is_some() {
                 for status in ["413", "415"] {
                     assert!(
