@@ -305,7 +305,6 @@ pub async fn revoke_user_sessions(db: &Db, user_id: Uuid) -> Result<()> {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = Session),
-        (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
         (status = 503, description = "Too many sign-ins being checked at once; see Retry-After", body = ErrorBody),
@@ -399,7 +398,6 @@ struct RefreshRow {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = Session),
-        (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "Refresh token unknown, expired, revoked or reused", body = ErrorBody),
     )
 )]
