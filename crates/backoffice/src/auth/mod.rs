@@ -264,35 +264,41 @@ async fn new_session(app: &AppState, user_id: Uuid, family_id: Uuid) -> Result<S
     })
 }
 
-async fn revoke_family(conn: &mut sqlx::SqliteConnection, family_id: Uuid) -> Result<()> {
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-    )
+/// Which sign-ins to end: one (its family of rotated tokens), or every one of a user's.
+#[derive(Debug, Clone, Copy)]
+enum Sessions {
+    Family(Uuid),
+    User(Uuid),
+}
+
+/// Ends sign-ins: their refresh tokens stop working and their access tokens are gone.
+async fn revoke(conn: &mut sqlx::SqliteConnection, which: Sessions) -> Result<()> {
+    let (column, id) = match which {
+        Sessions::Family(id) => ("family_id", id),
+        Sessions::User(id) => ("user_id", id),
+    };
+    sqlx::query(&format!(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL"
+    ))
     .bind(Utc::now())
-    .bind(family_id)
+    .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM access_tokens WHERE family_id = ?")
-        .bind(family_id)
+    sqlx::query(&format!("DELETE FROM access_tokens WHERE {column} = ?"))
+        .bind(id)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
+async fn revoke_family(conn: &mut sqlx::SqliteConnection, family_id: Uuid) -> Result<()> {
+    revoke(conn, Sessions::Family(family_id)).await
+}
+
 /// Signs out every session of a user (after a password reset).
 pub async fn revoke_user_sessions(db: &Db, user_id: Uuid) -> Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-    )
-    .bind(Utc::now())
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM access_tokens WHERE user_id = ?")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    revoke(&mut tx, Sessions::User(user_id)).await?;
     tx.commit().await?;
     Ok(())
 }
