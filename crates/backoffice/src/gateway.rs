@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::auth::token;
 use crate::error::{Error, Result};
-use crate::sync::driver::Request;
+use crate::sync::driver::{Dropped, Request, SaleState};
 use crate::sync::engine::Input;
 use crate::{AppState, Db};
 
@@ -285,11 +285,12 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
     };
     let reason = connection.follow(&mut sink, &mut stream, outbound_rx).await;
     tracing::info!(%reason, "register disconnected");
-    app.engine.send(Input::Register(Request::Disconnected {
-        register_id: register.id,
-        generation,
-        last_seen: presence.seen().last_seen_at.unwrap_or_else(Utc::now),
-    }));
+    app.engine
+        .send(Input::Register(Request::Disconnected(Dropped {
+            register_id: register.id,
+            generation,
+            last_seen: presence.seen().last_seen_at.unwrap_or_else(Utc::now),
+        })));
 }
 
 /// Waits for the register's hello and answers the welcome; `None` when the connection ends
@@ -439,20 +440,20 @@ impl Connection<'_> {
             }
             RegisterMessage::Heartbeat { in_sale } => {
                 self.known_in_sale = in_sale;
-                Request::Sale {
+                Request::Sale(SaleState {
                     register_id,
                     generation,
                     in_sale,
-                }
+                })
             }
             RegisterMessage::SaleStarted | RegisterMessage::SaleEnded => {
                 let in_sale = matches!(message, RegisterMessage::SaleStarted);
                 self.known_in_sale = in_sale;
-                Request::Sale {
+                Request::Sale(SaleState {
                     register_id,
                     generation,
                     in_sale,
-                }
+                })
             }
             RegisterMessage::SyncResult { target_id, outcome } => Request::Result {
                 register_id,

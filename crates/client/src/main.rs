@@ -164,17 +164,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     regsync_log::init("warn");
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
+    match run(cli).await {
         Ok(code) => ExitCode::from(code as u8),
         Err(Failure { code, error }) => {
             let hint = match code {

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::core::{RegisterRef, Timing};
-use super::driver::{Driver, Output, Request};
+use super::driver::{Driver, Dropped, Output, Request};
 use super::store::sqlite::SqliteStore;
 use crate::error::{Error, Result};
 use crate::events::{Changed, Hub};
@@ -227,11 +227,11 @@ impl Runner {
                 }
             }
             Input::Register(request) => {
-                if let Request::Disconnected {
+                if let Request::Disconnected(Dropped {
                     register_id,
                     generation,
                     ..
-                } = request
+                }) = request
                 {
                     self.connections.remove(&(register_id, generation));
                 }

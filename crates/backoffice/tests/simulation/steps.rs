@@ -3,7 +3,7 @@
 
 use rand::Rng;
 use regsync_backoffice::sync::core::RegisterRef;
-use regsync_backoffice::sync::driver::Request;
+use regsync_backoffice::sync::driver::{Dropped, Request, SaleState};
 use regsync_backoffice::sync::store::Scope;
 use regsync_backoffice::sync::store::Store;
 
@@ -49,11 +49,11 @@ impl World {
                 if current {
                     self.gateway.remove(&register);
                 }
-                Some(Request::Disconnected {
+                Some(Request::Disconnected(Dropped {
                     register_id,
                     generation,
                     last_seen: self.wall(),
-                })
+                }))
             }
             Up::Heartbeat { in_sale } | Up::Sale { in_sale } => {
                 let known = self
@@ -64,11 +64,11 @@ impl World {
                     return None;
                 }
                 known.1 = in_sale;
-                Some(Request::Sale {
+                Some(Request::Sale(SaleState {
                     register_id,
                     generation,
                     in_sale,
-                })
+                }))
             }
             Up::Result { target_id, outcome } => Some(Request::Result {
                 register_id,

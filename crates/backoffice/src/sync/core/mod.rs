@@ -45,6 +45,22 @@ pub struct Timing {
 }
 
 /// A connected register, as the gateway vouched for it.
+/// A register's connection `generation` closed; it was last heard from at `last_seen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    pub register_id: Uuid,
+    pub generation: u64,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Whether a register is in a sale, as it said on connection `generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleState {
+    pub register_id: Uuid,
+    pub generation: u64,
+    pub in_sale: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegisterRef {
     pub id: Uuid,
@@ -77,16 +93,8 @@ pub enum Input {
         /// What the register applied recently, with what the store knows of ended ones.
         recent: Vec<(AppliedTarget, Option<KnownTarget>)>,
     },
-    Disconnected {
-        register_id: Uuid,
-        generation: u64,
-        last_seen: DateTime<Utc>,
-    },
-    Sale {
-        register_id: Uuid,
-        generation: u64,
-        in_sale: bool,
-    },
+    Disconnected(Dropped),
+    Sale(SaleState),
     Result {
         register_id: Uuid,
         generation: u64,
@@ -254,16 +262,16 @@ impl Core {
                 in_sale,
                 recent,
             } => self.on_connected(register, generation, applied_revision, in_sale, recent, now),
-            Input::Disconnected {
+            Input::Disconnected(Dropped {
                 register_id,
                 generation,
                 last_seen,
-            } => self.on_disconnected(register_id, generation, last_seen, now),
-            Input::Sale {
+            }) => self.on_disconnected(register_id, generation, last_seen, now),
+            Input::Sale(SaleState {
                 register_id,
                 generation,
                 in_sale,
-            } => self.on_sale(register_id, generation, in_sale, now),
+            }) => self.on_sale(register_id, generation, in_sale, now),
             Input::Result {
                 register_id,
                 generation,

@@ -112,11 +112,11 @@ fn a_busy_answer_after_the_sale_ended_is_sent_again_at_once() {
     sync(&mut core, true, at(1));
     // The sale started and ended before the busy answer for it arrived.
     for in_sale in [true, false] {
-        let sale = Input::Sale {
+        let sale = Input::Sale(SaleState {
             register_id: REGISTER,
             generation: 1,
             in_sale,
-        };
+        });
         core.handle(sale, at(2));
     }
     core.take();
@@ -180,11 +180,11 @@ fn a_register_that_drops_mid_sync_gets_the_grace_then_fails() {
     let mut core = core();
     connect(&mut core, 1, false, at(0));
     sync(&mut core, true, at(1));
-    let gone = Input::Disconnected {
+    let gone = Input::Disconnected(Dropped {
         register_id: REGISTER,
         generation: 1,
         last_seen: at(5),
-    };
+    });
     core.handle(gone, at(5));
     let step = core.take();
     assert_eq!(
@@ -208,11 +208,11 @@ fn a_hello_is_the_truth_and_its_recent_syncs_settle_what_was_lost() {
     let mut core = core();
     connect(&mut core, 1, false, at(0));
     sync(&mut core, true, at(1));
-    let gone = Input::Disconnected {
+    let gone = Input::Disconnected(Dropped {
         register_id: REGISTER,
         generation: 1,
         last_seen: at(2),
-    };
+    });
     core.handle(gone, at(2));
     core.take();
     let recent = AppliedTarget {

@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::core::{Core, RegisterRef, Step, Timing, Touched};
+pub use super::core::{Dropped, SaleState};
 use super::store::{Scope, Store, StoreTx};
 use crate::error::{Error, Result};
 
@@ -34,16 +35,8 @@ pub enum Request {
         in_sale: bool,
         recent: Vec<AppliedTarget>,
     },
-    Disconnected {
-        register_id: Uuid,
-        generation: u64,
-        last_seen: DateTime<Utc>,
-    },
-    Sale {
-        register_id: Uuid,
-        generation: u64,
-        in_sale: bool,
-    },
+    Disconnected(Dropped),
+    Sale(SaleState),
     Result {
         register_id: Uuid,
         generation: u64,
@@ -51,9 +44,14 @@ pub enum Request {
         outcome: SyncOutcome,
     },
     /// Staff pressed "Sync" on the register.
-    SyncRequested { register_id: Uuid },
+    SyncRequested {
+        register_id: Uuid,
+    },
     /// A manager's sync, already checked to be allowed; answered under `token`.
-    CreateJob { token: u64, request: JobRequest },
+    CreateJob {
+        token: u64,
+        request: JobRequest,
+    },
 }
 
 /// A sync asked for by a manager (already checked to be allowed) or by a register.

@@ -180,24 +180,8 @@ fn input(request: Request, known: &HashMap<Uuid, KnownTarget>) -> Option<Input> 
                 })
                 .collect(),
         },
-        Request::Disconnected {
-            register_id,
-            generation,
-            last_seen,
-        } => Input::Disconnected {
-            register_id,
-            generation,
-            last_seen,
-        },
-        Request::Sale {
-            register_id,
-            generation,
-            in_sale,
-        } => Input::Sale {
-            register_id,
-            generation,
-            in_sale,
-        },
+        Request::Disconnected(dropped) => Input::Disconnected(dropped),
+        Request::Sale(sale) => Input::Sale(sale),
         Request::Result {
             register_id,
             generation,
