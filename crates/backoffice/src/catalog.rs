@@ -171,11 +171,10 @@ fn revision_conflict(expected: i64, current: i64) -> Error {
     get,
     path = "/v1/sites/{site_id}/catalog",
     tag = "catalog",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("site_id" = Uuid, Path, description = "The site")),
     responses(
         (status = 200, body = CatalogRevision),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]
@@ -194,13 +193,12 @@ pub async fn get_catalog(
     put,
     path = "/v1/sites/{site_id}/catalog",
     tag = "catalog",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("site_id" = Uuid, Path, description = "The site")),
     request_body = ReplaceCatalog,
     responses(
         (status = 200, description = "The catalog now", body = CatalogRevision),
         (status = 400, description = "Malformed or invalid catalog; the message names the field", body = ErrorBody),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -233,13 +231,12 @@ pub async fn replace_catalog(
     patch,
     path = "/v1/sites/{site_id}/catalog",
     tag = "catalog",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("site_id" = Uuid, Path, description = "The site")),
     request_body = CatalogEdit,
     responses(
         (status = 200, description = "The catalog now", body = CatalogRevision),
         (status = 400, description = "Malformed edit, or the result is invalid; the message names the field", body = ErrorBody),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
     )

@@ -17,7 +17,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
-use regsync_protocol::api::ErrorBody;
 use regsync_protocol::sync::Event;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
@@ -189,10 +188,9 @@ fn to_sse(event: &Published, id: u64) -> SseEvent {
     get,
     path = "/v1/events",
     tag = "sync",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     responses(
         (status = 200, description = "A text/event-stream of `Event`s", body = regsync_protocol::sync::Event, content_type = "text/event-stream"),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
     )
 )]
 pub async fn events(

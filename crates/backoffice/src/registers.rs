@@ -123,12 +123,11 @@ pub async fn for_company(db: &Db, presence: &Presence, company_id: Uuid) -> Resu
     get,
     path = "/v1/sites/{site_id}/registers",
     tag = "sites",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("site_id" = Uuid, Path, description = "The site")),
     responses(
         (status = 200, body = Vec<Register>),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]
@@ -159,12 +158,11 @@ pub async fn list_registers(
     get,
     path = "/v1/registers/{register_id}",
     tag = "sites",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("register_id" = Uuid, Path, description = "The register")),
     responses(
         (status = 200, body = Register),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such register in your company", body = ErrorBody),
     )
 )]

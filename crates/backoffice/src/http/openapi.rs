@@ -3,7 +3,8 @@
 //! Each handler's annotation describes what is particular to it. What every operation shares is
 //! added here, once, so the document says everything the server does: the answers any request may
 //! get from the HTTP edge (400 for a malformed path, query or body; 408 past the request timeout;
-//! 413 and 415 for bodies; 401 wherever a manager must be signed in), the headers every answer carries (`x-request-id`), and the ones
+//! 413 and 415 for bodies; 401 wherever a manager must be signed in, 403 where the Sites
+//! permission is needed — the `sites` role of the bearer requirement), the headers every answer carries (`x-request-id`), and the ones
 //! particular answers carry (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). The event
 //! stream is described event by event. schemathesis checks the document against the server in CI
 //! (`scripts/api-contract`), so the two cannot drift apart.
@@ -113,6 +114,9 @@ fn add_shared_components(document: &mut Value) {
         "RequestTimeout": answer("The request took longer than Back Office's request timeout"),
         "PayloadTooLarge": answer("The body is larger than Back Office's body limit"),
         "UnsupportedMediaType": answer("The body is not sent as `application/json`"),
+        "NoSitesPermission": answer(
+            "Signed in, but without the Sites (or Admin) permission this needs"
+        ),
         "NotSignedIn": {
             "description": "Not signed in, or the sign-in ended: the code says whether refreshing can help",
             "headers": {
@@ -126,9 +130,14 @@ fn add_shared_components(document: &mut Value) {
 
 fn add_shared_answers(operation: &mut Value) {
     let has_body = operation.get("requestBody").is_some();
-    let signed_in = operation["security"]
-        .as_array()
-        .is_some_and(|schemes| schemes.iter().any(|s| s.get("bearer").is_some()));
+    // A manager's token; OpenAPI 3.1 lets a bearer requirement name the roles it needs.
+    let bearer_roles: Option<Vec<Value>> = operation["security"].as_array().and_then(|schemes| {
+        schemes
+            .iter()
+            .find_map(|s| s.get("bearer").and_then(Value::as_array).cloned())
+    });
+    let signed_in = bearer_roles.is_some();
+    let needs_sites = bearer_roles.is_some_and(|roles| roles.contains(&json!("sites")));
     let Some(responses) = operation["responses"].as_object_mut() else {
         return;
     };
@@ -143,6 +152,11 @@ fn add_shared_answers(operation: &mut Value) {
         responses
             .entry("401")
             .or_insert_with(|| shared("NotSignedIn"));
+    }
+    if needs_sites {
+        responses
+            .entry("403")
+            .or_insert_with(|| shared("NoSitesPermission"));
     }
     if has_body {
         responses

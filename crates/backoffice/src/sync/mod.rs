@@ -212,12 +212,11 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
     post,
     path = "/v1/registers/{register_id}/sync",
     tag = "sync",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("register_id" = Uuid, Path, description = "The register")),
     request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
     responses(
         (status = 202, description = "The job, as saved; follow it at /v1/jobs/{id} or on /v1/events", body = Job),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such register in your company", body = ErrorBody),
     )
 )]
@@ -257,12 +256,11 @@ async fn start(
     post,
     path = "/v1/sites/{site_id}/sync",
     tag = "sync",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("site_id" = Uuid, Path, description = "The site")),
     request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
     responses(
         (status = 202, description = "The job, as saved", body = Job),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "The site has no registers", body = ErrorBody),
     )
@@ -293,12 +291,11 @@ pub struct JobQuery {
     get,
     path = "/v1/jobs/{job_id}",
     tag = "sync",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("job_id" = Uuid, Path, description = "The job"), JobQuery),
     responses(
         (status = 200, body = Job),
         (status = 400, description = "`wait_secs` is not a whole number from 0 to 25", body = ErrorBody),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such job in your company", body = ErrorBody),
     )
 )]
@@ -367,12 +364,11 @@ pub struct HistoryQuery {
     get,
     path = "/v1/sites/{site_id}/jobs",
     tag = "sync",
-    security(("bearer" = [])),
+    security(("bearer" = ["sites"])),
     params(("site_id" = Uuid, Path, description = "The site"), HistoryQuery),
     responses(
         (status = 200, body = Vec<JobSummary>),
         (status = 400, description = "A malformed site id, or `limit` not a whole number from 1 to 200", body = ErrorBody),
-        (status = 403, description = "No Sites permission", body = ErrorBody),
         (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]

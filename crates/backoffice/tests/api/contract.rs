@@ -96,8 +96,12 @@ async fn the_document_says_every_answer_and_header_the_server_gives() {
                     "{method} {path}: no {status}"
                 );
             }
-            if operation["security"] == json!([{ "bearer": [] }]) {
+            let roles = &operation["security"][0]["bearer"];
+            if roles.is_array() {
                 assert!(responses.contains_key("401"), "{method} {path}: no 401");
+            }
+            if roles == &json!(["sites"]) {
+                assert!(responses.contains_key("403"), "{method} {path}: no 403");
             }
             if operation.get("requestBody").is_some() {
                 for status in ["413", "415"] {
