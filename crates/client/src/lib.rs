@@ -7,8 +7,10 @@
 //! follows Back Office's live events and reconnects by itself without missing a change.
 
 pub mod endpoint;
+mod error;
 pub mod events;
 pub mod keychain;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +18,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use regsync_protocol::api::MAX_JOB_WAIT_SECS;
 use regsync_protocol::api::{
-    CatalogRevision, ErrorBody, Health, LoginRequest, Me, RefreshRequest, Register, ReplaceCatalog,
-    Session, Site,
+    CatalogRevision, Health, LoginRequest, Me, RefreshRequest, Register, ReplaceCatalog, Session,
+    Site,
 };
 use regsync_protocol::sync::{Job, JobSummary, SyncRequest};
 use regsync_protocol::{CatalogEdit, ErrorCode};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -31,65 +33,9 @@ pub(crate) use endpoint::transport_error;
 pub use events::{Subscription, Update};
 pub use regsync_transport::Trust;
 
-/// What went wrong, in terms a caller can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Not signed in, or the sign-in ended (expired, signed out elsewhere, password changed):
-    /// sign in again. `code` is Back Office's (`InvalidCredentials`, `SessionRevoked`, …).
-    #[error("{message}")]
-    NotSignedIn { code: ErrorCode, message: String },
-    /// Signed in, but not allowed (for example, no Sites permission).
-    #[error("{message}")]
-    Forbidden { message: String },
-    #[error("{message}")]
-    NotFound { message: String },
-    /// Too many attempts; try again after `retry_after`.
-    #[error("{message}")]
-    RateLimited {
-        retry_after: Option<Duration>,
-        message: String,
-    },
-    /// Back Office could not be reached (refused, no route, DNS).
-    #[error("cannot reach Back Office at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
-    /// Back Office's certificate failed the check; `message` says how, in plain words.
-    #[error("{message}")]
-    Certificate { url: String, message: String },
-    /// `http://` to another computer without the user's explicit permission.
-    #[error(
-        "{url} is not encrypted: the password and everything else would cross the network \
-         readable by anyone on it. Use https://, or allow an unencrypted connection explicitly."
-    )]
-    Unencrypted { url: String },
-    /// The address cannot be used (no host, an unreadable certificate authority file).
-    #[error("{0}")]
-    Address(String),
-    /// Back Office did not answer in time.
-    #[error("Back Office did not answer within {} s", .0.as_secs())]
-    TimedOut(Duration),
-    /// Back Office answered with an error of its documented shape.
-    #[error("{message}")]
-    Api {
-        status: u16,
-        code: ErrorCode,
-        message: String,
-    },
-    /// The answer is not what the API documents (not JSON, cut short, the wrong shape): usually
-    /// the URL points at something that is not Back Office, or a proxy got in between.
-    #[error("unexpected answer from Back Office (HTTP {status}): {detail}")]
-    BadResponse { status: u16, detail: String },
-}
-
-impl Error {
-    /// The error means the request never got an answer (or not from a Back Office whose
-    /// certificate holds): the caller may show cached state.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            Error::Unreachable { .. } | Error::TimedOut(_) | Error::Certificate { .. }
-        )
-    }
-}
+pub use error::Error;
+pub(crate) use wire::error_from;
+use wire::{Empty, send};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -553,105 +499,6 @@ impl Client {
 }
 
 /// A 204's empty body.
-struct Empty;
-
-impl<'de> serde::Deserialize<'de> for Empty {
-    fn deserialize<D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Empty)
-    }
-}
-
-/// Maps an error response to an [`Error`], from its status and (if it has our shape) its body.
-pub(crate) fn error_from(
-    status: StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> Error {
-    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
-        let preview: String = String::from_utf8_lossy(&body[..body.len().min(120)])
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
-        return Error::BadResponse {
-            status: status.as_u16(),
-            detail: if preview.is_empty() {
-                "an empty error body".into()
-            } else {
-                format!("not Back Office's error shape: {preview}")
-            },
-        };
-    };
-    match status {
-        StatusCode::UNAUTHORIZED => Error::NotSignedIn {
-            code: error.code,
-            message: error.message,
-        },
-        StatusCode::FORBIDDEN => Error::Forbidden {
-            message: error.message,
-        },
-        StatusCode::NOT_FOUND => Error::NotFound {
-            message: error.message,
-        },
-        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited {
-            retry_after: headers
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
-                .map(Duration::from_secs),
-            message: error.message,
-        },
-        _ => Error::Api {
-            status: status.as_u16(),
-            code: error.code,
-            message: error.message,
-        },
-    }
-}
-
-async fn send<T: DeserializeOwned, B: Serialize>(
-    http: &reqwest::Client,
-    base: &str,
-    timeout: Duration,
-    method: Method,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&B>,
-) -> Result<T> {
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .timeout(timeout);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| transport_error(base, timeout, e))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(base, timeout, e))?;
-    if !status.is_success() {
-        return Err(error_from(status, &headers, &bytes));
-    }
-    let bytes = if bytes.is_empty() {
-        &b"null"[..]
-    } else {
-        &bytes[..]
-    };
-    serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {
-        status: status.as_u16(),
-        detail: format!("not the documented JSON: {e}"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,29 +516,5 @@ mod tests {
         let second = chrono::Duration::seconds(1);
         assert!(!refresh_due(t0, t0 + second, t0 + second / 2));
         assert!(refresh_due(t0, t0 + second, t0 + second));
-    }
-
-    #[test]
-    fn error_bodies_map_to_actionable_errors() {
-        let body = br#"{"error":{"code":"rate_limited","message":"too many"}}"#;
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("retry-after", "42".parse().unwrap());
-        match error_from(StatusCode::TOO_MANY_REQUESTS, &headers, body) {
-            Error::RateLimited { retry_after, .. } => {
-                assert_eq!(retry_after, Some(Duration::from_secs(42)))
-            }
-            other => panic!("{other:?}"),
-        }
-        match error_from(
-            StatusCode::BAD_GATEWAY,
-            &headers,
-            b"<html>Bad gateway</html>",
-        ) {
-            Error::BadResponse { status, detail } => {
-                assert_eq!(status, 502);
-                assert!(detail.contains("<html>"), "{detail}");
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }
