@@ -19,17 +19,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
-use chrono::{DateTime, Local, Utc};
+use anyhow::anyhow;
+use chrono::Local;
 use clap::{Parser, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use regsync_client::{Client, Endpoint, Error, Trust, Update, keychain};
+use regsync_client::{Client, Error, Update, keychain};
 use regsync_protocol::ExitCode as Exit;
 use regsync_protocol::api::{Register, Site};
-use regsync_protocol::sync::{Event, Job, JobSummary, SyncRequest, TargetState};
-use serde::{Deserialize, Serialize};
+use regsync_protocol::sync::{SyncRequest, TargetState};
 use uuid::Uuid;
 
+mod config;
+mod output;
+
+use config::{Config, blocking, config_path, endpoint, load_config, save_config};
+use output::{colour, print_job, print_jobs, print_json, relative, table, watch_line};
 const EXIT_HELP: &str = "Exit codes: 0 done (every register synced); 1 other error; 2 not signed \
 in or not allowed; 3 Back Office unreachable or its certificate refused; 4 done, but some registers were not synced.";
 
@@ -74,74 +77,6 @@ enum Command {
     },
     /// Follow changes live until Ctrl-C.
     Watch,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Config {
-    url: String,
-    email: String,
-    /// The user allowed `http://` to another computer at sign-in.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    allow_http: bool,
-    /// An extra certificate authority to trust, as given at sign-in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ca_cert: Option<PathBuf>,
-}
-
-impl Config {
-    fn endpoint(&self) -> Result<Endpoint, Failure> {
-        endpoint(&self.url, self.allow_http, self.ca_cert.as_deref())
-    }
-}
-
-fn endpoint(url: &str, allow_http: bool, ca_cert: Option<&Path>) -> Result<Endpoint, Failure> {
-    let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
-    Ok(match ca_cert {
-        Some(path) => endpoint.trust(Trust::default().with_ca_file(path).map_err(Error::from)?),
-        None => endpoint,
-    })
-}
-
-fn config_path(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let dir = match dir {
-        Some(dir) => dir.to_owned(),
-        None => directories::ProjectDirs::from("com", "Register Sync", "regsync")
-            .context("cannot find a config folder for this user")?
-            .config_dir()
-            .to_owned(),
-    };
-    Ok(dir.join("config.json"))
-}
-
-fn load_config(dir: Option<&Path>) -> anyhow::Result<Option<Config>> {
-    let path = config_path(dir)?;
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{} is not a regsync config; delete it and sign in again",
-                path.display()
-            )
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-fn save_config(dir: Option<&Path>, config: &Config) -> anyhow::Result<()> {
-    let path = config_path(dir)?;
-    let parent = path.parent().context("config folder")?;
-    std::fs::create_dir_all(parent)?;
-    let mut file = tempfile::NamedTempFile::new_in(parent)?;
-    serde_json::to_writer_pretty(&mut file, config)?;
-    file.persist(&path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Keychain calls block (D-Bus, Keychain Services): keep them off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f).await?
 }
 
 /// What failed, and the exit code it deserves.
@@ -244,121 +179,6 @@ async fn find_register(
             "several registers are named `{reference}`; add --site"
         )),
     }
-}
-
-fn relative(at: Option<DateTime<Utc>>) -> String {
-    let Some(at) = at else { return "never".into() };
-    let ago = Utc::now() - at;
-    if ago.num_seconds() < 60 {
-        "just now".to_owned()
-    } else if ago.num_minutes() < 60 {
-        format!("{} min ago", ago.num_minutes())
-    } else if ago.num_hours() < 24 {
-        format!("{} h ago", ago.num_hours())
-    } else {
-        at.with_timezone(&Local)
-            .format("%Y-%m-%d %H:%M")
-            .to_string()
-    }
-}
-
-fn colour(text: &str, good: bool) -> String {
-    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-        let code = if good { 32 } else { 33 };
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    table
-}
-
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-fn state_words(state: TargetState, reason: Option<&str>) -> String {
-    match state {
-        TargetState::Queued | TargetState::Delivered => "syncing…".into(),
-        TargetState::Waiting => "waiting — in a sale, will sync when it ends".into(),
-        TargetState::Synced => "synced".into(),
-        TargetState::SkippedBusy => "skipped — in a sale".into(),
-        TargetState::SkippedOffline => "skipped — offline".into(),
-        TargetState::Expired => "expired — the sale did not end in time".into(),
-        TargetState::Failed => format!("failed — {}", reason.unwrap_or("unknown reason")),
-    }
-}
-
-fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
-    if json {
-        return print_json(job);
-    }
-    let mut t = table(&["Register", "Outcome", "Menu revision"]);
-    for target in &job.targets {
-        let words = state_words(target.state, target.reason.as_deref());
-        t.add_row(vec![
-            target.register_name.clone(),
-            colour(&words, target.state == TargetState::Synced),
-            target.revision.map(|r| r.to_string()).unwrap_or_default(),
-        ]);
-    }
-    println!("{t}");
-    let c = &job.summary.counts;
-    println!(
-        "{} synced · {} waiting · {} skipped · {} failed or expired{}",
-        c.synced,
-        c.waiting + c.queued + c.delivered,
-        c.skipped_busy + c.skipped_offline,
-        c.failed + c.expired,
-        if job.summary.finished_at.is_some() {
-            ""
-        } else {
-            " (still running)"
-        }
-    );
-    Ok(())
-}
-
-fn print_jobs(jobs: &[JobSummary], json: bool) -> anyhow::Result<()> {
-    if json {
-        return print_json(&jobs);
-    }
-    let mut t = table(&["When", "Who", "What", "Outcome"]);
-    for job in jobs {
-        let c = &job.counts;
-        t.add_row(vec![
-            relative(Some(job.created_at)),
-            job.requested_by
-                .clone()
-                .unwrap_or_else(|| "staff, at the register".into()),
-            match job.kind {
-                regsync_protocol::sync::JobKind::Register => "one register".into(),
-                regsync_protocol::sync::JobKind::SiteOnline => "online registers".to_owned(),
-            },
-            format!(
-                "{} synced, {} skipped, {} failed{}",
-                c.synced,
-                c.skipped_busy + c.skipped_offline,
-                c.failed + c.expired,
-                if job.finished_at.is_some() {
-                    ""
-                } else {
-                    ", running"
-                }
-            ),
-        ]);
-    }
-    println!("{t}");
-    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -630,41 +450,4 @@ async fn watch(client: &Client, json: bool) -> Result<Exit, Failure> {
         writeln!(out, "{} {line}", Local::now().format("%H:%M:%S")).map_err(anyhow::Error::from)?;
         out.flush().map_err(anyhow::Error::from)?;
     }
-}
-
-/// One line of `regsync watch` for an update; `None` for what is not worth a line.
-fn watch_line(update: Update) -> Option<String> {
-    Some(match update {
-        Update::Connected => "● live".to_owned(),
-        Update::Disconnected { reason } => format!("◌ reconnecting… ({reason})"),
-        Update::Event(Event::Snapshot { registers, .. }) => {
-            let online = registers.iter().filter(|r| r.online).count();
-            format!("{} registers, {online} online", registers.len())
-        }
-        Update::Event(Event::Register { register: r }) => format!(
-            "{}: {}{}, {}",
-            r.name,
-            if r.online { "online" } else { "offline" },
-            if r.in_sale { ", in a sale" } else { "" },
-            if r.up_to_date {
-                "up to date".to_owned()
-            } else {
-                format!("{} behind", r.revisions_behind)
-            }
-        ),
-        Update::Event(Event::Site { site }) => {
-            format!("{}: menu revision {}", site.name, site.catalog_revision)
-        }
-        Update::Event(Event::Target { target }) => format!(
-            "{}: {}",
-            target.register_name,
-            state_words(target.state, target.reason.as_deref())
-        ),
-        Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
-            "sync by {} finished: {} synced",
-            job.requested_by.as_deref().unwrap_or("staff"),
-            job.counts.synced
-        ),
-        Update::Event(Event::Job { .. }) => return None,
-    })
 }

@@ -1,0 +1,161 @@
+//! What `regsync` prints: tables with colour for people on a terminal, JSON for scripts.
+
+use std::io::{IsTerminal, Write};
+
+use chrono::{DateTime, Local, Utc};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use regsync_client::Update;
+use regsync_protocol::sync::{Event, Job, JobSummary, TargetState};
+use serde::Serialize;
+
+pub(crate) fn relative(at: Option<DateTime<Utc>>) -> String {
+    let Some(at) = at else { return "never".into() };
+    let ago = Utc::now() - at;
+    if ago.num_seconds() < 60 {
+        "just now".to_owned()
+    } else if ago.num_minutes() < 60 {
+        format!("{} min ago", ago.num_minutes())
+    } else if ago.num_hours() < 24 {
+        format!("{} h ago", ago.num_hours())
+    } else {
+        at.with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+}
+
+pub(crate) fn colour(text: &str, good: bool) -> String {
+    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        let code = if good { 32 } else { 33 };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+pub(crate) fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    table
+}
+
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub(crate) fn state_words(state: TargetState, reason: Option<&str>) -> String {
+    match state {
+        TargetState::Queued | TargetState::Delivered => "syncing…".into(),
+        TargetState::Waiting => "waiting — in a sale, will sync when it ends".into(),
+        TargetState::Synced => "synced".into(),
+        TargetState::SkippedBusy => "skipped — in a sale".into(),
+        TargetState::SkippedOffline => "skipped — offline".into(),
+        TargetState::Expired => "expired — the sale did not end in time".into(),
+        TargetState::Failed => format!("failed — {}", reason.unwrap_or("unknown reason")),
+    }
+}
+
+pub(crate) fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(job);
+    }
+    let mut t = table(&["Register", "Outcome", "Menu revision"]);
+    for target in &job.targets {
+        let words = state_words(target.state, target.reason.as_deref());
+        t.add_row(vec![
+            target.register_name.clone(),
+            colour(&words, target.state == TargetState::Synced),
+            target.revision.map(|r| r.to_string()).unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    let c = &job.summary.counts;
+    println!(
+        "{} synced · {} waiting · {} skipped · {} failed or expired{}",
+        c.synced,
+        c.waiting + c.queued + c.delivered,
+        c.skipped_busy + c.skipped_offline,
+        c.failed + c.expired,
+        if job.summary.finished_at.is_some() {
+            ""
+        } else {
+            " (still running)"
+        }
+    );
+    Ok(())
+}
+
+pub(crate) fn print_jobs(jobs: &[JobSummary], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&jobs);
+    }
+    let mut t = table(&["When", "Who", "What", "Outcome"]);
+    for job in jobs {
+        let c = &job.counts;
+        t.add_row(vec![
+            relative(Some(job.created_at)),
+            job.requested_by
+                .clone()
+                .unwrap_or_else(|| "staff, at the register".into()),
+            match job.kind {
+                regsync_protocol::sync::JobKind::Register => "one register".into(),
+                regsync_protocol::sync::JobKind::SiteOnline => "online registers".to_owned(),
+            },
+            format!(
+                "{} synced, {} skipped, {} failed{}",
+                c.synced,
+                c.skipped_busy + c.skipped_offline,
+                c.failed + c.expired,
+                if job.finished_at.is_some() {
+                    ""
+                } else {
+                    ", running"
+                }
+            ),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// One line of `regsync watch` for an update; `None` for what is not worth a line.
+pub(crate) fn watch_line(update: Update) -> Option<String> {
+    Some(match update {
+        Update::Connected => "● live".to_owned(),
+        Update::Disconnected { reason } => format!("◌ reconnecting… ({reason})"),
+        Update::Event(Event::Snapshot { registers, .. }) => {
+            let online = registers.iter().filter(|r| r.online).count();
+            format!("{} registers, {online} online", registers.len())
+        }
+        Update::Event(Event::Register { register: r }) => format!(
+            "{}: {}{}, {}",
+            r.name,
+            if r.online { "online" } else { "offline" },
+            if r.in_sale { ", in a sale" } else { "" },
+            if r.up_to_date {
+                "up to date".to_owned()
+            } else {
+                format!("{} behind", r.revisions_behind)
+            }
+        ),
+        Update::Event(Event::Site { site }) => {
+            format!("{}: menu revision {}", site.name, site.catalog_revision)
+        }
+        Update::Event(Event::Target { target }) => format!(
+            "{}: {}",
+            target.register_name,
+            state_words(target.state, target.reason.as_deref())
+        ),
+        Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
+            "sync by {} finished: {} synced",
+            job.requested_by.as_deref().unwrap_or("staff"),
+            job.counts.synced
+        ),
+        Update::Event(Event::Job { .. }) => return None,
+    })
+}
