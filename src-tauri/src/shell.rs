@@ -112,9 +112,7 @@ async fn sign_in(
     // Only ever true when the manager ticked the choice; a page that does not offer it sends none.
     let allow_http = allow_http.unwrap_or(false);
     let endpoint = Endpoint::new(url).allow_plain_http(allow_http);
-    Ok(desk
-        .sign_in(endpoint, &email, &password, remember, allow_http)
-        .await?)
+    Ok(desk.sign_in(endpoint, &email, &password, remember).await?)
 }
 
 #[tauri::command]

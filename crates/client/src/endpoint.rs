@@ -36,6 +36,11 @@ impl Endpoint {
         self
     }
 
+    /// Whether the user allowed `http://` to another computer.
+    pub fn allows_plain_http(&self) -> bool {
+        self.allow_plain_http
+    }
+
     /// Whom to trust; by default the public and installed authorities and `REGSYNC_CA_CERT`.
     pub fn trust(mut self, trust: Trust) -> Endpoint {
         self.trust = Some(trust);

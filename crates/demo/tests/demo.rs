@@ -6,6 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use regsync_testkit::WAIT;
 use serde_json::json;
 use tokio::process::Command;
 
@@ -71,31 +72,22 @@ async fn the_demo_seeds_a_company_and_serves_it() {
 
     // The simulated registers connect by themselves.
     let site = sites[0]["id"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    regsync_testkit::eventually(WAIT, "a simulated register online", || async {
         let registers: serde_json::Value = http
             .get(format!("{url}/v1/sites/{site}/registers"))
             .bearer_auth(token)
             .send()
             .await
-            .unwrap()
+            .ok()?
             .json()
             .await
-            .unwrap();
-        let online = registers
-            .as_array()
-            .unwrap()
+            .ok()?;
+        registers
+            .as_array()?
             .iter()
-            .filter(|r| r["online"] == true)
-            .count();
-        if online > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no simulated register came online"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .any(|r| r["online"] == true)
+            .then_some(())
+    })
+    .await;
     child.kill().await.unwrap();
 }

@@ -146,8 +146,8 @@ impl Desk {
         email: &str,
         password: &str,
         remember: bool,
-        allow_http: bool,
     ) -> Result<SessionView, Problem> {
+        let allow_http = endpoint.allows_plain_http();
         let (client, _) = Client::login(endpoint, email, password)
             .await
             .map_err(|e| Problem::from(&e))?;

@@ -48,7 +48,20 @@ enum Ended {
     Lost(String),
 }
 
-pub(crate) async fn run(config: AgentConfig, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    mut config: AgentConfig,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Whom to trust is settled once, not on every reconnect: it reads the system's store.
+    let wss = connect_url(&config.back_office, config.allow_plain_http)
+        .is_ok_and(|url| url.starts_with("wss://"));
+    if config.tls.is_none()
+        && wss
+        && let Ok(trust) = Trust::from_env()
+    {
+        config.tls = Some(trust.client_config());
+    }
     let mut backoff = config.reconnect_min;
     loop {
         if *stop.borrow() {
@@ -124,6 +137,7 @@ async fn connect(config: &AgentConfig, stop: &mut watch::Receiver<bool>) -> Resu
     request.headers_mut().insert("authorization", authorization);
     let tls = match (&config.tls, url.starts_with("wss://")) {
         (Some(tls), _) => Some(Connector::Rustls(tls.clone())),
+        // Only when the trust could not be settled at start: say why on each attempt.
         (None, true) => {
             let trust = Trust::from_env().map_err(|error| lost(error.to_string()))?;
             Some(Connector::Rustls(trust.client_config()))

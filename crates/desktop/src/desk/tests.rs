@@ -86,13 +86,7 @@ async fn signing_in_keeps_only_the_refresh_token_and_signing_out_forgets_it() {
     assert_eq!(host.last_tray().as_deref(), Some("Signed out"));
 
     let wrong = desk
-        .sign_in(
-            Endpoint::new(bo.url.as_str()),
-            &venue.manager,
-            "nope",
-            true,
-            false,
-        )
+        .sign_in(Endpoint::new(bo.url.as_str()), &venue.manager, "nope", true)
         .await
         .unwrap_err();
     assert_eq!(wrong.code, ProblemCode::WrongPassword);
@@ -104,7 +98,6 @@ async fn signing_in_keeps_only_the_refresh_token_and_signing_out_forgets_it() {
             &venue.manager,
             PASSWORD,
             true,
-            false,
         )
         .await
         .unwrap();
@@ -146,7 +139,6 @@ async fn a_saved_session_resumes_and_one_that_no_longer_works_signs_out() {
             &venue.manager,
             PASSWORD,
             true,
-            false,
         )
         .await
         .unwrap();
@@ -186,7 +178,6 @@ async fn a_sync_that_finishes_is_one_notification() {
         Endpoint::new(bo.url.as_str()),
         &venue.manager,
         PASSWORD,
-        false,
         false,
     )
     .await
