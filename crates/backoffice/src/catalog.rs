@@ -12,10 +12,10 @@ use regsync_protocol::api::{CatalogRevision, ErrorBody, ReplaceCatalog};
 use regsync_protocol::{Catalog, CatalogEdit};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::SiteAccess;
 use crate::error::{Error, Result};
-use crate::http::{ApiJson, ApiPath};
-use crate::{AppState, Db, sites};
+use crate::http::ApiJson;
+use crate::{AppState, Db};
 
 #[derive(sqlx::FromRow)]
 struct CatalogRow {
@@ -168,95 +168,83 @@ fn revision_conflict(expected: i64, current: i64) -> Error {
 
 /// A site's catalog and revision. Needs the Sites permission.
 #[utoipa::path(
-    get,
-    path = "/v1/sites/{site_id}/catalog",
-    tag = "catalog",
+    get, path = "/v1/sites/{site_id}/catalog", tag = "catalog",
     security(("bearer" = ["sites"])),
-    params(("site_id" = Uuid, Path, description = "The site")),
     responses(
         (status = 200, body = CatalogRevision),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]
 pub async fn get_catalog(
     State(app): State<AppState>,
-    caller: Caller,
-    ApiPath(site_id): ApiPath<Uuid>,
+    SiteAccess { site_id, .. }: SiteAccess,
 ) -> Result<Json<CatalogRevision>> {
-    caller.require_sites()?;
-    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
     Ok(Json(load(&app.db, site_id).await?))
 }
 
 /// Replace a site's whole catalog; the revision goes up by one if anything changed.
 #[utoipa::path(
-    put,
-    path = "/v1/sites/{site_id}/catalog",
-    tag = "catalog",
+    put, path = "/v1/sites/{site_id}/catalog", tag = "catalog",
     security(("bearer" = ["sites"])),
-    params(("site_id" = Uuid, Path, description = "The site")),
     request_body = ReplaceCatalog,
     responses(
-        (status = 200, description = "The catalog now", body = CatalogRevision),
+        CatalogChange,
         (status = 400, description = "Malformed or invalid catalog; the message names the field", body = ErrorBody),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
-        (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
     )
 )]
 pub async fn replace_catalog(
     State(app): State<AppState>,
-    caller: Caller,
-    ApiPath(site_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<ReplaceCatalog>,
+    access: SiteAccess,
+    ApiJson(ReplaceCatalog {
+        expected_revision,
+        catalog,
+    }): ApiJson<ReplaceCatalog>,
 ) -> Result<Json<CatalogRevision>> {
-    caller.require_sites()?;
-    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
-    let catalog = request.catalog;
-    let updated = update(
-        &app.db,
-        site_id,
-        request.expected_revision,
-        Some(&caller.display_name),
-        move |_| catalog.clone(),
-    )
-    .await?;
-    report_change(&app, site_id).await?;
-    Ok(Json(updated))
+    let change = move |_: &Catalog| catalog.clone();
+    change_by(&app, access, expected_revision, change).await
 }
 
 /// Change part of a site's catalog (add, change or remove products, categories and settings);
 /// the revision goes up by one if anything changed.
 #[utoipa::path(
-    patch,
-    path = "/v1/sites/{site_id}/catalog",
-    tag = "catalog",
+    patch, path = "/v1/sites/{site_id}/catalog", tag = "catalog",
     security(("bearer" = ["sites"])),
-    params(("site_id" = Uuid, Path, description = "The site")),
     request_body = CatalogEdit,
     responses(
-        (status = 200, description = "The catalog now", body = CatalogRevision),
+        CatalogChange,
         (status = 400, description = "Malformed edit, or the result is invalid; the message names the field", body = ErrorBody),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
-        (status = 409, description = "expected_revision is not the current one", body = ErrorBody),
     )
 )]
 pub async fn edit_catalog(
     State(app): State<AppState>,
-    caller: Caller,
-    ApiPath(site_id): ApiPath<Uuid>,
+    access: SiteAccess,
     ApiJson(edit): ApiJson<CatalogEdit>,
 ) -> Result<Json<CatalogRevision>> {
-    caller.require_sites()?;
-    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
-    let updated = update(
-        &app.db,
-        site_id,
-        edit.expected_revision,
-        Some(&caller.display_name),
-        move |current| current.edited(&edit),
-    )
-    .await?;
-    report_change(&app, site_id).await?;
+    let expected = edit.expected_revision;
+    let change = move |current: &Catalog| current.edited(&edit);
+    change_by(&app, access, expected, change).await
+}
+
+/// What a change to the menu answers, beside a 400 that names what is wrong with it.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only described: the handlers answer through `Result`.
+enum CatalogChange {
+    /// The catalog now
+    #[response(status = 200)]
+    Saved(CatalogRevision),
+    /// expected_revision is not the current one
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+}
+
+/// A manager's change to a site's menu: saved as one revision, then told to the site's followers.
+async fn change_by(
+    app: &AppState,
+    SiteAccess { caller, site_id }: SiteAccess,
+    expected_revision: Option<i64>,
+    change: impl Fn(&Catalog) -> Catalog + Send + Sync + 'static,
+) -> Result<Json<CatalogRevision>> {
+    let author = Some(caller.display_name.as_str());
+    let updated = update(&app.db, site_id, expected_revision, author, change).await?;
+    report_change(app, site_id).await?;
     Ok(Json(updated))
 }

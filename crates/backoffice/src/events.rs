@@ -185,9 +185,7 @@ fn to_sse(event: &Published, id: u64) -> SseEvent {
 /// event is always a `snapshot`; then `register`, `site`, `job` and `target` events carry the new
 /// state of whatever changed. A client that reconnects gets a new snapshot, so it misses nothing.
 #[utoipa::path(
-    get,
-    path = "/v1/events",
-    tag = "sync",
+    get, path = "/v1/events", tag = "sync",
     security(("bearer" = ["sites"])),
     responses(
         (status = 200, description = "A text/event-stream of `Event`s", body = regsync_protocol::sync::Event, content_type = "text/event-stream"),

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::auth::token;
 use crate::error::{Error, Result};
-use crate::sync::driver::{Dropped, Request, SaleState};
+use crate::sync::driver::{Dropped, Request, SaleState, SyncAnswer};
 use crate::sync::engine::Input;
 use crate::{AppState, Db};
 
@@ -167,9 +167,7 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<RegisterIdentity> 
 
 /// The register channel (a WebSocket). Registers authenticate with their device credential.
 #[utoipa::path(
-    get,
-    path = "/v1/registers/connect",
-    tag = "registers",
+    get, path = "/v1/registers/connect", tag = "registers",
     security(("device" = [])),
     responses(
         (status = 101, description = "Switching to the register channel"),
@@ -455,12 +453,12 @@ impl Connection<'_> {
                     in_sale,
                 })
             }
-            RegisterMessage::SyncResult { target_id, outcome } => Request::Result {
+            RegisterMessage::SyncResult { target_id, outcome } => Request::Result(SyncAnswer {
                 register_id,
                 generation,
                 target_id,
                 outcome,
-            },
+            }),
             RegisterMessage::SyncRequested => Request::SyncRequested { register_id },
             RegisterMessage::Hello { .. } => return Err("hello may only be the first message"),
         };

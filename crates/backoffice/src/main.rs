@@ -15,12 +15,9 @@ use regsync_backoffice::{App, Settings, db};
 use regsync_protocol::api::Permission;
 use tokio::net::TcpListener;
 
+/// Register Sync Back Office
 #[derive(Debug, Parser)]
-#[command(
-    name = "regsync-backoffice",
-    version,
-    about = "Register Sync Back Office"
-)]
+#[command(version, about)]
 struct Cli {
     /// The database: a SQLite file path or `sqlite://PATH`; created and migrated if missing.
     #[arg(

@@ -3,15 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use regsync_protocol::api::{ErrorBody, Register, SyncSource};
+use regsync_protocol::api::{Register, SyncSource};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, SiteAccess};
 use crate::db::{IN_IDS, by_name, id_list};
 use crate::error::{Error, Result};
 use crate::gateway::Presence;
 use crate::http::ApiPath;
-use crate::{AppState, Db, sites};
+use crate::{AppState, Db};
 
 #[derive(serde::Deserialize)]
 struct RegisterRow {
@@ -120,24 +120,16 @@ pub async fn for_company(db: &Db, presence: &Presence, company_id: Uuid) -> Resu
 
 /// A site's registers, by name. Needs the Sites permission.
 #[utoipa::path(
-    get,
-    path = "/v1/sites/{site_id}/registers",
-    tag = "sites",
+    get, path = "/v1/sites/{site_id}/registers", tag = "sites",
     security(("bearer" = ["sites"])),
-    params(("site_id" = Uuid, Path, description = "The site")),
     responses(
         (status = 200, body = Vec<Register>),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]
 pub async fn list_registers(
     State(app): State<AppState>,
-    caller: Caller,
-    ApiPath(site_id): ApiPath<Uuid>,
+    SiteAccess { caller, site_id }: SiteAccess,
 ) -> Result<Json<Vec<Register>>> {
-    caller.require_sites()?;
-    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
     let json: String = sqlx::query_scalar(&format!(
         "{REGISTERS_JSON} WHERE s.company_id = ? AND r.site_id = ?"
     ))
@@ -155,15 +147,10 @@ pub async fn list_registers(
 
 /// One register. Needs the Sites permission.
 #[utoipa::path(
-    get,
-    path = "/v1/registers/{register_id}",
-    tag = "sites",
+    get, path = "/v1/registers/{register_id}", tag = "sites",
     security(("bearer" = ["sites"])),
-    params(("register_id" = Uuid, Path, description = "The register")),
     responses(
         (status = 200, body = Register),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such register in your company", body = ErrorBody),
     )
 )]
 pub async fn get_register(

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use regsync_protocol::api::{ErrorBody, Site};
+use regsync_protocol::api::Site;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -76,9 +76,7 @@ pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Resu
 
 /// The caller's sites, by name. Any signed-in user of the company may list them.
 #[utoipa::path(
-    get,
-    path = "/v1/sites",
-    tag = "sites",
+    get, path = "/v1/sites", tag = "sites",
     security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<Site>),
@@ -90,15 +88,10 @@ pub async fn list_sites(State(app): State<AppState>, caller: Caller) -> Result<J
 
 /// One of the caller's sites.
 #[utoipa::path(
-    get,
-    path = "/v1/sites/{site_id}",
-    tag = "sites",
+    get, path = "/v1/sites/{site_id}", tag = "sites",
     security(("bearer" = [])),
-    params(("site_id" = Uuid, Path, description = "The site")),
     responses(
         (status = 200, body = Site),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]
 pub async fn get_site(

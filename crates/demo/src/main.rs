@@ -9,12 +9,9 @@ use std::path::PathBuf;
 use clap::Parser;
 use regsync_demo::{COMPANY, Demo, MANAGER_EMAIL, MANAGER_PASSWORD, STAFF_EMAIL, STAFF_PASSWORD};
 
+/// Back Office with a demo company and simulated registers
 #[derive(Debug, Parser)]
-#[command(
-    name = "regsync-demo",
-    version,
-    about = "Back Office with a demo company and simulated registers"
-)]
+#[command(version, about)]
 struct Cli {
     /// Where to listen.
     #[arg(long, env = "REGSYNC_LISTEN", default_value = "127.0.0.1:8080")]

@@ -124,11 +124,7 @@ impl<'a> Settled<'a> {
             .unwrap_or_default();
         // The targets, when all are known, are at least as current as the summary.
         let counts = if targets.len() as u32 == job.counts.total() {
-            let mut counts = JobCounts::default();
-            for target in &targets {
-                counts.add(target.state);
-            }
-            counts
+            targets.iter().map(|t| t.state).collect()
         } else {
             job.counts.clone()
         };

@@ -111,6 +111,17 @@ pub struct JobCounts {
     pub failed: u32,
 }
 
+/// The counts of some targets, from their states.
+impl FromIterator<TargetState> for JobCounts {
+    fn from_iter<I: IntoIterator<Item = TargetState>>(states: I) -> JobCounts {
+        let mut counts = JobCounts::default();
+        for state in states {
+            counts.add(state);
+        }
+        counts
+    }
+}
+
 impl JobCounts {
     pub fn add(&mut self, state: TargetState) {
         *self.slot(state) += 1;
@@ -245,14 +256,13 @@ mod tests {
 
     #[test]
     fn counts_add_up() {
-        let mut counts = JobCounts::default();
-        for state in [
+        let counts: JobCounts = [
             TargetState::Synced,
             TargetState::Synced,
             TargetState::Waiting,
-        ] {
-            counts.add(state);
-        }
+        ]
+        .into_iter()
+        .collect();
         assert_eq!((counts.synced, counts.open(), counts.total()), (2, 1, 3));
     }
 

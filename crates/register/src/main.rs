@@ -11,12 +11,9 @@ use regsync_register::simulate::{SaleProfile, run_sales};
 use regsync_register::{Agent, AgentConfig, AgentEvent, AgentHooks, CrashPoint};
 use regsync_transport::Trust;
 
+/// Simulated registers for Register Sync
 #[derive(Debug, Parser)]
-#[command(
-    name = "regsync-register",
-    version,
-    about = "Simulated registers for Register Sync"
-)]
+#[command(version, about)]
 struct Cli {
     /// Back Office's URL.
     #[arg(

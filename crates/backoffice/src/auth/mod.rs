@@ -25,7 +25,7 @@ use regsync_protocol::api::{
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::http::ApiJson;
+use crate::http::{ApiJson, ApiPath};
 use crate::{AppState, Db};
 
 /// Lower-cased and trimmed: `Alex@Example.com ` and `alex@example.com` are one account.
@@ -108,6 +108,27 @@ impl Caller {
                 "your account needs the Sites permission for this; ask an admin".into(),
             ))
         }
+    }
+}
+
+/// A caller with the Sites permission, on a site of their company named in the path: what a
+/// site's registers, menu and syncs need. A site of another company is 404, exactly as a site
+/// that does not exist.
+#[derive(Debug, Clone)]
+pub struct SiteAccess {
+    pub caller: Caller,
+    pub site_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for SiteAccess {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        let ApiPath(site_id) = ApiPath::<Uuid>::from_request_parts(parts, app).await?;
+        caller.require_sites()?;
+        crate::sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+        Ok(SiteAccess { caller, site_id })
     }
 }
 
@@ -249,8 +270,14 @@ async fn issue_tokens(
     Ok((access, access_expires_at, refresh, refresh_expires_at))
 }
 
-async fn new_session(app: &AppState, user_id: Uuid, family_id: Uuid) -> Result<Session> {
-    let mut tx = app.db.begin().await?;
+/// Issues a session's tokens in `tx` (a sign-in's, or a refresh's after it spent the old token)
+/// and commits it.
+async fn issue_session(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    app: &AppState,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> Result<Session> {
     let (access_token, access_expires_at, refresh_token, refresh_expires_at) =
         issue_tokens(&mut tx, app, user_id, family_id).await?;
     tx.commit().await?;
@@ -305,9 +332,7 @@ pub async fn revoke_user_sessions(db: &Db, user_id: Uuid) -> Result<()> {
 
 /// Sign in with email and password.
 #[utoipa::path(
-    post,
-    path = "/v1/auth/login",
-    tag = "auth",
+    post, path = "/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = Session),
@@ -382,7 +407,8 @@ pub async fn login(
     };
     app.account_failures.reset(&email);
     app.address_failures.forgive(&address, now);
-    let session = new_session(&app, user_id, Uuid::now_v7()).await?;
+    let tx = app.db.begin().await?;
+    let session = issue_session(tx, &app, user_id, Uuid::now_v7()).await?;
     tracing::info!(%user_id, "signed in");
     Ok(Json(session))
 }
@@ -398,9 +424,7 @@ struct RefreshRow {
 /// Trade a refresh token for a new access token and a new refresh token. The old refresh token
 /// stops working; presenting it again ends the session.
 #[utoipa::path(
-    post,
-    path = "/v1/auth/refresh",
-    tag = "auth",
+    post, path = "/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = Session),
@@ -427,17 +451,7 @@ pub async fn refresh(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some((user_id, family_id)) = spent {
-        let (access_token, access_expires_at, refresh_token, refresh_expires_at) =
-            issue_tokens(&mut tx, &app, user_id, family_id).await?;
-        tx.commit().await?;
-        return Ok(Json(Session {
-            access_token,
-            token_type: "Bearer".into(),
-            access_expires_at,
-            refresh_token,
-            refresh_expires_at,
-            me: load_me(&app.db, user_id).await?,
-        }));
+        return Ok(Json(issue_session(tx, &app, user_id, family_id).await?));
     }
 
     let row: Option<RefreshRow> = sqlx::query_as(
@@ -480,9 +494,7 @@ pub async fn refresh(
 
 /// Sign out: the access token and the refresh token of this session stop working.
 #[utoipa::path(
-    post,
-    path = "/v1/auth/logout",
-    tag = "auth",
+    post, path = "/v1/auth/logout", tag = "auth",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
@@ -499,9 +511,7 @@ pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<Statu
 
 /// The signed-in user, their company and permissions.
 #[utoipa::path(
-    get,
-    path = "/v1/auth/me",
-    tag = "auth",
+    get, path = "/v1/auth/me", tag = "auth",
     security(("bearer" = [])),
     responses(
         (status = 200, body = Me),

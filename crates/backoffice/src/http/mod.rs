@@ -150,9 +150,7 @@ async fn method_not_allowed() -> impl IntoResponse {
 
 /// Back Office answers `ok` when its database does.
 #[utoipa::path(
-    get,
-    path = "/v1/health",
-    tag = "meta",
+    get, path = "/v1/health", tag = "meta",
     responses((status = 200, body = regsync_protocol::api::Health))
 )]
 pub async fn health(

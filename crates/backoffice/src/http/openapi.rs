@@ -3,6 +3,7 @@
 //! Each handler's annotation describes what is particular to it. What every operation shares is
 //! added here, once, so the document says everything the server does: the answers any request may
 //! get from the HTTP edge (400 for a malformed path, query or body; 408 past the request timeout;
+//! 404 for an id in the path that is not one of the caller's company;
 //! 413 and 415 for bodies; 401 wherever a manager must be signed in, 403 where the Sites
 //! permission is needed — the `sites` role of the bearer requirement), the headers every answer carries (`x-request-id`), and the ones
 //! particular answers carry (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). The event
@@ -70,9 +71,10 @@ pub(super) fn finish(document: utoipa::openapi::OpenApi) -> Value {
     let mut document = serde_json::to_value(document).expect("the document is JSON");
     add_shared_components(&mut document);
     if let Some(paths) = document["paths"].as_object_mut() {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
             for method in METHODS {
                 if let Some(operation) = item.get_mut(method) {
+                    add_path_ids(path, operation);
                     add_shared_answers(operation);
                 }
             }
@@ -126,6 +128,45 @@ fn add_shared_components(document: &mut Value) {
             "content": { "application/json": { "schema": error } }
         },
     });
+}
+
+/// Every `{thing_id}` in a path is the id of a thing in the caller's company: a UUID, and 404
+/// when there is no such thing there — exactly as for another company's ids, so a caller cannot
+/// tell the two apart.
+fn add_path_ids(path: &str, operation: &mut Value) {
+    let things = path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix("_id}"));
+    for thing in things {
+        let name = format!("{thing}_id");
+        let parameters = operation
+            .as_object_mut()
+            .expect("an operation is an object")
+            .entry("parameters")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("parameters are a list");
+        if !parameters.iter().any(|p| p["name"] == name.as_str()) {
+            let parameter = json!({
+                "name": name,
+                "in": "path",
+                "required": true,
+                "description": format!("The {thing}"),
+                "schema": { "type": "string", "format": "uuid" }
+            });
+            parameters.insert(0, parameter);
+        }
+        operation["responses"]
+            .as_object_mut()
+            .expect("an operation has responses")
+            .entry("404")
+            .or_insert_with(|| {
+                json!({
+                    "description": format!("No such {thing} in your company"),
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
+                })
+            });
+    }
 }
 
 fn add_shared_answers(operation: &mut Value) {

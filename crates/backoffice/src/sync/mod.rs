@@ -25,11 +25,11 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, SiteAccess};
 use crate::db::{IN_IDS, by_name, id_list};
 use crate::error::{Error, Result};
 use crate::http::{ApiJsonOrDefault, ApiPath};
-use crate::{AppState, Db, sites};
+use crate::{AppState, Db};
 use engine::{JobRequest, JobTarget};
 
 pub fn kind_str(kind: JobKind) -> &'static str {
@@ -186,10 +186,7 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
     let mut targets: Vec<Target> = parse_targets(&json)?.into_iter().map(|(_, t)| t).collect();
     targets.sort_by(|a, b| by_name(&a.register_name, &b.register_name));
     snapshot.rollback().await?;
-    let mut counts = JobCounts::default();
-    for target in &targets {
-        counts.add(target.state);
-    }
+    let counts: JobCounts = targets.iter().map(|t| t.state).collect();
     Ok(Job {
         summary: JobSummary {
             id: row.id,
@@ -209,15 +206,11 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
 /// Sync one register. A register offline is reported `skipped_offline`; one in a sale waits for
 /// the sale to end (or is skipped, with `retry_when_free: false`). Answers once the job is saved.
 #[utoipa::path(
-    post,
-    path = "/v1/registers/{register_id}/sync",
-    tag = "sync",
+    post, path = "/v1/registers/{register_id}/sync", tag = "sync",
     security(("bearer" = ["sites"])),
-    params(("register_id" = Uuid, Path, description = "The register")),
     request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
     responses(
         (status = 202, description = "The job, as saved; follow it at /v1/jobs/{id} or on /v1/events", body = Job),
-        (status = 404, description = "No such register in your company", body = ErrorBody),
     )
 )]
 pub async fn sync_register(
@@ -253,26 +246,19 @@ async fn start(
 /// Sync every online register of a site ("Sync online registers"). Offline registers are listed
 /// as `skipped_offline`, so the manager sees which ones did not get the menu.
 #[utoipa::path(
-    post,
-    path = "/v1/sites/{site_id}/sync",
-    tag = "sync",
+    post, path = "/v1/sites/{site_id}/sync", tag = "sync",
     security(("bearer" = ["sites"])),
-    params(("site_id" = Uuid, Path, description = "The site")),
     request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
     responses(
         (status = 202, description = "The job, as saved", body = Job),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
         (status = 409, description = "The site has no registers", body = ErrorBody),
     )
 )]
 pub async fn sync_site(
     State(app): State<AppState>,
-    caller: Caller,
-    ApiPath(site_id): ApiPath<Uuid>,
+    SiteAccess { caller, site_id }: SiteAccess,
     ApiJsonOrDefault(request): ApiJsonOrDefault<SyncRequest>,
 ) -> Result<(StatusCode, Json<Job>)> {
-    caller.require_sites()?;
-    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
     start(&app, &caller, JobTarget::SiteOnline(site_id), &request).await
 }
 
@@ -288,15 +274,12 @@ pub struct JobQuery {
 
 /// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes.
 #[utoipa::path(
-    get,
-    path = "/v1/jobs/{job_id}",
-    tag = "sync",
+    get, path = "/v1/jobs/{job_id}", tag = "sync",
     security(("bearer" = ["sites"])),
-    params(("job_id" = Uuid, Path, description = "The job"), JobQuery),
+    params(JobQuery),
     responses(
         (status = 200, body = Job),
         (status = 400, description = "`wait_secs` is not a whole number from 0 to 25", body = ErrorBody),
-        (status = 404, description = "No such job in your company", body = ErrorBody),
     )
 )]
 pub async fn get_job(
@@ -361,27 +344,21 @@ pub struct HistoryQuery {
 
 /// A site's recent sync jobs, newest first: who asked, when, and how each ended.
 #[utoipa::path(
-    get,
-    path = "/v1/sites/{site_id}/jobs",
-    tag = "sync",
+    get, path = "/v1/sites/{site_id}/jobs", tag = "sync",
     security(("bearer" = ["sites"])),
-    params(("site_id" = Uuid, Path, description = "The site"), HistoryQuery),
+    params(HistoryQuery),
     responses(
         (status = 200, body = Vec<JobSummary>),
         (status = 400, description = "A malformed site id, or `limit` not a whole number from 1 to 200", body = ErrorBody),
-        (status = 404, description = "No such site in your company", body = ErrorBody),
     )
 )]
 pub async fn list_site_jobs(
     State(app): State<AppState>,
-    caller: Caller,
-    ApiPath(site_id): ApiPath<Uuid>,
+    SiteAccess { site_id, .. }: SiteAccess,
     query: std::result::Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<JobSummary>>> {
-    caller.require_sites()?;
     let Query(query) =
         query.map_err(|r| Error::bad_request(ErrorCode::InvalidQuery, r.body_text()))?;
-    sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=200).contains(&limit) {
         return Err(Error::bad_request(

@@ -42,17 +42,17 @@ impl Checker {
             for t in &batch.targets {
                 if self
                     .targets
-                    .insert(t.id, (t.state, t.deadline_ms))
+                    .insert(t.id, (t.state, t.stamp.deadline_ms))
                     .is_some()
                 {
                     return Err(format!("target {} was created twice", t.id));
                 }
-                if let (false, Some(deadline)) = (t.state.is_terminal(), t.deadline_ms) {
+                if let (false, Some(deadline)) = (t.state.is_terminal(), t.stamp.deadline_ms) {
                     self.deadlines.insert((deadline, t.id));
                 }
                 if t.state.is_terminal() {
                     *self.ended.entry(t.state.as_str()).or_default() += 1;
-                } else if t.deadline_ms.is_none() {
+                } else if t.stamp.deadline_ms.is_none() {
                     return Err(format!("open target {} has no deadline", t.id));
                 }
             }
@@ -68,16 +68,16 @@ impl Checker {
                         m.to.as_str()
                     ));
                 }
-                if !m.to.is_terminal() && m.deadline_ms.is_none() {
+                if !m.to.is_terminal() && m.stamp.deadline_ms.is_none() {
                     return Err(format!("open target {} lost its deadline", m.id));
                 }
                 if let Some(old) = entry.1 {
                     self.deadlines.remove(&(old, m.id));
                 }
-                if let (false, Some(deadline)) = (m.to.is_terminal(), m.deadline_ms) {
+                if let (false, Some(deadline)) = (m.to.is_terminal(), m.stamp.deadline_ms) {
                     self.deadlines.insert((deadline, m.id));
                 }
-                *entry = (m.to, m.deadline_ms);
+                *entry = (m.to, m.stamp.deadline_ms);
                 if m.to.is_terminal() {
                     *self.ended.entry(m.to.as_str()).or_default() += 1;
                 }

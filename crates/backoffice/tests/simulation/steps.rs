@@ -3,7 +3,7 @@
 
 use rand::Rng;
 use regsync_backoffice::sync::core::RegisterRef;
-use regsync_backoffice::sync::driver::{Dropped, Request, SaleState};
+use regsync_backoffice::sync::driver::{Dropped, Request, SaleState, SyncAnswer};
 use regsync_backoffice::sync::store::Scope;
 use regsync_backoffice::sync::store::Store;
 
@@ -70,12 +70,12 @@ impl World {
                     in_sale,
                 }))
             }
-            Up::Result { target_id, outcome } => Some(Request::Result {
+            Up::Result { target_id, outcome } => Some(Request::Result(SyncAnswer {
                 register_id,
                 generation,
                 target_id,
                 outcome,
-            }),
+            })),
             Up::SyncRequested => current.then_some(Request::SyncRequested { register_id }),
         }
     }

@@ -34,12 +34,7 @@ pub struct NewTarget {
     pub register_id: Uuid,
     pub register_name: String,
     pub state: TargetState,
-    pub revision: Option<i64>,
-    pub reason: Option<String>,
-    pub deadline_ms: Option<i64>,
-    pub wait_expires_at: Option<DateTime<Utc>>,
-    /// Sent to its register in this batch: the driver stamps the site's current revision.
-    pub deliver_site: Option<Uuid>,
+    pub stamp: Stamp,
 }
 
 /// One target's change, checked against `from`.
@@ -49,13 +44,30 @@ pub struct Move {
     pub job_id: Uuid,
     pub from: TargetState,
     pub to: TargetState,
-    /// `None` keeps the stored revision.
+    pub stamp: Stamp,
+}
+
+/// What a creation or a move writes on a target besides its state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stamp {
+    /// The menu revision delivered or reported; on a move, `None` keeps the stored one.
     pub revision: Option<i64>,
+    /// Why it failed or was skipped, in words for the manager.
     pub reason: Option<String>,
+    /// When the core acts on it next if nothing else happens (milliseconds since the epoch).
     pub deadline_ms: Option<i64>,
+    /// While waiting for a sale to end: when the wait runs out.
     pub wait_expires_at: Option<DateTime<Utc>>,
     /// Sent to its register in this batch: the driver stamps the site's current revision.
     pub deliver_site: Option<Uuid>,
+}
+
+impl Stamp {
+    /// A later stamp of the same target in one batch: it wins, but keeps a known revision.
+    fn fold(&mut self, later: Stamp) {
+        let revision = later.revision.or(self.revision);
+        *self = Stamp { revision, ..later };
+    }
 }
 
 /// The sync a register is credited with: its "last synced".
@@ -125,20 +137,11 @@ impl Batch {
         if let Some(&i) = self.new_index.get(&change.id) {
             let target = &mut self.targets[i];
             target.state = change.to;
-            target.revision = change.revision.or(target.revision);
-            target.reason = change.reason;
-            target.deadline_ms = change.deadline_ms;
-            target.wait_expires_at = change.wait_expires_at;
-            target.deliver_site = change.deliver_site;
+            target.stamp.fold(change.stamp);
         } else if let Some(&i) = self.move_index.get(&change.id) {
             let earlier = &mut self.moves[i];
-            let from = earlier.from;
-            let revision = change.revision.or(earlier.revision);
-            *earlier = Move {
-                from,
-                revision,
-                ..change
-            };
+            earlier.to = change.to;
+            earlier.stamp.fold(change.stamp);
         } else {
             self.move_index.insert(change.id, self.moves.len());
             self.moves.push(change);
@@ -202,11 +205,11 @@ mod tests {
             job_id: Uuid::nil(),
             from,
             to,
-            revision,
-            reason: None,
-            deadline_ms: Some(1),
-            wait_expires_at: None,
-            deliver_site: None,
+            stamp: Stamp {
+                revision,
+                deadline_ms: Some(1),
+                ..Stamp::default()
+            },
         }
     }
 
@@ -220,7 +223,7 @@ mod tests {
         assert_eq!(batch.moves.len(), 1);
         let folded = &batch.moves[0];
         assert_eq!(
-            (folded.from, folded.to, folded.revision),
+            (folded.from, folded.to, folded.stamp.revision),
             (Delivered, Delivered, Some(3))
         );
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use regsync_protocol::sync::TargetState;
 use uuid::Uuid;
 
-use super::{Core, Effect, JobInfo, JobSpec, NewTarget, OpenTarget, TargetEvent, ms};
+use super::{Core, Effect, JobInfo, JobSpec, NewTarget, OpenTarget, Stamp, TargetEvent, ms};
 
 impl Core {
     pub(super) fn create_job(&mut self, token: u64, spec: JobSpec, now: DateTime<Utc>) {
@@ -37,11 +37,11 @@ impl Core {
                 register_id,
                 register_name,
                 state,
-                revision: None,
-                reason,
-                deadline_ms: online.then_some(deadline),
-                wait_expires_at: None,
-                deliver_site: None,
+                stamp: Stamp {
+                    reason,
+                    deadline_ms: online.then_some(deadline),
+                    ..Stamp::default()
+                },
             });
             self.step.touched.targets.insert(target_id);
             if online {

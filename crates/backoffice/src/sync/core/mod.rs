@@ -28,7 +28,7 @@ use regsync_protocol::register::{AppliedTarget, SyncOutcome};
 use uuid::Uuid;
 
 pub use batch::{
-    Batch, KnownTarget, Move, Name, NewJob, NewTarget, OpenRow, RegisterChange, Synced,
+    Batch, KnownTarget, Move, Name, NewJob, NewTarget, OpenRow, RegisterChange, Stamp, Synced,
 };
 pub use machine::{Next, TargetEvent, next};
 use open::{OpenTarget, OpenTargets};
@@ -59,6 +59,15 @@ pub struct SaleState {
     pub register_id: Uuid,
     pub generation: u64,
     pub in_sale: bool,
+}
+
+/// A register's answer to a sync, as it sent it on connection `generation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncAnswer {
+    pub register_id: Uuid,
+    pub generation: u64,
+    pub target_id: Uuid,
+    pub outcome: SyncOutcome,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,14 +104,8 @@ pub enum Input {
     },
     Disconnected(Dropped),
     Sale(SaleState),
-    Result {
-        register_id: Uuid,
-        generation: u64,
-        target_id: Uuid,
-        outcome: SyncOutcome,
-        /// What the store knows of the target, when it is not open.
-        known: Option<KnownTarget>,
-    },
+    /// With what the store knows of the target, when it is not open.
+    Result(SyncAnswer, Option<KnownTarget>),
     CreateJob {
         /// The driver's handle for the answer.
         token: u64,
@@ -272,13 +275,7 @@ impl Core {
                 generation,
                 in_sale,
             }) => self.on_sale(register_id, generation, in_sale, now),
-            Input::Result {
-                register_id,
-                generation,
-                target_id,
-                outcome,
-                known,
-            } => self.on_result(register_id, generation, target_id, outcome, known, now),
+            Input::Result(answer, known) => self.on_result(answer, known, now),
             Input::CreateJob { token, spec } => self.create_job(token, spec, now),
         }
     }

@@ -6,18 +6,23 @@ use regsync_protocol::register::SyncOutcome;
 use regsync_protocol::sync::TargetState;
 use uuid::Uuid;
 
-use super::{Core, Effect, KnownTarget, Move, Next, Synced, TargetEvent, human, ms, next};
+use super::{
+    Core, Effect, KnownTarget, Move, Next, Stamp, SyncAnswer, Synced, TargetEvent, human, ms, next,
+};
 
 impl Core {
     pub(super) fn on_result(
         &mut self,
-        register_id: Uuid,
-        generation: u64,
-        target_id: Uuid,
-        outcome: SyncOutcome,
+        answer: SyncAnswer,
         known: Option<KnownTarget>,
         now: DateTime<Utc>,
     ) {
+        let SyncAnswer {
+            register_id,
+            generation,
+            target_id,
+            outcome,
+        } = answer;
         let current = self.links.get(&register_id).map(|l| l.generation) == Some(generation);
         match outcome {
             SyncOutcome::Applied {
@@ -223,11 +228,13 @@ impl Core {
             job_id: target.job_id,
             from: target.state,
             to,
-            revision,
-            reason,
-            deadline_ms,
-            wait_expires_at,
-            deliver_site: deliver.then(|| link.map(|l| l.register.site_id)).flatten(),
+            stamp: Stamp {
+                revision,
+                reason,
+                deadline_ms,
+                wait_expires_at,
+                deliver_site: deliver.then(|| link.map(|l| l.register.site_id)).flatten(),
+            },
         });
         self.step.touched.targets.insert(target_id);
         self.step.touched.jobs.insert(target.job_id);

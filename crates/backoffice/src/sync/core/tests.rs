@@ -61,14 +61,16 @@ fn sync(core: &mut Core, retry_when_free: bool, now: DateTime<Utc>) -> Step {
 }
 
 fn answer(core: &mut Core, outcome: SyncOutcome, now: DateTime<Utc>) {
-    let input = Input::Result {
+    core.handle(Input::Result(answer_of(outcome), None), now);
+}
+
+fn answer_of(outcome: SyncOutcome) -> SyncAnswer {
+    SyncAnswer {
         register_id: REGISTER,
         generation: 1,
         target_id: TARGET,
         outcome,
-        known: None,
-    };
-    core.handle(input, now);
+    }
 }
 
 fn sends(step: &Step) -> usize {
@@ -86,7 +88,10 @@ fn a_sync_for_a_free_register_is_delivered_at_once_and_settled_by_its_answer() {
     let step = sync(&mut core, true, at(1));
     assert_eq!(sends(&step), 1);
     assert_eq!(step.batch.targets[0].state, TargetState::Delivered);
-    assert_eq!(step.batch.targets[0].deliver_site, Some(Uuid::from_u128(2)));
+    assert_eq!(
+        step.batch.targets[0].stamp.deliver_site,
+        Some(Uuid::from_u128(2))
+    );
 
     let applied = SyncOutcome::Applied {
         revision: 4,
@@ -158,14 +163,7 @@ fn a_repeated_answer_credits_the_register_once() {
         source: SyncSource::BackOffice,
         requested_by: None,
     };
-    let input = Input::Result {
-        register_id: REGISTER,
-        generation: 1,
-        target_id: TARGET,
-        outcome: applied,
-        known: Some(known),
-    };
-    core.handle(input, at(9));
+    core.handle(Input::Result(answer_of(applied), Some(known)), at(9));
     let step = core.take();
     assert!(
         step.batch
@@ -188,7 +186,7 @@ fn a_register_that_drops_mid_sync_gets_the_grace_then_fails() {
     core.handle(gone, at(5));
     let step = core.take();
     assert_eq!(
-        step.batch.moves[0].deadline_ms,
+        step.batch.moves[0].stamp.deadline_ms,
         Some(at(35).timestamp_millis())
     );
     assert_eq!(core.poll_timeout(), Some(at(35)));
@@ -198,7 +196,7 @@ fn a_register_that_drops_mid_sync_gets_the_grace_then_fails() {
     let step = core.take();
     assert_eq!(step.batch.moves[0].to, TargetState::Failed);
     assert_eq!(
-        step.batch.moves[0].reason.as_deref(),
+        step.batch.moves[0].stamp.reason.as_deref(),
         Some("lost its connection during the sync")
     );
 }

@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use regsync_protocol::api::SyncSource;
-use regsync_protocol::register::{AppliedTarget, SyncOutcome};
+use regsync_protocol::register::AppliedTarget;
 use regsync_protocol::sync::Job;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::core::{Core, RegisterRef, Step, Timing, Touched};
-pub use super::core::{Dropped, SaleState};
+pub use super::core::{Dropped, SaleState, SyncAnswer};
 use super::store::{Scope, Store, StoreTx};
 use crate::error::{Error, Result};
 
@@ -37,12 +37,7 @@ pub enum Request {
     },
     Disconnected(Dropped),
     Sale(SaleState),
-    Result {
-        register_id: Uuid,
-        generation: u64,
-        target_id: Uuid,
-        outcome: SyncOutcome,
-    },
+    Result(SyncAnswer),
     /// Staff pressed "Sync" on the register.
     SyncRequested {
         register_id: Uuid,

@@ -73,8 +73,8 @@ impl<S: Store> Driver<S> {
         let closed = |id: &&Uuid| !self.core.is_open(id);
         for request in requests {
             match request {
-                Request::Result { target_id, .. } => {
-                    wanted.extend(std::iter::once(target_id).filter(closed));
+                Request::Result(answer) => {
+                    wanted.extend(std::iter::once(&answer.target_id).filter(closed));
                 }
                 Request::Connected { recent, .. } => {
                     wanted.extend(recent.iter().map(|a| &a.target_id).filter(closed));
@@ -123,8 +123,8 @@ impl<S: Store> Driver<S> {
         let sites: BTreeSet<Uuid> = batch
             .moves
             .iter()
-            .filter_map(|m| m.deliver_site)
-            .chain(batch.targets.iter().filter_map(|t| t.deliver_site))
+            .filter_map(|m| m.stamp.deliver_site)
+            .chain(batch.targets.iter().filter_map(|t| t.stamp.deliver_site))
             .collect();
         let mut revisions = HashMap::new();
         for site_id in sites {
@@ -145,13 +145,13 @@ impl<S: Store> Driver<S> {
             revisions.insert(site_id, at.revision);
         }
         for m in &mut batch.moves {
-            if let Some(site) = m.deliver_site {
-                m.revision = revisions.get(&site).copied();
+            if let Some(site) = m.stamp.deliver_site {
+                m.stamp.revision = revisions.get(&site).copied();
             }
         }
         for t in &mut batch.targets {
-            if let Some(site) = t.deliver_site {
-                t.revision = revisions.get(&site).copied();
+            if let Some(site) = t.stamp.deliver_site {
+                t.stamp.revision = revisions.get(&site).copied();
             }
         }
         Ok(())
@@ -182,18 +182,10 @@ fn input(request: Request, known: &HashMap<Uuid, KnownTarget>) -> Option<Input> 
         },
         Request::Disconnected(dropped) => Input::Disconnected(dropped),
         Request::Sale(sale) => Input::Sale(sale),
-        Request::Result {
-            register_id,
-            generation,
-            target_id,
-            outcome,
-        } => Input::Result {
-            register_id,
-            generation,
-            target_id,
-            known: known.get(&target_id).cloned(),
-            outcome,
-        },
+        Request::Result(answer) => {
+            let known = known.get(&answer.target_id).cloned();
+            Input::Result(answer, known)
+        }
         Request::SyncRequested { .. } | Request::CreateJob { .. } => return None,
     })
 }

@@ -48,12 +48,12 @@ impl<S: Store> Driver<S> {
         let delivered: HashMap<Uuid, (i64, Uuid)> = batch
             .moves
             .iter()
-            .filter_map(|m| Some((m.id, (m.revision?, m.deliver_site?))))
+            .filter_map(|m| Some((m.id, (m.stamp.revision?, m.stamp.deliver_site?))))
             .chain(
                 batch
                     .targets
                     .iter()
-                    .filter_map(|t| Some((t.id, (t.revision?, t.deliver_site?)))),
+                    .filter_map(|t| Some((t.id, (t.stamp.revision?, t.stamp.deliver_site?)))),
             )
             .collect();
         for effect in step.effects {
@@ -131,17 +131,14 @@ fn created_job(batch: &Batch, job_id: Uuid) -> Job {
             register_id: t.register_id,
             register_name: t.register_name.clone(),
             state: t.state,
-            revision: t.revision,
-            reason: t.reason.clone(),
+            revision: t.stamp.revision,
+            reason: t.stamp.reason.clone(),
             updated_at: at,
-            wait_expires_at: t.wait_expires_at,
+            wait_expires_at: t.stamp.wait_expires_at,
         })
         .collect();
     targets.sort_by(|a, b| by_name(&a.register_name, &b.register_name));
-    let mut counts = JobCounts::default();
-    for target in &targets {
-        counts.add(target.state);
-    }
+    let counts: JobCounts = targets.iter().map(|t| t.state).collect();
     let finished = batch.finished.contains(&job_id);
     Job {
         summary: JobSummary {

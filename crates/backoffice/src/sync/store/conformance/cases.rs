@@ -2,7 +2,7 @@
 
 use chrono::TimeDelta;
 use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::TargetState;
+use regsync_protocol::sync::TargetState::{self, *};
 use uuid::Uuid;
 
 use super::{Furnish, a_job, at, check, commit, moved, scene, state_of};
@@ -14,19 +14,9 @@ pub async fn a_batch_lands_whole_or_not_at_all<S: Furnish>(store: S) -> Result<(
     let scene = scene(&store).await?;
     let job = a_job(&store, &scene).await?;
     let mut batch = Batch::at(at(5));
-    batch.add_move(moved(
-        101,
-        job.id,
-        TargetState::Delivered,
-        TargetState::Synced,
-    ));
+    batch.add_move(moved(101, job.id, Delivered, Synced));
     // Stale: bar 2's target is waiting, not delivered.
-    batch.add_move(moved(
-        102,
-        job.id,
-        TargetState::Delivered,
-        TargetState::Failed,
-    ));
+    batch.add_move(moved(102, job.id, Delivered, Failed));
     batch.register(scene.registers[0]).set_revision(7);
     let mut tx = store.begin().await?;
     let refused = tx.apply(&batch).await.is_err();
@@ -47,12 +37,7 @@ pub async fn a_batch_lands_whole_or_not_at_all<S: Furnish>(store: S) -> Result<(
 
     // Uncommitted: dropped without commit, nothing lands either.
     let mut ok = Batch::at(at(6));
-    ok.add_move(moved(
-        101,
-        job.id,
-        TargetState::Delivered,
-        TargetState::Synced,
-    ));
+    ok.add_move(moved(101, job.id, Delivered, Synced));
     let mut tx = store.begin().await?;
     tx.apply(&ok).await?;
     drop(tx);
@@ -71,21 +56,11 @@ pub async fn every_move_is_a_compare_and_set<S: Furnish>(store: S) -> Result<()>
     let scene = scene(&store).await?;
     let job = a_job(&store, &scene).await?;
     let mut first = Batch::default();
-    first.add_move(moved(
-        101,
-        job.id,
-        TargetState::Delivered,
-        TargetState::Failed,
-    ));
+    first.add_move(moved(101, job.id, Delivered, Failed));
     commit(&store, &first).await?;
     // The register's answer comes second: it expected `delivered`, and must change nothing.
     let mut second = Batch::default();
-    second.add_move(moved(
-        101,
-        job.id,
-        TargetState::Delivered,
-        TargetState::Synced,
-    ));
+    second.add_move(moved(101, job.id, Delivered, Synced));
     check(
         commit(&store, &second).await.is_err(),
         "a second decider is refused",
@@ -206,18 +181,8 @@ pub async fn ended_targets_are_known_with_their_credit<S: Furnish>(store: S) -> 
     let scene = scene(&store).await?;
     let job = a_job(&store, &scene).await?;
     let mut batch = Batch::default();
-    batch.add_move(moved(
-        101,
-        job.id,
-        TargetState::Delivered,
-        TargetState::Synced,
-    ));
-    batch.add_move(moved(
-        102,
-        job.id,
-        TargetState::Waiting,
-        TargetState::Expired,
-    ));
+    batch.add_move(moved(101, job.id, Delivered, Synced));
+    batch.add_move(moved(102, job.id, Waiting, Expired));
     batch.late_applied.push(Uuid::from_u128(103));
     batch.finished.push(job.id);
     commit(&store, &batch).await?;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreTx};
 use crate::error::{Error, Result};
-use crate::sync::core::{Batch, Move, NewJob, NewTarget};
+use crate::sync::core::{Batch, Move, NewJob, NewTarget, Stamp};
 
 mod cases;
 
@@ -21,14 +21,17 @@ pub use cases::*;
 /// A store that a test can furnish with a company, a site and its registers.
 #[allow(async_fn_in_trait)]
 pub trait Furnish: Store {
-    /// A site of `company_id` with a menu at revision 1, these registers (id, name), and a
-    /// manager whose id is [`manager_of`] the company.
-    async fn furnish(
-        &self,
-        company_id: Uuid,
-        site_id: Uuid,
-        registers: &[(Uuid, &str)],
-    ) -> Result<()>;
+    /// A site with a menu at revision 1, its registers, and a manager whose id is
+    /// [`manager_of`] the company.
+    async fn furnish(&self, site: &Furniture<'_>) -> Result<()>;
+}
+
+/// A site of a company, with its registers (id, name).
+#[derive(Debug)]
+pub struct Furniture<'a> {
+    pub company_id: Uuid,
+    pub site_id: Uuid,
+    pub registers: &'a [(Uuid, &'a str)],
 }
 
 /// What each test starts from: one company, one site, three registers, and a second company.
@@ -64,14 +67,18 @@ async fn scene<S: Furnish>(store: &S) -> Result<Scene> {
     };
     let [a, b, c] = scene.registers;
     store
-        .furnish(
-            scene.company,
-            scene.site,
-            &[(b, "bar 2"), (a, "Bar 1"), (c, "Kitchen")],
-        )
+        .furnish(&Furniture {
+            company_id: scene.company,
+            site_id: scene.site,
+            registers: &[(b, "bar 2"), (a, "Bar 1"), (c, "Kitchen")],
+        })
         .await?;
     store
-        .furnish(scene.other_company, scene.empty_site, &[])
+        .furnish(&Furniture {
+            company_id: scene.other_company,
+            site_id: scene.empty_site,
+            registers: &[],
+        })
         .await?;
     Ok(scene)
 }
@@ -96,11 +103,11 @@ fn target(job: &NewJob, id: u128, register: Uuid, state: TargetState) -> NewTarg
         register_id: register,
         register_name: String::new(),
         state,
-        revision: None,
-        reason: (state == TargetState::SkippedOffline).then(|| "offline".into()),
-        deadline_ms: (!state.is_terminal()).then_some(at(60).timestamp_millis()),
-        wait_expires_at: None,
-        deliver_site: None,
+        stamp: Stamp {
+            reason: (state == TargetState::SkippedOffline).then(|| "offline".into()),
+            deadline_ms: (!state.is_terminal()).then_some(at(60).timestamp_millis()),
+            ..Stamp::default()
+        },
     }
 }
 
@@ -110,11 +117,12 @@ fn moved(id: u128, job: Uuid, from: TargetState, to: TargetState) -> Move {
         job_id: job,
         from,
         to,
-        revision: (to == TargetState::Synced).then_some(1),
-        reason: (to == TargetState::Failed).then(|| "no answer".into()),
-        deadline_ms: (!to.is_terminal()).then_some(at(120).timestamp_millis()),
-        wait_expires_at: None,
-        deliver_site: None,
+        stamp: Stamp {
+            revision: (to == TargetState::Synced).then_some(1),
+            reason: (to == TargetState::Failed).then(|| "no answer".into()),
+            deadline_ms: (!to.is_terminal()).then_some(at(120).timestamp_millis()),
+            ..Stamp::default()
+        },
     }
 }
 

@@ -176,10 +176,7 @@ impl Store for MemoryStore {
             })
             .collect();
         targets.sort_by(|a, b| by_name(&a.register_name, &b.register_name));
-        let mut counts = JobCounts::default();
-        for target in &targets {
-            counts.add(target.state);
-        }
+        let counts: JobCounts = targets.iter().map(|t| t.state).collect();
         Ok(Job {
             summary: JobSummary {
                 id: job.id,

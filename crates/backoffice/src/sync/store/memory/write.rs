@@ -1,11 +1,9 @@
 //! Writing a checked batch, and furnishing a store for tests.
 
-use uuid::Uuid;
-
 use super::{MemTarget, MemoryStore, State};
 use crate::error::Result;
 use crate::sync::core::Batch;
-use crate::sync::store::TargetRecord;
+use crate::sync::store::{TargetRecord, conformance};
 use regsync_protocol::sync::TargetState;
 
 /// Writes a checked batch.
@@ -23,13 +21,13 @@ pub(super) fn write(state: &mut State, batch: &Batch) {
                     register_id: t.register_id,
                     job_id: t.job_id,
                     state: t.state,
-                    revision: t.revision,
-                    reason: t.reason.clone(),
-                    deadline_ms: t.deadline_ms,
+                    revision: t.stamp.revision,
+                    reason: t.stamp.reason.clone(),
+                    deadline_ms: t.stamp.deadline_ms,
                     credited: t.state == TargetState::Synced,
                 },
                 register_name: t.register_name.clone(),
-                wait_expires_at: t.wait_expires_at,
+                wait_expires_at: t.stamp.wait_expires_at,
                 updated_at: at,
             },
         );
@@ -38,11 +36,11 @@ pub(super) fn write(state: &mut State, batch: &Batch) {
         if let Some(target) = state.targets.get_mut(&m.id) {
             let record = &mut target.record;
             record.state = m.to;
-            record.revision = m.revision.or(record.revision);
-            record.reason = m.reason.clone();
-            record.deadline_ms = m.deadline_ms;
+            record.revision = m.stamp.revision.or(record.revision);
+            record.reason = m.stamp.reason.clone();
+            record.deadline_ms = m.stamp.deadline_ms;
             record.credited |= m.to == TargetState::Synced;
-            target.wait_expires_at = m.wait_expires_at;
+            target.wait_expires_at = m.stamp.wait_expires_at;
             target.updated_at = at;
         }
     }
@@ -76,15 +74,11 @@ pub(super) fn write(state: &mut State, batch: &Batch) {
     }
 }
 
-impl crate::sync::store::conformance::Furnish for MemoryStore {
-    async fn furnish(
-        &self,
-        company_id: Uuid,
-        site_id: Uuid,
-        registers: &[(Uuid, &str)],
-    ) -> Result<()> {
+impl conformance::Furnish for MemoryStore {
+    async fn furnish(&self, site: &conformance::Furniture<'_>) -> Result<()> {
+        let (company_id, site_id) = (site.company_id, site.site_id);
         self.add_site(company_id, site_id);
-        for (id, name) in registers {
+        for (id, name) in site.registers {
             self.add_register(site_id, *id, name);
         }
         Ok(())

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::registers::source_str;
 use crate::sync::core::{Batch, Move};
 use crate::sync::kind_str;
-use crate::sync::store::stale_move;
+use crate::sync::store::{conformance, stale_move};
 
 impl SqliteTx {
     /// A site's registers by name, read as one row of JSON: sqlx hands each row of a result
@@ -82,10 +82,10 @@ impl SqliteTx {
                     .bind(t.job_id)
                     .bind(t.register_id)
                     .bind(t.state.as_str())
-                    .bind(t.revision)
-                    .bind(t.reason.as_deref())
-                    .bind(t.deadline_ms)
-                    .bind(t.wait_expires_at)
+                    .bind(t.stamp.revision)
+                    .bind(t.stamp.reason.as_deref())
+                    .bind(t.stamp.deadline_ms)
+                    .bind(t.stamp.wait_expires_at)
                     .bind(at);
             }
             query.execute(&mut *self.tx).await?;
@@ -109,10 +109,10 @@ impl SqliteTx {
             let key = (
                 m.from.as_str(),
                 m.to.as_str(),
-                m.revision,
-                m.reason.as_deref(),
-                m.deadline_ms,
-                m.wait_expires_at,
+                m.stamp.revision,
+                m.stamp.reason.as_deref(),
+                m.stamp.deadline_ms,
+                m.stamp.wait_expires_at,
             );
             groups.entry(key).or_default().push(m.id);
         }
@@ -202,13 +202,9 @@ impl SqliteTx {
     }
 }
 
-impl crate::sync::store::conformance::Furnish for SqliteStore {
-    async fn furnish(
-        &self,
-        company_id: Uuid,
-        site_id: Uuid,
-        registers: &[(Uuid, &str)],
-    ) -> Result<()> {
+impl conformance::Furnish for SqliteStore {
+    async fn furnish(&self, site: &conformance::Furniture<'_>) -> Result<()> {
+        let (company_id, site_id) = (site.company_id, site.site_id);
         let now = Utc::now();
         sqlx::query("INSERT INTO companies (id, name, created_at) VALUES (?, ?, ?)")
             .bind(company_id)
@@ -220,7 +216,7 @@ impl crate::sync::store::conformance::Furnish for SqliteStore {
             "INSERT INTO users (id, company_id, email, display_name, password_hash, created_at)
              VALUES (?, ?, ?, 'Manager', '-', ?)",
         )
-        .bind(crate::sync::store::conformance::manager_of(company_id))
+        .bind(conformance::manager_of(company_id))
         .bind(company_id)
         .bind(format!("{company_id}@example.com"))
         .bind(now)
@@ -241,7 +237,7 @@ impl crate::sync::store::conformance::Furnish for SqliteStore {
         .bind(now)
         .execute(&self.db)
         .await?;
-        for (id, name) in registers {
+        for (id, name) in site.registers {
             sqlx::query(
                 "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
                  VALUES (?, ?, ?, ?, ?)",
