@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 
 pub type Db = SqlitePool;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// `id IN {IN_IDS}` with [`id_list`] bound: a list of ids as one parameter, so one prepared
 /// statement serves any count and no count runs into SQLite's limit on parameters.
@@ -70,6 +71,19 @@ pub async fn open(url: &str) -> Result<Db> {
         .connect_with(connect_options(url)?)
         .await?;
     MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Connects to PostgreSQL (`postgres://…`) and migrates the database. Several Back Office
+/// nodes may start at once: the migrator takes an advisory lock, so one migrates and the others
+/// wait for it.
+pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    POSTGRES_MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 

@@ -14,6 +14,7 @@
 mod backoffice;
 mod desktop;
 mod keyring;
+pub mod postgres;
 mod raw;
 mod sync;
 pub mod tls;
@@ -23,6 +24,7 @@ mod venue;
 pub use backoffice::{BackOffice, FAST, assert_error};
 pub use desktop::{Desktop, Window};
 pub use keyring::PrivateKeyring;
+pub use postgres::Postgres;
 pub use raw::{EventStream, RawRegister};
 pub use regsync_register::Agent;
 pub use sync::{Banners, state_of, target};

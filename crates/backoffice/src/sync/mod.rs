@@ -81,11 +81,12 @@ pub async fn load_targets(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, Ta
     parse_targets(&json)
 }
 
+/// A job as stored (in either database).
 #[derive(sqlx::FromRow)]
-struct JobRow {
-    id: Uuid,
-    company_id: Uuid,
-    site_id: Uuid,
+pub(crate) struct JobRow {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub site_id: Uuid,
     kind: String,
     source: String,
     requested_by_name: Option<String>,
@@ -94,7 +95,34 @@ struct JobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-const SELECT_JOBS: &str = "SELECT id, company_id, site_id, kind, source, requested_by_name,
+impl JobRow {
+    pub(crate) fn summary(self, counts: JobCounts) -> JobSummary {
+        JobSummary {
+            id: self.id,
+            site_id: self.site_id,
+            kind: parse_kind(&self.kind),
+            source: crate::registers::parse_source(&self.source).unwrap_or(SyncSource::BackOffice),
+            requested_by: self.requested_by_name,
+            retry_when_free: self.retry_when_free,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+            counts,
+        }
+    }
+
+    /// The job with its targets, sorted by register name as the manager reads them.
+    pub(crate) fn with_targets(self, mut targets: Vec<Target>) -> Job {
+        targets.sort_by(|a, b| by_name(&a.register_name, &b.register_name));
+        let counts: JobCounts = targets.iter().map(|t| t.state).collect();
+        Job {
+            summary: self.summary(counts),
+            targets,
+        }
+    }
+}
+
+pub(crate) const SELECT_JOBS: &str =
+    "SELECT id, company_id, site_id, kind, source, requested_by_name,
         retry_when_free, created_at, finished_at
      FROM sync_jobs";
 
@@ -124,21 +152,8 @@ async fn summaries(db: &Db, rows: Vec<JobRow>) -> Result<Vec<(Uuid, JobSummary)>
     Ok(rows
         .into_iter()
         .map(|row| {
-            (
-                row.company_id,
-                JobSummary {
-                    id: row.id,
-                    site_id: row.site_id,
-                    kind: parse_kind(&row.kind),
-                    source: crate::registers::parse_source(&row.source)
-                        .unwrap_or(SyncSource::BackOffice),
-                    requested_by: row.requested_by_name,
-                    retry_when_free: row.retry_when_free,
-                    created_at: row.created_at,
-                    finished_at: row.finished_at,
-                    counts: counts.remove(&row.id).unwrap_or_default(),
-                },
-            )
+            let job_counts = counts.remove(&row.id).unwrap_or_default();
+            (row.company_id, row.summary(job_counts))
         })
         .collect())
 }
@@ -183,24 +198,9 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
         .bind(job_id)
         .fetch_one(&mut *snapshot)
         .await?;
-    let mut targets: Vec<Target> = parse_targets(&json)?.into_iter().map(|(_, t)| t).collect();
-    targets.sort_by(|a, b| by_name(&a.register_name, &b.register_name));
+    let targets = parse_targets(&json)?.into_iter().map(|(_, t)| t).collect();
     snapshot.rollback().await?;
-    let counts: JobCounts = targets.iter().map(|t| t.state).collect();
-    Ok(Job {
-        summary: JobSummary {
-            id: row.id,
-            site_id: row.site_id,
-            kind: parse_kind(&row.kind),
-            source: crate::registers::parse_source(&row.source).unwrap_or(SyncSource::BackOffice),
-            requested_by: row.requested_by_name,
-            retry_when_free: row.retry_when_free,
-            created_at: row.created_at,
-            finished_at: row.finished_at,
-            counts,
-        },
-        targets,
-    })
+    Ok(row.with_targets(targets))
 }
 
 /// Sync one register. A register offline is reported `skipped_offline`; one in a sale waits for

@@ -4,11 +4,12 @@
 //! [`Store::load_open`]), and per batch one transaction ([`StoreTx`]) that answers a few reads
 //! and persists the core's [`Batch`] atomically, every move a compare-and-set on the target's
 //! state. What the engine relies on is written down as [`conformance`], a suite that any
-//! implementation must pass unchanged: SQLite here, a simulated store for the simulation, and
-//! the next one.
+//! implementation must pass unchanged: SQLite (one Back Office), PostgreSQL (several nodes), and
+//! the simulation's store in memory.
 
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::HashMap;
