@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::{format_permissions, normalize_email, parse_permissions, password, token};
 use crate::error::{Error, Result};
-use crate::{Db, catalog};
+use crate::{Db, catalog, on_db, on_tx};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CompanyRecord {
@@ -79,27 +79,30 @@ fn conflict_on_duplicate(error: sqlx::Error, what: impl FnOnce() -> String) -> E
 pub async fn create_company(db: &Db, name: &str) -> Result<CompanyRecord> {
     let name = required("name", name)?;
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO companies (id, name, created_at) VALUES (?, ?, ?)")
-        .bind(id)
-        .bind(&name)
-        .bind(Utc::now())
-        .execute(db)
-        .await
-        .map_err(|e| {
-            conflict_on_duplicate(e, || format!("a company named `{name}` already exists"))
-        })?;
+    on_db!(db, |pool| sqlx::query(
+        "INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)"
+    )
+    .bind(id)
+    .bind(&name)
+    .bind(Utc::now())
+    .execute(pool)
+    .await
+    .map(drop))
+    .map_err(|e| conflict_on_duplicate(e, || format!("a company named `{name}` already exists")))?;
     Ok(CompanyRecord { id, name })
 }
 
 /// Finds a company by id or by exact name.
 pub async fn find_company(db: &Db, reference: &str) -> Result<CompanyRecord> {
     let by_id = Uuid::parse_str(reference.trim()).ok();
-    sqlx::query_as("SELECT id, name FROM companies WHERE id = ? OR name = ?")
-        .bind(by_id)
-        .bind(reference.trim())
-        .fetch_optional(db)
-        .await?
-        .ok_or(Error::NotFound("company"))
+    let found: Option<CompanyRecord> = on_db!(db, |pool| sqlx::query_as(
+        "SELECT id, name FROM companies WHERE id = $1 OR name = $2"
+    )
+    .bind(by_id)
+    .bind(reference.trim())
+    .fetch_optional(pool)
+    .await)?;
+    found.ok_or(Error::NotFound("company"))
 }
 
 pub async fn create_site(db: &Db, company: &str, name: &str) -> Result<SiteRecord> {
@@ -107,18 +110,21 @@ pub async fn create_site(db: &Db, company: &str, name: &str) -> Result<SiteRecor
     let name = required("name", name)?;
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
-    sqlx::query("INSERT INTO sites (id, company_id, name, created_at) VALUES (?, ?, ?, ?)")
-        .bind(id)
-        .bind(company.id)
-        .bind(&name)
-        .bind(Utc::now())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            conflict_on_duplicate(e, || {
-                format!("{} already has a site named `{name}`", company.name)
-            })
-        })?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO sites (id, company_id, name, created_at) VALUES ($1, $2, $3, $4)"
+    )
+    .bind(id)
+    .bind(company.id)
+    .bind(&name)
+    .bind(Utc::now())
+    .execute(conn)
+    .await
+    .map(drop))
+    .map_err(|e| {
+        conflict_on_duplicate(e, || {
+            format!("{} already has a site named `{name}`", company.name)
+        })
+    })?;
     catalog::create_empty(&mut tx, id).await?;
     tx.commit().await?;
     Ok(SiteRecord {
@@ -136,16 +142,15 @@ pub async fn find_site(db: &Db, reference: &str, company: Option<&str>) -> Resul
         None => None,
     };
     let by_id = Uuid::parse_str(reference.trim()).ok();
-    let sites: Vec<SiteRecord> = sqlx::query_as(
+    let sites: Vec<SiteRecord> = on_db!(db, |pool| sqlx::query_as(
         "SELECT id, company_id, name FROM sites
-         WHERE (id = ? OR name = ?) AND (? IS NULL OR company_id = ?)",
+         WHERE (id = $1 OR name = $2) AND ($3 IS NULL OR company_id = $3)"
     )
     .bind(by_id)
     .bind(reference.trim())
     .bind(company_id)
-    .bind(company_id)
-    .fetch_all(db)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     match <[SiteRecord; 1]>::try_from(sites) {
         Ok([site]) => Ok(site),
         Err(sites) if sites.is_empty() => Err(Error::NotFound("site")),
@@ -179,20 +184,26 @@ pub async fn create_user(db: &Db, user: NewUser<'_>) -> Result<UserRecord> {
     let hash = password::hash_blocking(user.password.to_owned()).await?;
     let id = Uuid::now_v7();
     let permissions = format_permissions(user.permissions);
-    sqlx::query(
-        "INSERT INTO users (id, company_id, email, display_name, password_hash, permissions, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    on_db!(db, |pool| sqlx::query(
+        "INSERT INTO users (id, company_id, email, display_name, password_hash, permissions,
+            created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
     .bind(id)
     .bind(company.id)
     .bind(&email)
     .bind(&display_name)
-    .bind(hash)
+    .bind(&hash)
     .bind(&permissions)
     .bind(Utc::now())
-    .execute(db)
+    .execute(pool)
     .await
-    .map_err(|e| conflict_on_duplicate(e, || format!("a user with the email `{email}` already exists")))?;
+    .map(drop))
+    .map_err(|e| {
+        conflict_on_duplicate(e, || {
+            format!("a user with the email `{email}` already exists")
+        })
+    })?;
     Ok(UserRecord {
         id,
         company_id: company.id,
@@ -206,17 +217,22 @@ pub async fn create_user(db: &Db, user: NewUser<'_>) -> Result<UserRecord> {
 pub async fn reset_password(db: &Db, email: &str, new_password: &str) -> Result<()> {
     let email = normalize_email(email);
     password::check_acceptable(new_password).map_err(|e| Error::invalid_field("password", e))?;
-    let user_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = ?")
-        .bind(&email)
-        .fetch_optional(db)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
+    let user_id: Option<Uuid> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT id FROM users WHERE email = $1"
+    )
+    .bind(&email)
+    .fetch_optional(pool)
+    .await)?;
+    let user_id = user_id.ok_or(Error::NotFound("user"))?;
     let hash = password::hash_blocking(new_password.to_owned()).await?;
-    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-        .bind(hash)
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    on_db!(db, |pool| sqlx::query(
+        "UPDATE users SET password_hash = $1 WHERE id = $2"
+    )
+    .bind(&hash)
+    .bind(user_id)
+    .execute(pool)
+    .await
+    .map(drop))?;
     crate::auth::revoke_user_sessions(db, user_id).await
 }
 
@@ -225,18 +241,23 @@ pub async fn create_register(db: &Db, site: &SiteRecord, name: &str) -> Result<N
     let name = required("name", name)?;
     let id = Uuid::now_v7();
     let credential = token::generate(token::DEVICE_PREFIX);
-    sqlx::query(
-        "INSERT INTO registers (id, site_id, name, credential_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+    let digest = token::digest(&credential);
+    on_db!(db, |pool| sqlx::query(
+        "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5)"
     )
     .bind(id)
     .bind(site.id)
     .bind(&name)
-    .bind(token::digest(&credential))
+    .bind(&digest)
     .bind(Utc::now())
-    .execute(db)
+    .execute(pool)
     .await
+    .map(drop))
     .map_err(|e| {
-        conflict_on_duplicate(e, || format!("{} already has a register named `{name}`", site.name))
+        conflict_on_duplicate(e, || {
+            format!("{} already has a register named `{name}`", site.name)
+        })
     })?;
     Ok(NewRegister {
         register: RegisterRecord {
@@ -257,18 +278,20 @@ pub struct CompanyOverview {
 }
 
 pub async fn overview(db: &Db) -> Result<Vec<CompanyOverview>> {
-    let companies: Vec<CompanyRecord> =
-        sqlx::query_as("SELECT id, name FROM companies ORDER BY name")
-            .fetch_all(db)
-            .await?;
+    let companies: Vec<CompanyRecord> = on_db!(db, |pool| sqlx::query_as(
+        "SELECT id, name FROM companies ORDER BY name"
+    )
+    .fetch_all(pool)
+    .await)?;
     let mut all = Vec::with_capacity(companies.len());
     for company in companies {
-        let users: Vec<(Uuid, String, String, String)> = sqlx::query_as(
-            "SELECT id, email, display_name, permissions FROM users WHERE company_id = ? ORDER BY email",
+        let users: Vec<(Uuid, String, String, String)> = on_db!(db, |pool| sqlx::query_as(
+            "SELECT id, email, display_name, permissions FROM users WHERE company_id = $1
+             ORDER BY email"
         )
         .bind(company.id)
-        .fetch_all(db)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let users = users
             .into_iter()
             .map(|(id, email, display_name, permissions)| UserRecord {
@@ -279,20 +302,20 @@ pub async fn overview(db: &Db) -> Result<Vec<CompanyOverview>> {
                 permissions: parse_permissions(&permissions),
             })
             .collect();
-        let site_rows: Vec<SiteRecord> = sqlx::query_as(
-            "SELECT id, company_id, name FROM sites WHERE company_id = ? ORDER BY name",
+        let site_rows: Vec<SiteRecord> = on_db!(db, |pool| sqlx::query_as(
+            "SELECT id, company_id, name FROM sites WHERE company_id = $1 ORDER BY name"
         )
         .bind(company.id)
-        .fetch_all(db)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let mut sites = Vec::with_capacity(site_rows.len());
         for site in site_rows {
-            let registers: Vec<RegisterRecord> = sqlx::query_as(
-                "SELECT id, site_id, name FROM registers WHERE site_id = ? ORDER BY name",
+            let registers: Vec<RegisterRecord> = on_db!(db, |pool| sqlx::query_as(
+                "SELECT id, site_id, name FROM registers WHERE site_id = $1 ORDER BY name"
             )
             .bind(site.id)
-            .fetch_all(db)
-            .await?;
+            .fetch_all(pool)
+            .await)?;
             sites.push((site, registers));
         }
         all.push(CompanyOverview {

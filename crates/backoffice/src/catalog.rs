@@ -13,9 +13,10 @@ use regsync_protocol::{Catalog, CatalogEdit};
 use uuid::Uuid;
 
 use crate::auth::SiteAccess;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::http::ApiJson;
-use crate::{AppState, Db};
+use crate::{AppState, Db, on_db, on_tx};
 
 #[derive(sqlx::FromRow)]
 struct CatalogRow {
@@ -46,25 +47,31 @@ impl CatalogRow {
 
 /// The current catalog of a site, whichever company it belongs to (callers check that).
 pub async fn load(db: &Db, site_id: Uuid) -> Result<CatalogRevision> {
-    let row: Option<CatalogRow> = sqlx::query_as(
-        "SELECT site_id, revision, content, updated_at, updated_by FROM catalogs WHERE site_id = ?",
+    let row: Option<CatalogRow> =
+        on_db!(db, |pool| {
+            sqlx::query_as(
+        "SELECT site_id, revision, content, updated_at, updated_by FROM catalogs WHERE site_id = $1"
     )
     .bind(site_id)
-    .fetch_optional(db)
-    .await?;
+    .fetch_optional(pool)
+    .await
+        })?;
     row.ok_or(Error::NotFound("site"))?.into_revision()
 }
 
 /// Gives a new site its first, empty catalog at revision 1.
-pub async fn create_empty(conn: &mut sqlx::SqliteConnection, site_id: Uuid) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES (?, 1, ?, ?)",
+pub async fn create_empty(tx: &mut Tx, site_id: Uuid) -> Result<()> {
+    let content =
+        serde_json::to_string(&Catalog::default()).map_err(|e| Error::Internal(e.to_string()))?;
+    on_tx!(tx, |conn| sqlx::query(
+        "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES ($1, 1, $2, $3)"
     )
     .bind(site_id)
-    .bind(serde_json::to_string(&Catalog::default()).map_err(|e| Error::Internal(e.to_string()))?)
+    .bind(&content)
     .bind(Utc::now())
     .execute(conn)
-    .await?;
+    .await
+    .map(drop))?;
     Ok(())
 }
 
@@ -109,18 +116,20 @@ pub async fn update(
             return Ok(current);
         };
         let now = Utc::now();
-        let written = sqlx::query(
-            "UPDATE catalogs SET revision = revision + 1, content = ?, updated_at = ?, updated_by = ?
-             WHERE site_id = ? AND revision = ?",
+        let written = on_db!(db, |pool| sqlx::query(
+            "UPDATE catalogs SET revision = revision + 1, content = $1, updated_at = $2,
+                updated_by = $3
+             WHERE site_id = $4 AND revision = $5"
         )
-        .bind(content)
+        .bind(&content)
         .bind(now)
         .bind(updated_by)
         .bind(site_id)
         .bind(current.revision)
-        .execute(db)
-        .await?;
-        if written.rows_affected() == 1 {
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if written == 1 {
             tracing::info!(%site_id, revision = current.revision + 1, "catalog changed");
             return Ok(CatalogRevision {
                 site_id,
@@ -144,10 +153,12 @@ pub async fn update(
 
 /// A new menu revision changes the site and whether each of its registers is up to date.
 async fn report_change(app: &AppState, site_id: Uuid) -> Result<()> {
-    let registers: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM registers WHERE site_id = ?")
-        .bind(site_id)
-        .fetch_all(&app.db)
-        .await?;
+    let registers: Vec<Uuid> = on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT id FROM registers WHERE site_id = $1"
+    )
+    .bind(site_id)
+    .fetch_all(pool)
+    .await)?;
     app.events.report(crate::events::Changed {
         sites: [site_id].into(),
         registers: registers.into_iter().collect(),

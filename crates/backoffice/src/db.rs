@@ -1,14 +1,114 @@
-//! Opening the database: a SQLite file by default, created and migrated on start.
+//! The database: a SQLite file by default (one Back Office), or PostgreSQL (several nodes),
+//! created or migrated on start.
+//!
+//! Statements are written once, with `$1`-style parameters both databases read, and run on
+//! whichever the [`Db`] holds through [`on_db!`] and [`on_tx!`]: the statement is type-checked
+//! for each database, so a column type one of them cannot read does not compile. The few that
+//! must differ (a list of ids, JSON aggregates) match on [`Db`] themselves.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-pub type Db = SqlitePool;
+/// A pool of connections to Back Office's database.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on either database.
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// `on_db!(db, |pool| body)`: runs `body` with `pool` bound to the pool `db` holds.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// `on_tx!(tx, |conn| body)`: runs `body` with `conn` bound to the connection of transaction
+/// `tx` (a `&mut Tx`).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        on_db!(self, |pool| pool.close().await)
+    }
+
+    /// A read-only transaction whose reads all see one moment.
+    pub async fn begin_snapshot(&self) -> Result<Tx> {
+        Ok(match self {
+            // A SQLite read transaction sees one snapshot of the WAL from its first read.
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -31,6 +131,81 @@ pub fn id_list(ids: &[uuid::Uuid]) -> String {
     }
     out.push(']');
     out
+}
+
+/// A list of ids bound as one parameter, whatever its length: a JSON array for SQLite (read
+/// with `json_each`), an array of `uuid` for PostgreSQL. [`Db::in_ids`] writes the condition.
+#[derive(Debug, Clone, Copy)]
+pub struct Ids<'a>(pub &'a [Uuid]);
+
+impl sqlx::Type<Sqlite> for Ids<'_> {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Sqlite> for Ids<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode(id_list(self.0), buf)
+    }
+}
+
+impl sqlx::Type<Postgres> for Ids<'_> {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Vec<Uuid> as sqlx::Type<Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for Ids<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&[Uuid] as sqlx::Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Db {
+    /// `{column} IN` the ids bound as [`Ids`] at parameter `$n`.
+    pub fn in_ids(&self, column: &str, n: usize) -> String {
+        match self {
+            Db::Sqlite(_) => format!("{column} IN (SELECT unhex(value) FROM json_each(${n}))"),
+            Db::Postgres(_) => format!("{column} = ANY(${n})"),
+        }
+    }
+
+    /// A query's rows as one JSON array of objects, read as one value: sqlx hands each result
+    /// row across threads, which for thousands of rows cost more than the query. `fields` are
+    /// (key, column) pairs; a key ending in `id` is a UUID column, written as its hex.
+    pub fn json_rows(&self, fields: &[(&str, &str)], from: &str) -> String {
+        let pairs = |uuid: fn(&str) -> String| {
+            fields
+                .iter()
+                .map(|(key, column)| {
+                    let value = if key.ends_with("id") {
+                        uuid(column)
+                    } else {
+                        (*column).to_owned()
+                    };
+                    format!("'{key}', {value}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Db::Sqlite(_) => format!(
+                "SELECT json_group_array(json_object({})) {from}",
+                pairs(|c| format!("lower(hex({c}))"))
+            ),
+            Db::Postgres(_) => format!(
+                "SELECT COALESCE(json_agg(json_build_object({})), '[]')::text {from}",
+                pairs(|c| c.to_owned())
+            ),
+        }
+    }
 }
 
 /// Orders names as people read them, like SQLite's NOCASE (ASCII letters fold, nothing else),
@@ -64,32 +239,46 @@ pub fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
     Ok(options)
 }
 
-/// Opens (creating if needed) and migrates the database.
+/// Whether `url` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens and migrates the database `url` names: PostgreSQL for `postgres://…`, otherwise a
+/// SQLite file (created if missing).
 pub async fn open(url: &str) -> Result<Db> {
+    if is_postgres_url(url) {
+        return Ok(Db::Postgres(open_postgres(url).await?));
+    }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(connect_options(url)?)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(pool)
+    Ok(Db::Sqlite(pool))
 }
 
 /// Connects to PostgreSQL (`postgres://…`) and migrates the database. Several Back Office
 /// nodes may start at once: the migrator takes an advisory lock, so one migrates and the others
 /// wait for it.
-pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await?;
+pub async fn open_postgres(url: &str) -> Result<PgPool> {
+    let pool = postgres_pool(url, 8).await?;
     POSTGRES_MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 
+/// A pool of at most `connections` to PostgreSQL, without migrating.
+pub async fn postgres_pool(url: &str, connections: u32) -> Result<PgPool> {
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?)
+}
+
 /// Copies the write-ahead log into the database file now and then, off the path of any request
 /// or sync, so commits never wait for it. Runs until aborted.
-pub async fn checkpoint(db: Db, every: Duration) {
+pub async fn checkpoint(db: SqlitePool, every: Duration) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

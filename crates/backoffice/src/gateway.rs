@@ -28,7 +28,7 @@ use crate::auth::token;
 use crate::error::{Error, Result};
 use crate::sync::driver::{Dropped, Request, SaleState, SyncAnswer};
 use crate::sync::engine::Input;
-use crate::{AppState, Db};
+use crate::{AppState, Db, on_db};
 
 /// What Back Office knows of a register's connection right now. Read by the API and events;
 /// written by the gateway and the engine.
@@ -152,14 +152,14 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<RegisterIdentity> 
         .map(str::trim)
         .ok_or_else(unauthenticated)?;
     let digest = token::digest(presented);
-    let register: Option<RegisterIdentity> = sqlx::query_as(
+    let register: Option<RegisterIdentity> = on_db!(db, |pool| sqlx::query_as(
         "SELECT r.id, r.name, r.site_id, s.company_id, r.credential_hash
          FROM registers r JOIN sites s ON s.id = r.site_id
-         WHERE r.credential_hash = ?",
+         WHERE r.credential_hash = $1"
     )
     .bind(&digest)
-    .fetch_optional(db)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     register
         .filter(|r| token::digests_match(&r.credential_hash, &digest))
         .ok_or_else(unauthenticated)

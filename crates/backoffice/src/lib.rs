@@ -171,7 +171,11 @@ pub async fn serve_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
-    let checkpoints = tokio::spawn(db::checkpoint(app.db.clone(), CHECKPOINT_INTERVAL));
+    // SQLite's write-ahead log is copied into the file off the path of any request.
+    let checkpoints = match &app.db {
+        Db::Sqlite(pool) => tokio::spawn(db::checkpoint(pool.clone(), CHECKPOINT_INTERVAL)),
+        Db::Postgres(_) => tokio::spawn(std::future::pending()),
+    };
     let builder = connection_builder(&app.settings);
     let handshake_timeout = app.settings.header_read_timeout;
     let mut router = http::router(app);

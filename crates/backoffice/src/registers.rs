@@ -7,11 +7,11 @@ use regsync_protocol::api::{Register, SyncSource};
 use uuid::Uuid;
 
 use crate::auth::{Caller, SiteAccess};
-use crate::db::{IN_IDS, by_name, id_list};
+use crate::db::{Ids, by_name};
 use crate::error::{Error, Result};
 use crate::gateway::Presence;
 use crate::http::ApiPath;
-use crate::{AppState, Db};
+use crate::{AppState, Db, on_db};
 
 #[derive(serde::Deserialize)]
 struct RegisterRow {
@@ -69,19 +69,31 @@ impl RegisterRow {
     }
 }
 
-/// Registers as one row of JSON: sqlx hands each result row across threads, which for the
-/// thousands of registers of a snapshot cost more than the query. Ids are read as hex.
-const REGISTERS_JSON: &str = "SELECT json_group_array(json_object(
-        'id', lower(hex(r.id)), 'site_id', lower(hex(r.site_id)),
-        'company_id', lower(hex(s.company_id)), 'name', r.name,
-        'applied_revision', r.applied_revision, 'last_seen_at', r.last_seen_at,
-        'last_synced_at', r.last_synced_at, 'last_synced_source', r.last_synced_source,
-        'last_synced_by', r.last_synced_by, 'site_revision', COALESCE(c.revision, 0)))
-     FROM registers r
-     JOIN sites s ON s.id = r.site_id
-     LEFT JOIN catalogs c ON c.site_id = r.site_id";
+/// Registers with their site's menu revision, as one JSON array ([`Db::json_rows`]), followed by
+/// a `WHERE` the caller writes.
+fn registers_json(db: &Db, filter: &str) -> String {
+    let fields = [
+        ("id", "r.id"),
+        ("site_id", "r.site_id"),
+        ("company_id", "s.company_id"),
+        ("name", "r.name"),
+        ("applied_revision", "r.applied_revision"),
+        ("last_seen_at", "r.last_seen_at"),
+        ("last_synced_at", "r.last_synced_at"),
+        ("last_synced_source", "r.last_synced_source"),
+        ("last_synced_by", "r.last_synced_by"),
+        ("site_revision", "COALESCE(c.revision, 0)"),
+    ];
+    let from = format!(
+        "FROM registers r
+         JOIN sites s ON s.id = r.site_id
+         LEFT JOIN catalogs c ON c.site_id = r.site_id
+         WHERE {filter}"
+    );
+    db.json_rows(&fields, &from)
+}
 
-/// Rows of [`REGISTERS_JSON`], by name.
+/// Rows of [`registers_json`], by name.
 fn parse_rows(json: &str) -> Result<Vec<RegisterRow>> {
     let mut rows: Vec<RegisterRow> = serde_json::from_str(json)
         .map_err(|e| Error::Internal(format!("reading registers: {e}")))?;
@@ -96,10 +108,11 @@ pub async fn load_many(
     ids: &std::collections::BTreeSet<Uuid>,
 ) -> Result<Vec<(Uuid, Register)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
-    let json: String = sqlx::query_scalar(&format!("{REGISTERS_JSON} WHERE r.id IN {IN_IDS}"))
-        .bind(id_list(&ids))
-        .fetch_one(db)
-        .await?;
+    let sql = registers_json(db, &db.in_ids("r.id", 1));
+    let json: String = on_db!(db, |pool| sqlx::query_scalar(&sql)
+        .bind(Ids(&ids))
+        .fetch_one(pool)
+        .await)?;
     Ok(parse_rows(&json)?
         .into_iter()
         .map(|row| (row.company_id, row.into_register(presence)))
@@ -108,10 +121,11 @@ pub async fn load_many(
 
 /// Every register of a company, for a snapshot.
 pub async fn for_company(db: &Db, presence: &Presence, company_id: Uuid) -> Result<Vec<Register>> {
-    let json: String = sqlx::query_scalar(&format!("{REGISTERS_JSON} WHERE s.company_id = ?"))
+    let sql = registers_json(db, "s.company_id = $1");
+    let json: String = on_db!(db, |pool| sqlx::query_scalar(&sql)
         .bind(company_id)
-        .fetch_one(db)
-        .await?;
+        .fetch_one(pool)
+        .await)?;
     Ok(parse_rows(&json)?
         .into_iter()
         .map(|row| row.into_register(presence))
@@ -130,13 +144,12 @@ pub async fn list_registers(
     State(app): State<AppState>,
     SiteAccess { caller, site_id }: SiteAccess,
 ) -> Result<Json<Vec<Register>>> {
-    let json: String = sqlx::query_scalar(&format!(
-        "{REGISTERS_JSON} WHERE s.company_id = ? AND r.site_id = ?"
-    ))
-    .bind(caller.company_id)
-    .bind(site_id)
-    .fetch_one(&app.db)
-    .await?;
+    let sql = registers_json(&app.db, "s.company_id = $1 AND r.site_id = $2");
+    let json: String = on_db!(&app.db, |pool| sqlx::query_scalar(&sql)
+        .bind(caller.company_id)
+        .bind(site_id)
+        .fetch_one(pool)
+        .await)?;
     Ok(Json(
         parse_rows(&json)?
             .into_iter()
@@ -159,13 +172,12 @@ pub async fn get_register(
     ApiPath(register_id): ApiPath<Uuid>,
 ) -> Result<Json<Register>> {
     caller.require_sites()?;
-    let json: String = sqlx::query_scalar(&format!(
-        "{REGISTERS_JSON} WHERE s.company_id = ? AND r.id = ?"
-    ))
-    .bind(caller.company_id)
-    .bind(register_id)
-    .fetch_one(&app.db)
-    .await?;
+    let sql = registers_json(&app.db, "s.company_id = $1 AND r.id = $2");
+    let json: String = on_db!(&app.db, |pool| sqlx::query_scalar(&sql)
+        .bind(caller.company_id)
+        .bind(register_id)
+        .fetch_one(pool)
+        .await)?;
     parse_rows(&json)?
         .pop()
         .map(|row| Json(row.into_register(&app.presence)))

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::http::ApiPath;
-use crate::{AppState, Db};
+use crate::{AppState, Db, on_db};
 
 #[derive(sqlx::FromRow)]
 struct SiteRow {
@@ -42,10 +42,11 @@ pub async fn load_many(
 ) -> Result<Vec<(Uuid, Site)>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let row: Option<SiteRow> = sqlx::query_as(&format!("{SELECT_SITES} WHERE s.id = ?"))
+        let sql = format!("{SELECT_SITES} WHERE s.id = $1");
+        let row: Option<SiteRow> = on_db!(db, |pool| sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(db)
-            .await?;
+            .fetch_optional(pool)
+            .await)?;
         out.extend(row.map(|row| (row.company_id, row.into())));
     }
     Ok(out)
@@ -53,24 +54,24 @@ pub async fn load_many(
 
 /// A company's sites, by name.
 pub async fn for_company(db: &Db, company_id: Uuid) -> Result<Vec<Site>> {
-    let rows: Vec<SiteRow> = sqlx::query_as(&format!(
-        "{SELECT_SITES} WHERE s.company_id = ? ORDER BY s.name COLLATE NOCASE"
-    ))
-    .bind(company_id)
-    .fetch_all(db)
-    .await?;
+    let sql = format!("{SELECT_SITES} WHERE s.company_id = $1 ORDER BY lower(s.name)");
+    let rows: Vec<SiteRow> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(company_id)
+        .fetch_all(pool)
+        .await)?;
     Ok(rows.into_iter().map(Site::from).collect())
 }
 
 /// `NotFound` unless the site exists *in this company*: another company's site is
 /// indistinguishable from one that does not exist.
 pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Result<()> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM sites WHERE id = ? AND company_id = ?")
-            .bind(site_id)
-            .bind(company_id)
-            .fetch_optional(db)
-            .await?;
+    let found: Option<Uuid> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT id FROM sites WHERE id = $1 AND company_id = $2"
+    )
+    .bind(site_id)
+    .bind(company_id)
+    .fetch_optional(pool)
+    .await)?;
     found.map(|_| ()).ok_or(Error::NotFound("site"))
 }
 
@@ -99,13 +100,12 @@ pub async fn get_site(
     caller: Caller,
     ApiPath(site_id): ApiPath<Uuid>,
 ) -> Result<Json<Site>> {
-    let row: Option<SiteRow> = sqlx::query_as(&format!(
-        "{SELECT_SITES} WHERE s.company_id = ? AND s.id = ?"
-    ))
-    .bind(caller.company_id)
-    .bind(site_id)
-    .fetch_optional(&app.db)
-    .await?;
+    let sql = format!("{SELECT_SITES} WHERE s.company_id = $1 AND s.id = $2");
+    let row: Option<SiteRow> = on_db!(&app.db, |pool| sqlx::query_as(&sql)
+        .bind(caller.company_id)
+        .bind(site_id)
+        .fetch_optional(pool)
+        .await)?;
     row.map(|row| Json(row.into()))
         .ok_or(Error::NotFound("site"))
 }

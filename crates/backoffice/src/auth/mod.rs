@@ -24,9 +24,10 @@ use regsync_protocol::api::{
 };
 use uuid::Uuid;
 
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::http::{ApiJson, ApiPath};
-use crate::{AppState, Db};
+use crate::{AppState, Db, on_db, on_tx};
 
 /// Lower-cased and trimmed: `Alex@Example.com ` and `alex@example.com` are one account.
 pub fn normalize_email(email: &str) -> String {
@@ -83,11 +84,12 @@ impl Caller {
         if self.expires_at <= Utc::now() {
             return Ok(false);
         }
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM access_tokens WHERE token_hash = ?")
-                .bind(&self.token_hash)
-                .fetch_optional(db)
-                .await?;
+        let found: Option<Uuid> = on_db!(db, |pool| sqlx::query_scalar(
+            "SELECT family_id FROM access_tokens WHERE token_hash = $1"
+        )
+        .bind(&self.token_hash)
+        .fetch_optional(pool)
+        .await)?;
         Ok(found.is_some())
     }
 
@@ -163,15 +165,15 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or_else(not_signed_in)?;
         let digest = token::digest(presented);
-        let row: Option<AccessRow> = sqlx::query_as(
+        let row: Option<AccessRow> = on_db!(&app.db, |pool| sqlx::query_as(
             "SELECT a.token_hash, a.family_id, a.user_id, a.expires_at,
                     u.company_id, u.display_name, u.permissions
              FROM access_tokens a JOIN users u ON u.id = a.user_id
-             WHERE a.token_hash = ?",
+             WHERE a.token_hash = $1"
         )
         .bind(&digest)
-        .fetch_optional(&app.db)
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         let row = row
             .filter(|row| token::digests_match(&row.token_hash, &digest))
             .ok_or_else(|| Error::Unauthenticated {
@@ -209,16 +211,16 @@ struct MeRow {
 }
 
 pub async fn load_me(db: &Db, user_id: Uuid) -> Result<Me> {
-    let row: MeRow = sqlx::query_as(
+    let row: Option<MeRow> = on_db!(db, |pool| sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, u.permissions,
                 c.id AS company_id, c.name AS company_name
          FROM users u JOIN companies c ON c.id = u.company_id
-         WHERE u.id = ?",
+         WHERE u.id = $1"
     )
     .bind(user_id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound("user"))?;
+    .fetch_optional(pool)
+    .await)?;
+    let row = row.ok_or(Error::NotFound("user"))?;
     let permissions = parse_permissions(&row.permissions);
     Ok(Me {
         user: User {
@@ -237,7 +239,7 @@ pub async fn load_me(db: &Db, user_id: Uuid) -> Result<Me> {
 
 /// Issues an access and a refresh token in `family_id`, inside the caller's transaction.
 async fn issue_tokens(
-    conn: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     app: &AppState,
     user_id: Uuid,
     family_id: Uuid,
@@ -247,33 +249,36 @@ async fn issue_tokens(
     let access_expires_at = now + app.settings.access_ttl;
     let refresh = token::generate(token::REFRESH_PREFIX);
     let refresh_expires_at = now + app.settings.refresh_ttl;
-    sqlx::query(
-        "INSERT INTO access_tokens (token_hash, family_id, user_id, expires_at) VALUES (?, ?, ?, ?)",
+    on_tx!(tx, |conn| sqlx::query(
+        "INSERT INTO access_tokens (token_hash, family_id, user_id, expires_at)
+         VALUES ($1, $2, $3, $4)"
     )
     .bind(token::digest(&access))
     .bind(family_id)
     .bind(user_id)
     .bind(access_expires_at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    .execute(conn)
+    .await
+    .map(drop))?;
+    on_tx!(tx, |conn| sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5)"
     )
     .bind(token::digest(&refresh))
     .bind(family_id)
     .bind(user_id)
     .bind(refresh_expires_at)
     .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    .execute(conn)
+    .await
+    .map(drop))?;
     Ok((access, access_expires_at, refresh, refresh_expires_at))
 }
 
 /// Issues a session's tokens in `tx` (a sign-in's, or a refresh's after it spent the old token)
 /// and commits it.
 async fn issue_session(
-    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    mut tx: Tx,
     app: &AppState,
     user_id: Uuid,
     family_id: Uuid,
@@ -299,27 +304,31 @@ enum Sessions {
 }
 
 /// Ends sign-ins: their refresh tokens stop working and their access tokens are gone.
-async fn revoke(conn: &mut sqlx::SqliteConnection, which: Sessions) -> Result<()> {
+async fn revoke(tx: &mut Tx, which: Sessions) -> Result<()> {
     let (column, id) = match which {
         Sessions::Family(id) => ("family_id", id),
         Sessions::User(id) => ("user_id", id),
     };
-    sqlx::query(&format!(
-        "UPDATE refresh_tokens SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL"
-    ))
-    .bind(Utc::now())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!("DELETE FROM access_tokens WHERE {column} = ?"))
+    let revoke = format!(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE {column} = $2 AND revoked_at IS NULL"
+    );
+    on_tx!(tx, |conn| sqlx::query(&revoke)
+        .bind(Utc::now())
         .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(conn)
+        .await
+        .map(drop))?;
+    let forget = format!("DELETE FROM access_tokens WHERE {column} = $1");
+    on_tx!(tx, |conn| sqlx::query(&forget)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(drop))?;
     Ok(())
 }
 
-async fn revoke_family(conn: &mut sqlx::SqliteConnection, family_id: Uuid) -> Result<()> {
-    revoke(conn, Sessions::Family(family_id)).await
+async fn revoke_family(tx: &mut Tx, family_id: Uuid) -> Result<()> {
+    revoke(tx, Sessions::Family(family_id)).await
 }
 
 /// Signs out every session of a user (after a password reset).
@@ -380,11 +389,12 @@ pub async fn login(
     };
 
     let checked = async {
-        let user: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT id, password_hash FROM users WHERE email = ?")
-                .bind(&email)
-                .fetch_optional(&app.db)
-                .await?;
+        let user: Option<(Uuid, String)> = on_db!(&app.db, |pool| sqlx::query_as(
+            "SELECT id, password_hash FROM users WHERE email = $1"
+        )
+        .bind(&email)
+        .fetch_optional(pool)
+        .await)?;
         let (user_id, hash) = user.unzip();
         let matches = password::verify_blocking(request.password, hash).await?;
         Ok::<_, Error>(user_id.filter(|_| matches))
@@ -440,26 +450,26 @@ pub async fn refresh(
     let mut tx = app.db.begin().await?;
     // Spend the token first: a write as the first statement takes SQLite's write lock at once, so
     // two refreshes with the same token cannot both succeed.
-    let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE refresh_tokens SET used_at = ?
-         WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
-         RETURNING user_id, family_id",
+    let spent: Option<(Uuid, Uuid)> = on_tx!(&mut tx, |conn| sqlx::query_as(
+        "UPDATE refresh_tokens SET used_at = $1
+         WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
+         RETURNING user_id, family_id"
     )
     .bind(now)
     .bind(&digest)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(conn)
+    .await)?;
     if let Some((user_id, family_id)) = spent {
         return Ok(Json(issue_session(tx, &app, user_id, family_id).await?));
     }
 
-    let row: Option<RefreshRow> = sqlx::query_as(
-        "SELECT family_id, used_at, revoked_at, expires_at FROM refresh_tokens WHERE token_hash = ?",
+    let row: Option<RefreshRow> = on_tx!(&mut tx, |conn| sqlx::query_as(
+        "SELECT family_id, used_at, revoked_at, expires_at FROM refresh_tokens
+         WHERE token_hash = $1"
     )
     .bind(&digest)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(conn)
+    .await)?;
     let error = match row {
         None => Error::Unauthenticated {
             code: ErrorCode::InvalidRefreshToken,
@@ -529,14 +539,14 @@ pub async fn sweep_expired_tokens(app: AppState) {
         interval.tick().await;
         let now = Utc::now();
         let swept = async {
-            sqlx::query("DELETE FROM access_tokens WHERE expires_at <= ?")
-                .bind(now)
-                .execute(&app.db)
-                .await?;
-            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
-                .bind(now)
-                .execute(&app.db)
-                .await?;
+            for table in ["access_tokens", "refresh_tokens"] {
+                let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
+                on_db!(&app.db, |pool| sqlx::query(&sql)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(drop))?;
+            }
             Ok::<_, sqlx::Error>(())
         };
         if let Err(error) = swept.await {

@@ -23,7 +23,7 @@ mod openapi;
 
 pub use extract::{ApiJson, ApiJsonOrDefault, ApiPath, parse_json};
 
-use crate::{AppState, auth, catalog, events, gateway, registers, sites, sync};
+use crate::{AppState, auth, catalog, events, gateway, on_db, registers, sites, sync};
 
 /// The OpenAPI document served at `/v1/openapi.json`.
 pub fn openapi() -> serde_json::Value {
@@ -156,7 +156,10 @@ async fn method_not_allowed() -> impl IntoResponse {
 pub async fn health(
     axum::extract::State(app): axum::extract::State<AppState>,
 ) -> Result<Json<regsync_protocol::api::Health>, Error> {
-    sqlx::query("SELECT 1").execute(&app.db).await?;
+    on_db!(&app.db, |pool| sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .map(drop))?;
     Ok(Json(regsync_protocol::api::Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),

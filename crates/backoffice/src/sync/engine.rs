@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 use super::core::{RegisterRef, Timing};
 use super::driver::{Driver, Dropped, Output, Request};
+use super::store::Store;
+use super::store::postgres::PgStore;
 use super::store::sqlite::SqliteStore;
 use crate::error::{Error, Result};
 use crate::events::{Changed, Hub};
@@ -95,7 +97,6 @@ pub async fn start(
     let (finished, _) = broadcast::channel(1024);
     let finished_tx = finished.clone();
     let (ready, started) = oneshot::channel();
-    let options = (*db.connect_options()).clone();
     // The engine is the one writer every sync waits on. On a runtime shared with thousands of
     // connection tasks it would queue behind all of them at every await; on its own thread it is
     // scheduled by the OS beside the runtime's workers, with its own database connection.
@@ -115,34 +116,33 @@ pub async fn start(
                 }
             };
             runtime.block_on(async move {
-                let started = async {
-                    let db = sqlx::sqlite::SqlitePoolOptions::new()
-                        .max_connections(1)
-                        .connect_with(options)
-                        .await?;
-                    let store = SqliteStore::new(db);
-                    Driver::start(store, timing(&settings), Utc::now(), Box::new(Uuid::now_v7))
-                        .await
-                };
-                let driver = match started.await {
-                    Ok(driver) => driver,
-                    Err(error) => {
-                        let _ = ready.send(Err(error));
-                        return;
-                    }
-                };
-                let _ = ready.send(Ok(()));
-                let runner = Runner {
-                    driver,
+                let parts = Parts {
                     max_sleep: settings.sweep_interval,
+                    timing: timing(&settings),
                     presence,
                     hub,
                     finished: finished_tx,
-                    connections: HashMap::new(),
-                    askers: HashMap::new(),
-                    next_token: 1,
                 };
-                runner.run(rx).await;
+                match db {
+                    Db::Sqlite(pool) => {
+                        let options = (*pool.connect_options()).clone();
+                        let own = sqlx::sqlite::SqlitePoolOptions::new()
+                            .max_connections(1)
+                            .connect_with(options)
+                            .await;
+                        let store = own.map(SqliteStore::new).map_err(Error::from);
+                        parts.run(store, ready, rx).await
+                    }
+                    Db::Postgres(pool) => {
+                        let options = (*pool.connect_options()).clone();
+                        let own = sqlx::postgres::PgPoolOptions::new()
+                            .max_connections(1)
+                            .connect_with(options)
+                            .await;
+                        let store = own.map(PgStore::new).map_err(Error::from);
+                        parts.run(store, ready, rx).await
+                    }
+                }
             });
         })
         .map_err(|e| Error::Internal(format!("starting the sync engine: {e}")))?;
@@ -152,8 +152,54 @@ pub async fn start(
     Ok(EngineHandle { tx, finished })
 }
 
-struct Runner {
-    driver: Driver<SqliteStore>,
+/// What the runner is made of, besides its store.
+struct Parts {
+    max_sleep: std::time::Duration,
+    timing: Timing,
+    presence: Arc<Presence>,
+    hub: Hub,
+    finished: broadcast::Sender<Uuid>,
+}
+
+impl Parts {
+    /// Resumes what a previous run left open on `store`, says whether that worked, and runs
+    /// until every handle is gone.
+    async fn run<S: Store>(
+        self,
+        store: Result<S>,
+        ready: oneshot::Sender<Result<()>>,
+        rx: mpsc::UnboundedReceiver<Input>,
+    ) {
+        let started = match store {
+            Ok(store) => {
+                Driver::start(store, self.timing, Utc::now(), Box::new(Uuid::now_v7)).await
+            }
+            Err(error) => Err(error),
+        };
+        let driver = match started {
+            Ok(driver) => driver,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let runner = Runner {
+            driver,
+            max_sleep: self.max_sleep,
+            presence: self.presence,
+            hub: self.hub,
+            finished: self.finished,
+            connections: HashMap::new(),
+            askers: HashMap::new(),
+            next_token: 1,
+        };
+        runner.run(rx).await;
+    }
+}
+
+struct Runner<S: Store> {
+    driver: Driver<S>,
     /// The longest the timer sleeps, so a jump of the wall clock is noticed soon.
     max_sleep: std::time::Duration,
     presence: Arc<Presence>,
@@ -166,7 +212,7 @@ struct Runner {
 
 const MAX_BATCH: usize = 1024;
 
-impl Runner {
+impl<S: Store> Runner<S> {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
         loop {
             let sleep = self

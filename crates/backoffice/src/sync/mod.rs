@@ -26,10 +26,10 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::auth::{Caller, SiteAccess};
-use crate::db::{IN_IDS, by_name, id_list};
+use crate::db::{Ids, by_name};
 use crate::error::{Error, Result};
 use crate::http::{ApiJsonOrDefault, ApiPath};
-use crate::{AppState, Db};
+use crate::{AppState, Db, on_db, on_tx};
 use engine::{JobRequest, JobTarget};
 
 pub fn kind_str(kind: JobKind) -> &'static str {
@@ -46,18 +46,29 @@ fn parse_kind(stored: &str) -> JobKind {
     }
 }
 
-/// Targets with their register's name and their job's company, as one row of JSON: sqlx hands
-/// each result row across threads, which for a job of a thousand registers cost more than the
-/// query. Times are stored as RFC 3339 text and ids as 16 bytes, read here as hex.
-const TARGETS_JSON: &str = "SELECT json_group_array(json_object(
-        'id', lower(hex(t.id)), 'job_id', lower(hex(t.job_id)),
-        'register_id', lower(hex(t.register_id)), 'register_name', r.name,
-        'state', t.state, 'revision', t.revision, 'reason', t.reason,
-        'updated_at', t.updated_at, 'wait_expires_at', t.wait_expires_at,
-        'company_id', lower(hex(j.company_id))))
-     FROM sync_targets t
-     JOIN registers r ON r.id = t.register_id
-     JOIN sync_jobs j ON j.id = t.job_id";
+/// Targets with their register's name and their job's company, as one JSON array
+/// ([`Db::json_rows`]), followed by a `WHERE` the caller writes.
+fn targets_json(db: &Db, filter: &str) -> String {
+    let fields = [
+        ("id", "t.id"),
+        ("job_id", "t.job_id"),
+        ("register_id", "t.register_id"),
+        ("register_name", "r.name"),
+        ("state", "t.state"),
+        ("revision", "t.revision"),
+        ("reason", "t.reason"),
+        ("updated_at", "t.updated_at"),
+        ("wait_expires_at", "t.wait_expires_at"),
+        ("company_id", "j.company_id"),
+    ];
+    let from = format!(
+        "FROM sync_targets t
+         JOIN registers r ON r.id = t.register_id
+         JOIN sync_jobs j ON j.id = t.job_id
+         WHERE {filter}"
+    );
+    db.json_rows(&fields, &from)
+}
 
 #[derive(Deserialize)]
 struct TargetJson {
@@ -74,10 +85,11 @@ fn parse_targets(json: &str) -> Result<Vec<(Uuid, Target)>> {
 
 pub async fn load_targets(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, Target)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
-    let json: String = sqlx::query_scalar(&format!("{TARGETS_JSON} WHERE t.id IN {IN_IDS}"))
-        .bind(id_list(&ids))
-        .fetch_one(db)
-        .await?;
+    let sql = targets_json(db, &db.in_ids("t.id", 1));
+    let json: String = on_db!(db, |pool| sqlx::query_scalar(&sql)
+        .bind(Ids(&ids))
+        .fetch_one(pool)
+        .await)?;
     parse_targets(&json)
 }
 
@@ -127,13 +139,15 @@ pub(crate) const SELECT_JOBS: &str =
      FROM sync_jobs";
 
 async fn counts(db: &Db, job_ids: &[Uuid]) -> Result<HashMap<Uuid, JobCounts>> {
-    let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(&format!(
-        "SELECT job_id, state, COUNT(*) FROM sync_targets WHERE job_id IN {IN_IDS}
-         GROUP BY job_id, state"
-    ))
-    .bind(id_list(job_ids))
-    .fetch_all(db)
-    .await?;
+    let sql = format!(
+        "SELECT job_id, state, COUNT(*) FROM sync_targets WHERE {}
+         GROUP BY job_id, state",
+        db.in_ids("job_id", 1)
+    );
+    let rows: Vec<(Uuid, String, i64)> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(Ids(job_ids))
+        .fetch_all(pool)
+        .await)?;
     let mut out: HashMap<Uuid, JobCounts> = HashMap::new();
     for (job_id, state, n) in rows {
         if let Some(state) = TargetState::parse(&state) {
@@ -160,23 +174,25 @@ async fn summaries(db: &Db, rows: Vec<JobRow>) -> Result<Vec<(Uuid, JobSummary)>
 
 pub async fn load_summaries(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, JobSummary)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
-    let rows: Vec<JobRow> = sqlx::query_as(&format!("{SELECT_JOBS} WHERE id IN {IN_IDS}"))
-        .bind(id_list(&ids))
-        .fetch_all(db)
-        .await?;
+    let sql = format!("{SELECT_JOBS} WHERE {}", db.in_ids("id", 1));
+    let rows: Vec<JobRow> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(Ids(&ids))
+        .fetch_all(pool)
+        .await)?;
     summaries(db, rows).await
 }
 
 /// For a snapshot: jobs still open, and the company's most recent ones.
 pub async fn recent_and_open(db: &Db, company_id: Uuid) -> Result<Vec<JobSummary>> {
-    let rows: Vec<JobRow> = sqlx::query_as(&format!(
-        "{SELECT_JOBS} WHERE company_id = ?1 AND (finished_at IS NULL OR id IN (
-            SELECT id FROM sync_jobs WHERE company_id = ?1 ORDER BY created_at DESC LIMIT 20))
+    let sql = format!(
+        "{SELECT_JOBS} WHERE company_id = $1 AND (finished_at IS NULL OR id IN (
+            SELECT id FROM sync_jobs WHERE company_id = $1 ORDER BY created_at DESC LIMIT 20))
          ORDER BY created_at DESC"
-    ))
-    .bind(company_id)
-    .fetch_all(db)
-    .await?;
+    );
+    let rows: Vec<JobRow> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(company_id)
+        .fetch_all(pool)
+        .await)?;
     Ok(summaries(db, rows)
         .await?
         .into_iter()
@@ -187,17 +203,19 @@ pub async fn recent_and_open(db: &Db, company_id: Uuid) -> Result<Vec<JobSummary
 /// A job with its targets, if it belongs to `company_id`, read from one snapshot so the job, its
 /// counts and its targets always agree.
 pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
-    let mut snapshot = db.begin().await?;
-    let row: JobRow = sqlx::query_as(&format!("{SELECT_JOBS} WHERE id = ? AND company_id = ?"))
+    let mut snapshot = db.begin_snapshot().await?;
+    let sql = format!("{SELECT_JOBS} WHERE id = $1 AND company_id = $2");
+    let row: Option<JobRow> = on_tx!(&mut snapshot, |conn| sqlx::query_as(&sql)
         .bind(job_id)
         .bind(company_id)
-        .fetch_optional(&mut *snapshot)
-        .await?
-        .ok_or(Error::NotFound("sync job"))?;
-    let json: String = sqlx::query_scalar(&format!("{TARGETS_JSON} WHERE t.job_id = ?"))
+        .fetch_optional(conn)
+        .await)?;
+    let row = row.ok_or(Error::NotFound("sync job"))?;
+    let sql = targets_json(db, "t.job_id = $1");
+    let json: String = on_tx!(&mut snapshot, |conn| sqlx::query_scalar(&sql)
         .bind(job_id)
-        .fetch_one(&mut *snapshot)
-        .await?;
+        .fetch_one(conn)
+        .await)?;
     let targets = parse_targets(&json)?.into_iter().map(|(_, t)| t).collect();
     snapshot.rollback().await?;
     Ok(row.with_targets(targets))
@@ -306,12 +324,13 @@ pub async fn get_job(
     // Listening starts before the first read, so a job finishing in between is not missed.
     let mut finished = app.engine.finished_jobs();
     // Whether it finished is one row; the job with all its targets is read once, to answer.
-    let finished_at: Option<Option<DateTime<Utc>>> =
-        sqlx::query_scalar("SELECT finished_at FROM sync_jobs WHERE id = ? AND company_id = ?")
-            .bind(job_id)
-            .bind(caller.company_id)
-            .fetch_optional(&app.db)
-            .await?;
+    let finished_at: Option<Option<DateTime<Utc>>> = on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT finished_at FROM sync_jobs WHERE id = $1 AND company_id = $2"
+    )
+    .bind(job_id)
+    .bind(caller.company_id)
+    .fetch_optional(pool)
+    .await)?;
     let finished_at = finished_at.ok_or(Error::NotFound("sync job"))?;
     if finished_at.is_some() || wait.is_zero() {
         return Ok(Json(get(&app.db, caller.company_id, job_id).await?));
@@ -366,13 +385,12 @@ pub async fn list_site_jobs(
             "limit: must be from 1 to 200",
         ));
     }
-    let rows: Vec<JobRow> = sqlx::query_as(&format!(
-        "{SELECT_JOBS} WHERE site_id = ? ORDER BY created_at DESC LIMIT ?"
-    ))
-    .bind(site_id)
-    .bind(limit)
-    .fetch_all(&app.db)
-    .await?;
+    let sql = format!("{SELECT_JOBS} WHERE site_id = $1 ORDER BY created_at DESC LIMIT $2");
+    let rows: Vec<JobRow> = on_db!(&app.db, |pool| sqlx::query_as(&sql)
+        .bind(site_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await)?;
     Ok(Json(
         summaries(&app.db, rows)
             .await?

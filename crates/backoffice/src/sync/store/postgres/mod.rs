@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use regsync_protocol::ErrorCode;
 use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::{Job, Target, TargetState};
+use regsync_protocol::sync::{Job, TargetState};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -17,7 +17,6 @@ use crate::db::by_name;
 use crate::error::{Error, Result};
 use crate::registers::parse_source;
 use crate::sync::core::{Batch, KnownTarget, OpenRow};
-use crate::sync::{JobRow, SELECT_JOBS};
 
 mod write;
 
@@ -41,36 +40,6 @@ fn state(stored: &str) -> Result<TargetState> {
 
 fn source(stored: &str) -> SyncSource {
     parse_source(stored).unwrap_or(SyncSource::BackOffice)
-}
-
-/// A target's row as a manager reads it.
-#[derive(sqlx::FromRow)]
-struct TargetRow {
-    id: Uuid,
-    job_id: Uuid,
-    register_id: Uuid,
-    register_name: String,
-    state: String,
-    revision: Option<i64>,
-    reason: Option<String>,
-    updated_at: DateTime<Utc>,
-    wait_expires_at: Option<DateTime<Utc>>,
-}
-
-impl TargetRow {
-    fn target(self) -> Result<Target> {
-        Ok(Target {
-            id: self.id,
-            job_id: self.job_id,
-            register_id: self.register_id,
-            register_name: self.register_name,
-            state: state(&self.state)?,
-            revision: self.revision,
-            reason: self.reason,
-            updated_at: self.updated_at,
-            wait_expires_at: self.wait_expires_at,
-        })
-    }
 }
 
 impl Store for PgStore {
@@ -129,34 +98,8 @@ impl Store for PgStore {
         })
     }
 
-    /// Read from one snapshot, so the job, its counts and its targets always agree.
     async fn job(&self, company_id: Uuid, job_id: Uuid) -> Result<Job> {
-        let mut snapshot = self.db.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *snapshot)
-            .await?;
-        let row: JobRow =
-            sqlx::query_as(&format!("{SELECT_JOBS} WHERE id = $1 AND company_id = $2"))
-                .bind(job_id)
-                .bind(company_id)
-                .fetch_optional(&mut *snapshot)
-                .await?
-                .ok_or(Error::NotFound("sync job"))?;
-        let rows: Vec<TargetRow> = sqlx::query_as(
-            "SELECT t.id, t.job_id, t.register_id, r.name AS register_name, t.state, t.revision,
-                    t.reason, t.updated_at, t.wait_expires_at
-             FROM sync_targets t JOIN registers r ON r.id = t.register_id
-             WHERE t.job_id = $1",
-        )
-        .bind(job_id)
-        .fetch_all(&mut *snapshot)
-        .await?;
-        snapshot.rollback().await?;
-        let targets = rows
-            .into_iter()
-            .map(TargetRow::target)
-            .collect::<Result<_>>()?;
-        Ok(row.with_targets(targets))
+        crate::sync::get(&crate::Db::Postgres(self.db.clone()), company_id, job_id).await
     }
 
     async fn register(&self, register_id: Uuid) -> Result<Option<RegisterRecord>> {

@@ -105,7 +105,7 @@ impl Store for SqliteStore {
     }
 
     async fn job(&self, company_id: Uuid, job_id: Uuid) -> Result<Job> {
-        crate::sync::get(&self.db, company_id, job_id).await
+        crate::sync::get(&crate::Db::Sqlite(self.db.clone()), company_id, job_id).await
     }
 
     async fn register(&self, register_id: Uuid) -> Result<Option<RegisterRecord>> {

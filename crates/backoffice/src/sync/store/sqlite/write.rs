@@ -267,10 +267,10 @@ mod tests {
         crate::sync::store::conformance::run_all(|| async move {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = dir.path().join(format!("store-{i}.sqlite"));
-            let db = crate::db::open(&path.display().to_string())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            SqliteStore::new(db)
+            match crate::db::open(&path.display().to_string()).await {
+                Ok(crate::Db::Sqlite(pool)) => SqliteStore::new(pool),
+                other => panic!("a SQLite database: {other:?}"),
+            }
         })
         .await;
     }
