@@ -47,15 +47,14 @@ impl CatalogRow {
 
 /// The current catalog of a site, whichever company it belongs to (callers check that).
 pub async fn load(db: &Db, site_id: Uuid) -> Result<CatalogRevision> {
-    let row: Option<CatalogRow> =
-        on_db!(db, |pool| {
-            sqlx::query_as(
+    let row: Option<CatalogRow> = on_db!(db, |pool| {
+        sqlx::query_as(
         "SELECT site_id, revision, content, updated_at, updated_by FROM catalogs WHERE site_id = $1"
     )
     .bind(site_id)
     .fetch_optional(pool)
     .await
-        })?;
+    })?;
     row.ok_or(Error::NotFound("site"))?.into_revision()
 }
 
@@ -115,7 +114,7 @@ pub async fn update(
         let Some(content) = content else {
             return Ok(current);
         };
-        let now = Utc::now();
+        let now = crate::db::now();
         let written = on_db!(db, |pool| sqlx::query(
             "UPDATE catalogs SET revision = revision + 1, content = $1, updated_at = $2,
                 updated_by = $3

@@ -12,6 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -237,6 +238,17 @@ pub fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
         // `checkpoint` does it in the background instead.
         .pragma("wal_autocheckpoint", "0");
     Ok(options)
+}
+
+/// Now, to the microsecond: the precision both databases keep, so a time Back Office answers
+/// with is the time it answers with later, whichever database it runs on.
+pub fn now() -> DateTime<Utc> {
+    stored(Utc::now())
+}
+
+/// A time as the database will give it back (to the microsecond).
+pub fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// Whether `url` names a PostgreSQL database (`postgres://…` or `postgresql://…`).

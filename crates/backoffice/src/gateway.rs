@@ -19,7 +19,8 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use regsync_protocol::register::{
-    MAX_REGISTER_MESSAGE_BYTES, PROTOCOL_VERSION, RegisterMessage, ServerMessage,
+    AppliedTarget, MAX_REGISTER_MESSAGE_BYTES, PROTOCOL_VERSION, RegisterMessage, ServerMessage,
+    SyncOutcome,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -28,7 +29,7 @@ use crate::auth::token;
 use crate::error::{Error, Result};
 use crate::sync::driver::{Dropped, Request, SaleState, SyncAnswer};
 use crate::sync::engine::Input;
-use crate::{AppState, Db, on_db};
+use crate::{AppState, Db, db, on_db};
 
 /// What Back Office knows of a register's connection right now. Read by the API and events;
 /// written by the gateway and the engine.
@@ -248,7 +249,7 @@ type Stream = futures::stream::SplitStream<WebSocket>;
 struct Hello {
     applied_revision: i64,
     in_sale: bool,
-    recent: Vec<regsync_protocol::register::AppliedTarget>,
+    recent: Vec<AppliedTarget>,
 }
 
 #[tracing::instrument(name = "register", skip_all, fields(register_id = %register.id, name = %register.name))]
@@ -272,7 +273,15 @@ async fn run_connection(app: AppState, register: RegisterIdentity, socket: WebSo
         outbound,
         applied_revision: hello.applied_revision,
         in_sale: hello.in_sale,
-        recent: hello.recent,
+        // Kept to the microsecond, as the database keeps them.
+        recent: hello
+            .recent
+            .into_iter()
+            .map(|applied| AppliedTarget {
+                applied_at: db::stored(applied.applied_at),
+                ..applied
+            })
+            .collect(),
     });
     let mut connection = Connection {
         app: &app,
@@ -457,7 +466,16 @@ impl Connection<'_> {
                 register_id,
                 generation,
                 target_id,
-                outcome,
+                outcome: match outcome {
+                    SyncOutcome::Applied {
+                        revision,
+                        applied_at,
+                    } => SyncOutcome::Applied {
+                        revision,
+                        applied_at: db::stored(applied_at),
+                    },
+                    other => other,
+                },
             }),
             RegisterMessage::SyncRequested => Request::SyncRequested { register_id },
             RegisterMessage::Hello { .. } => return Err("hello may only be the first message"),

@@ -1,9 +1,12 @@
-//! The real `regsync-backoffice` binary on `127.0.0.1:0` with a fresh SQLite file, driven over
-//! HTTP; crashed and restarted at will.
+//! The real `regsync-backoffice` binary on `127.0.0.1:0` with a fresh database, driven over
+//! HTTP; crashed and restarted at will. The database is a SQLite file, or with
+//! `REGSYNC_TEST_DATABASE=postgres` a fresh database on a real PostgreSQL server the harness
+//! starts, so the same tests run on both.
 
-use crate::{PASSWORD, workspace_binary};
+use crate::{PASSWORD, Postgres, workspace_binary};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regsync_backoffice::{Db, db};
@@ -18,9 +21,17 @@ pub struct BackOffice {
     child: Child,
     pub url: String,
     pub dir: PathBuf,
+    /// What `--database` says: the SQLite file, or the PostgreSQL URL.
+    pub database: String,
     pub args: Vec<String>,
     http: reqwest::Client,
+    postgres: Option<Arc<Postgres>>,
     _temp: Option<tempfile::TempDir>,
+}
+
+/// Whether the tests run Back Office on PostgreSQL (`REGSYNC_TEST_DATABASE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("REGSYNC_TEST_DATABASE").is_ok_and(|db| db == "postgres")
 }
 
 impl BackOffice {
@@ -28,20 +39,55 @@ impl BackOffice {
     pub async fn start(args: &[&str]) -> BackOffice {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
-        let mut bo = Self::start_in(&dir, args.iter().map(|a| a.to_string()).collect()).await;
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut bo = if on_postgres() {
+            let server = Arc::new(Postgres::start());
+            let database = server.fresh_database().await;
+            let mut bo = Self::start_on(&dir, &database, args).await;
+            bo.postgres = Some(server);
+            bo
+        } else {
+            Self::start_in(&dir, args).await
+        };
         bo._temp = Some(temp);
         bo
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.join("backoffice.db")
+    /// The SQLite file in `dir`.
+    pub async fn start_in(dir: &Path, args: Vec<String>) -> BackOffice {
+        let database = dir.join("backoffice.db").to_string_lossy().into_owned();
+        Self::start_on(dir, &database, args).await
+    }
+
+    /// The PostgreSQL server under this Back Office, when it runs on one.
+    pub fn postgres(&self) -> Option<&Postgres> {
+        self.postgres.as_deref()
+    }
+
+    /// Every byte the database keeps on disk: the SQLite file and its log, or PostgreSQL's
+    /// data folder.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        let mut stored = Vec::new();
+        let mut files = match &self.postgres {
+            Some(server) => walk(&server.data_dir()),
+            None => vec![
+                PathBuf::from(&self.database),
+                PathBuf::from(format!("{}-wal", self.database)),
+            ],
+        };
+        files.sort();
+        for file in files {
+            stored.extend(std::fs::read(file).unwrap_or_default());
+        }
+        stored
     }
 
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("backoffice.log")
     }
 
-    pub async fn start_in(dir: &Path, args: Vec<String>) -> BackOffice {
+    /// A Back Office on `database` (a SQLite file or a PostgreSQL URL), its log in `dir`.
+    pub async fn start_on(dir: &Path, database: &str, args: Vec<String>) -> BackOffice {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -56,7 +102,7 @@ impl BackOffice {
             .arg("serve")
             .args(listen)
             .arg("--database")
-            .arg(dir.join("backoffice.db"))
+            .arg(database)
             .args(&args)
             .env("REGSYNC_LOG", "debug,sqlx=warn")
             .stdin(Stdio::null())
@@ -85,8 +131,10 @@ impl BackOffice {
             child,
             url,
             dir: dir.to_owned(),
+            database: database.to_owned(),
             args,
             http: reqwest::Client::new(),
+            postgres: None,
             _temp: None,
         }
     }
@@ -106,13 +154,15 @@ impl BackOffice {
 
     pub async fn restart(&mut self) {
         let temp = self._temp.take();
+        let postgres = self.postgres.take();
         let address = self.url.trim_start_matches("http://").to_owned();
         let mut args = self.args.clone();
         args.extend(["--listen".to_owned(), address]);
-        let mut restarted = Self::start_in(&self.dir.clone(), args).await;
+        let mut restarted = Self::start_on(&self.dir.clone(), &self.database, args).await;
         restarted.args = self.args.clone();
         *self = restarted;
         self._temp = temp;
+        self.postgres = postgres;
     }
 
     pub fn pid(&self) -> u32 {
@@ -127,7 +177,7 @@ impl BackOffice {
     }
 
     pub async fn db(&self) -> Db {
-        db::open(&self.db_path().to_string_lossy()).await.unwrap()
+        db::open(&self.database).await.unwrap()
     }
 
     pub fn log(&self) -> String {
@@ -215,3 +265,17 @@ pub const FAST: &[&str] = &[
     "--offline-grace-secs",
     "2",
 ];
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -21,7 +21,7 @@ pub mod tls;
 mod tray;
 mod venue;
 
-pub use backoffice::{BackOffice, FAST, assert_error};
+pub use backoffice::{BackOffice, FAST, assert_error, on_postgres};
 pub use desktop::{Desktop, Window};
 pub use keyring::PrivateKeyring;
 pub use postgres::Postgres;

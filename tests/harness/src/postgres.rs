@@ -94,6 +94,11 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// The cluster's data folder: every byte PostgreSQL keeps.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

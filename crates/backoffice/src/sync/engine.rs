@@ -25,7 +25,7 @@ use super::store::sqlite::SqliteStore;
 use crate::error::{Error, Result};
 use crate::events::{Changed, Hub};
 use crate::gateway::{Outbound, Presence, RegisterIdentity};
-use crate::{Db, Settings};
+use crate::{Db, Settings, db};
 
 pub use super::driver::JobRequest;
 pub use super::store::Scope as JobTarget;
@@ -171,9 +171,7 @@ impl Parts {
         rx: mpsc::UnboundedReceiver<Input>,
     ) {
         let started = match store {
-            Ok(store) => {
-                Driver::start(store, self.timing, Utc::now(), Box::new(Uuid::now_v7)).await
-            }
+            Ok(store) => Driver::start(store, self.timing, db::now(), Box::new(Uuid::now_v7)).await,
             Err(error) => Err(error),
         };
         let driver = match started {
@@ -233,13 +231,13 @@ impl<S: Store> Runner<S> {
                     }
                     let started = std::time::Instant::now();
                     let inputs = batch.len();
-                    let output = self.driver.process(batch, Utc::now()).await;
+                    let output = self.driver.process(batch, db::now()).await;
                     tracing::debug!(inputs, elapsed_us = started.elapsed().as_micros() as u64, "engine batch");
                     self.carry_out(output);
                 }
                 _ = tokio::time::sleep(sleep) => {
                     if self.driver.poll_timeout().is_some_and(|at| at <= Utc::now()) {
-                        let output = self.driver.timeout(Utc::now()).await;
+                        let output = self.driver.timeout(db::now()).await;
                         self.carry_out(output);
                     }
                 }

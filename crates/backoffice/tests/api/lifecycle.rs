@@ -128,10 +128,8 @@ async fn no_secret_lands_in_the_database_file_or_the_log() {
         refreshed["refresh_token"].as_str().unwrap().to_owned(),
         venue.registers[0].credential.clone(),
     ];
-    let mut stored = Vec::new();
-    for file in ["backoffice.db", "backoffice.db-wal"] {
-        stored.extend(std::fs::read(bo.dir.join(file)).unwrap_or_default());
-    }
+    let stored = bo.stored_bytes();
+    assert!(!stored.is_empty(), "the database is on disk");
     let stored = String::from_utf8_lossy(&stored);
     let log = bo.log();
     assert!(log.contains("signed in"), "the log is being written: {log}");
@@ -145,7 +143,11 @@ async fn no_secret_lands_in_the_database_file_or_the_log() {
 }
 
 /// Runs the admin binary on a database, with optional stdin; answers (success, stdout, stderr).
-async fn admin(db: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+async fn admin(
+    db: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     let mut child = Command::new(workspace_binary("regsync-backoffice"))
         .arg("--database")
         .arg(db)
@@ -321,7 +323,7 @@ async fn the_simulator_runs_many_registers_from_a_credentials_file() {
     let Scene { bo, venue, token } = Scene::start(FAST).await;
     let credentials = bo.dir.join("credentials.txt");
     let (ok, out, err) = admin(
-        &bo.db_path(),
+        &bo.database,
         &[
             "register",
             "create",
