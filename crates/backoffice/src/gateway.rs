@@ -38,6 +38,8 @@ pub struct PresenceEntry {
     online: AtomicBool,
     in_sale: AtomicBool,
     last_seen_ms: AtomicI64,
+    /// Connected to this node: what other nodes say of it is old news.
+    here: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,15 @@ impl Presence {
         }
     }
 
+    /// What another node says of a register it holds; ignored while it is connected here.
+    pub fn set_elsewhere(&self, register_id: Uuid, online: bool, in_sale: bool) {
+        let entry = self.entry(register_id);
+        if !entry.here.load(Ordering::Relaxed) {
+            entry.set_online(online);
+            entry.set_in_sale(in_sale);
+        }
+    }
+
     pub fn online_count(&self) -> usize {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
@@ -114,6 +125,11 @@ impl PresenceEntry {
 
     pub fn set_in_sale(&self, in_sale: bool) {
         self.in_sale.store(in_sale, Ordering::Relaxed);
+    }
+
+    /// Whether the register is connected to this node.
+    pub fn set_here(&self, here: bool) {
+        self.here.store(here, Ordering::Relaxed);
     }
 }
 

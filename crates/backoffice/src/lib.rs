@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod cluster;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -61,6 +62,9 @@ pub struct Settings {
     /// The longest the sync engine sleeps before looking at the clock again. It wakes at the
     /// next deadline anyway; this bounds how late a jump of the wall clock is noticed.
     pub sweep_interval: Duration,
+    /// On PostgreSQL, as several nodes: how long a node may miss its heartbeat before the
+    /// others take it for dead and take over its registers.
+    pub node_grace: Duration,
 }
 
 impl Default for Settings {
@@ -80,6 +84,7 @@ impl Default for Settings {
             result_timeout: Duration::from_secs(60),
             offline_grace: Duration::from_secs(30),
             sweep_interval: Duration::from_millis(500),
+            node_grace: Duration::from_secs(10),
         }
     }
 }
@@ -106,13 +111,32 @@ impl App {
     pub async fn start(db: Db, settings: Settings) -> Result<AppState> {
         let presence = Arc::new(gateway::Presence::default());
         let events = events::Hub::start(db.clone(), presence.clone());
+        // On PostgreSQL this process is one node of several (perhaps the only one).
+        let node = match &db {
+            Db::Postgres(pool) => Some((pool.clone(), cluster::Node::join(pool).await?)),
+            Db::Sqlite(_) => None,
+        };
         let engine = sync::engine::start(
             db.clone(),
             settings.clone(),
             presence.clone(),
             events.clone(),
+            node.as_ref().map(|(_, node)| node.id),
         )
         .await?;
+        if let Some((pool, node)) = node {
+            tracing::info!(node = %node.id, "joined Back Office's nodes on PostgreSQL");
+            tokio::spawn(cluster::heartbeat(pool.clone(), node));
+            let member = cluster::Member {
+                pool,
+                node,
+                grace: settings.node_grace,
+                engine: engine.clone(),
+                hub: events.clone(),
+                presence: presence.clone(),
+            };
+            tokio::spawn(member.run());
+        }
         Ok(Arc::new(App {
             revoked: tokio::sync::broadcast::channel(256).0,
             presence,

@@ -107,6 +107,10 @@ struct ServeArgs {
     /// Seconds a register that dropped mid-sync has to reconnect and report before the sync fails.
     #[arg(long, env = "REGSYNC_OFFLINE_GRACE_SECS", default_value_t = 30)]
     offline_grace_secs: u64,
+    /// On PostgreSQL, as several nodes: seconds a node may miss its heartbeat before the others
+    /// take it for dead and take over its registers.
+    #[arg(long, env = "REGSYNC_NODE_GRACE_SECS", default_value_t = 10)]
+    node_grace_secs: u64,
 }
 
 impl ServeArgs {
@@ -125,6 +129,7 @@ impl ServeArgs {
             wait_expiry: Duration::from_secs(self.wait_expiry_secs),
             result_timeout: Duration::from_secs(self.result_timeout_secs),
             offline_grace: Duration::from_secs(self.offline_grace_secs),
+            node_grace: Duration::from_secs(self.node_grace_secs.max(1)),
             ..Settings::default()
         }
     }

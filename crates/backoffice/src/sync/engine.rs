@@ -47,6 +47,9 @@ pub enum Input {
     },
     /// Anything else a register says, as the driver takes it: nothing in it stays here.
     Register(Request),
+    /// Several nodes: look for work other nodes left this one, and let go of the registers
+    /// other nodes claimed (at these epochs).
+    Rescan { claimed: Vec<(Uuid, i64)> },
 }
 
 /// The way in: cheap to clone, never blocks.
@@ -65,6 +68,11 @@ impl EngineHandle {
     /// Ids of jobs as they finish (once saved), for answering "tell me when it is done".
     pub fn finished_jobs(&self) -> broadcast::Receiver<Uuid> {
         self.finished.subscribe()
+    }
+
+    /// A job finished on another node: its askers here hear of it as of one finished here.
+    pub fn announce_finished(&self, job_id: Uuid) {
+        let _ = self.finished.send(job_id);
     }
 
     /// Creates a job; answers once it is persisted.
@@ -87,11 +95,13 @@ pub fn timing(settings: &Settings) -> Timing {
 }
 
 /// Starts the engine on its own thread, after resuming what a previous run left open.
+/// `node` is this node's, when Back Office runs as several on PostgreSQL.
 pub async fn start(
     db: Db,
     settings: Settings,
     presence: Arc<Presence>,
     hub: Hub,
+    node: Option<Uuid>,
 ) -> Result<EngineHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (finished, _) = broadcast::channel(1024);
@@ -139,7 +149,11 @@ pub async fn start(
                             .max_connections(1)
                             .connect_with(options)
                             .await;
-                        let store = own.map(PgStore::new).map_err(Error::from);
+                        let node = node.unwrap_or_else(Uuid::now_v7);
+                        let grace = settings.node_grace;
+                        let store = own
+                            .map(|own| PgStore::new(own, node, grace))
+                            .map_err(Error::from);
                         parts.run(store, ready, rx).await
                     }
                 }
@@ -287,6 +301,7 @@ impl<S: Store> Runner<S> {
                 self.askers.insert(token, reply);
                 Request::CreateJob { token, request }
             }
+            Input::Rescan { claimed } => Request::Rescan { claimed },
         }
     }
 
@@ -300,6 +315,7 @@ impl<S: Store> Runner<S> {
         }
         for (register_id, online, in_sale) in output.presence {
             let entry = self.presence.entry(register_id);
+            entry.set_here(online);
             entry.set_online(online);
             entry.set_in_sale(in_sale);
         }
@@ -309,6 +325,8 @@ impl<S: Store> Runner<S> {
             }
         }
         for (register_id, generation, reason) in output.closes {
+            // A register that went to another node: what that node says of it counts now.
+            self.presence.entry(register_id).set_here(false);
             if let Some(outbound) = self.connections.remove(&(register_id, generation)) {
                 let _ = outbound.send(Outbound::Close(reason));
             }

@@ -42,6 +42,7 @@ pub struct NewTarget {
 pub struct Move {
     pub id: Uuid,
     pub job_id: Uuid,
+    pub register_id: Uuid,
     pub from: TargetState,
     pub to: TargetState,
     pub stamp: Stamp,
@@ -103,7 +104,10 @@ pub struct Batch {
     /// deadline): the register is credited once, and these record that it was.
     pub late_applied: Vec<Uuid>,
     pub registers: HashMap<Uuid, RegisterChange>,
+    /// Jobs whose last open target this node held ended: each is finished if none is open.
     pub finished: Vec<Uuid>,
+    /// Several nodes: who is connected here and in a sale, as it changed: (online, in a sale).
+    pub presence: HashMap<Uuid, (bool, bool)>,
     new_index: HashMap<Uuid, usize>,
     move_index: HashMap<Uuid, usize>,
 }
@@ -124,6 +128,7 @@ impl Batch {
             && self.late_applied.is_empty()
             && self.registers.is_empty()
             && self.finished.is_empty()
+            && self.presence.is_empty()
     }
 
     pub fn add_target(&mut self, target: NewTarget) {
@@ -203,6 +208,7 @@ mod tests {
         Move {
             id: Uuid::from_u128(id),
             job_id: Uuid::nil(),
+            register_id: Uuid::nil(),
             from,
             to,
             stamp: Stamp {

@@ -26,11 +26,16 @@ impl Core {
         self.step.batch.jobs.push(job);
         for (register_id, register_name, target_id) in spec.registers {
             let online = self.links.contains_key(&register_id);
-            let (state, reason) = if online {
+            // Connected to another node: saved queued, for that node to deliver.
+            let elsewhere = spec.elsewhere.get(&register_id).filter(|_| !online);
+            let (state, reason) = if online || elsewhere.is_some() {
                 (TargetState::Queued, None)
             } else {
                 (TargetState::SkippedOffline, Some("offline".to_owned()))
             };
+            if let Some(node) = elsewhere {
+                self.step.wake.insert(*node);
+            }
             self.step.batch.add_target(NewTarget {
                 id: target_id,
                 job_id,
@@ -39,7 +44,7 @@ impl Core {
                 state,
                 stamp: Stamp {
                     reason,
-                    deadline_ms: online.then_some(deadline),
+                    deadline_ms: (online || elsewhere.is_some()).then_some(deadline),
                     ..Stamp::default()
                 },
             });

@@ -12,6 +12,7 @@
 //! ([`KnownTarget`]) or stamps after ([`NewTarget::deliver_site`]).
 
 mod batch;
+mod cluster;
 mod jobs;
 mod machine;
 mod open;
@@ -82,6 +83,8 @@ struct Link {
     register: RegisterRef,
     generation: u64,
     in_sale: bool,
+    /// Several nodes: the epoch this node claimed the register at.
+    epoch: Option<i64>,
 }
 
 /// A job being created: the driver resolved who it covers and made the ids.
@@ -90,6 +93,17 @@ pub struct JobSpec {
     pub job: NewJob,
     /// Each register with its name and the id its target gets.
     pub registers: Vec<(Uuid, String, Uuid)>,
+    /// Several nodes: the registers connected to another node, and which. Their targets are
+    /// saved queued for that node to deliver.
+    pub elsewhere: HashMap<Uuid, Uuid>,
+}
+
+/// Several nodes: this node now holds a register, at `epoch`, with these open targets (which
+/// replace whatever this node remembered of the register).
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    pub epoch: i64,
+    pub open: Vec<OpenRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +115,17 @@ pub enum Input {
         in_sale: bool,
         /// What the register applied recently, with what the store knows of ended ones.
         recent: Vec<(AppliedTarget, Option<KnownTarget>)>,
+        /// Several nodes: the register claimed for this node.
+        claim: Option<Claim>,
+    },
+    /// Several nodes: open targets of registers this node holds that it did not know of (another
+    /// node's job, or a dead node's registers).
+    Adopt(Vec<OpenRow>),
+    /// Several nodes: another node claimed the register at `epoch`; what this node held of it
+    /// before is no longer its own.
+    Release {
+        register_id: Uuid,
+        epoch: i64,
     },
     Disconnected(Dropped),
     Sale(SaleState),
@@ -159,6 +184,10 @@ pub struct Step {
     pub batch: Batch,
     pub effects: Vec<Effect>,
     pub touched: Touched,
+    /// Several nodes: nodes that hold registers this step gave queued targets.
+    pub wake: BTreeSet<Uuid>,
+    /// Several nodes: registers this step claimed, at their new epoch.
+    pub claimed: Vec<(Uuid, i64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,7 +293,19 @@ impl Core {
                 applied_revision,
                 in_sale,
                 recent,
-            } => self.on_connected(register, generation, applied_revision, in_sale, recent, now),
+                claim,
+            } => {
+                let epoch = claim.as_ref().map(|claim| claim.epoch);
+                if let Some(claim) = claim {
+                    self.claimed(register.id, claim, now);
+                }
+                self.on_connected(register, generation, applied_revision, in_sale, recent, now);
+                if let (Some(link), Some(_)) = (self.links.get_mut(&register.id), epoch) {
+                    link.epoch = epoch;
+                }
+            }
+            Input::Adopt(rows) => self.adopt(rows, now),
+            Input::Release { register_id, epoch } => self.release(register_id, epoch),
             Input::Disconnected(Dropped {
                 register_id,
                 generation,

@@ -27,12 +27,14 @@ impl Core {
                 reason: "replaced by a newer connection from this register".into(),
             });
         }
+        let epoch = self.links.get(&id).and_then(|link| link.epoch);
         self.links.insert(
             id,
             Link {
                 register,
                 generation,
                 in_sale,
+                epoch,
             },
         );
         self.presence(id, true, in_sale);
@@ -108,5 +110,9 @@ impl Core {
             in_sale,
         });
         self.step.touched.registers.insert(register_id);
+        self.step
+            .batch
+            .presence
+            .insert(register_id, (online, in_sale));
     }
 }

@@ -226,6 +226,7 @@ impl Core {
         self.step.batch.add_move(Move {
             id: target_id,
             job_id: target.job_id,
+            register_id: target.register_id,
             from: target.state,
             to,
             stamp: Stamp {

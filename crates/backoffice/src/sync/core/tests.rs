@@ -37,6 +37,7 @@ fn connect(core: &mut Core, generation: u64, in_sale: bool, now: DateTime<Utc>) 
         applied_revision: 3,
         in_sale,
         recent: Vec::new(),
+        claim: None,
     };
     core.handle(input, now);
 }
@@ -55,6 +56,7 @@ fn sync(core: &mut Core, retry_when_free: bool, now: DateTime<Utc>) -> Step {
     let spec = JobSpec {
         job,
         registers: vec![(REGISTER, "Bar 1".into(), TARGET)],
+        elsewhere: std::collections::HashMap::new(),
     };
     core.handle(Input::CreateJob { token: 1, spec }, now);
     core.take()
@@ -228,6 +230,7 @@ fn a_hello_is_the_truth_and_its_recent_syncs_settle_what_was_lost() {
         applied_revision: 0,
         in_sale: false,
         recent: vec![(recent, None)],
+        claim: None,
     };
     core.handle(hello, at(3));
     let step = core.take();

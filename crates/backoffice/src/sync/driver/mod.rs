@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::core::{Core, RegisterRef, Step, Timing, Touched};
 pub use super::core::{Dropped, SaleState, SyncAnswer};
-use super::store::{Scope, Store, StoreTx};
+use super::store::{Notice, Scope, Store, StoreTx};
 use crate::error::{Error, Result};
 
 /// Something that may move sync targets, as the driver takes it.
@@ -46,6 +46,11 @@ pub enum Request {
     CreateJob {
         token: u64,
         request: JobRequest,
+    },
+    /// Several nodes: other nodes claimed these registers (at these epochs); and look for open
+    /// targets of registers held here that this node does not know of yet.
+    Rescan {
+        claimed: Vec<(Uuid, i64)>,
     },
 }
 
@@ -184,34 +189,65 @@ impl<S: Store> Driver<S> {
         out: &mut Output,
     ) -> Result<()> {
         let mut tx = self.store.begin().await?;
-        let inputs = self.resolve(&mut tx, requests, now, out).await?;
+        let (inputs, claimed) = self.resolve(&mut tx, requests, now, out).await?;
         for input in inputs {
             self.core.handle(input, now);
         }
         let mut step = self.core.take();
-        let saved = async {
-            self.stamp(&mut tx, &mut step.batch).await?;
-            if !step.batch.is_empty() {
-                tx.apply(&step.batch).await?;
+        step.claimed = claimed;
+        match self.save(tx, &mut step).await {
+            Ok(finished) => self.effects(step, &finished, out),
+            Err(error) => {
+                reply::connections(&step, out);
+                Err(error)
             }
-            tx.commit().await
         }
-        .await;
-        if let Err(error) = saved {
-            reply::connections(&step, out);
-            return Err(error);
-        }
-        self.effects(step, out)
     }
 
     async fn persist(&mut self, mut step: Step, out: &mut Output) -> Result<()> {
         if step.batch.is_empty() {
-            return self.effects(step, out);
+            return self.effects(step, &[], out);
         }
-        let mut tx = self.store.begin().await?;
+        let tx = self.store.begin().await?;
+        let finished = self.save(tx, &mut step).await?;
+        self.effects(step, &finished, out)
+    }
+
+    /// Saves a step in `tx`, telling the other nodes (if any) as it commits; answers the jobs it
+    /// finished.
+    async fn save(&mut self, mut tx: S::Tx, step: &mut Step) -> Result<Vec<Uuid>> {
         self.stamp(&mut tx, &mut step.batch).await?;
-        tx.apply(&step.batch).await?;
+        let finished = if step.batch.is_empty() {
+            Vec::new()
+        } else {
+            tx.apply(&step.batch).await?
+        };
+        let notice = notice(step, &finished);
+        if !notice.is_empty() {
+            tx.publish(&notice).await?;
+        }
         tx.commit().await?;
-        self.effects(step, out)
+        Ok(finished)
+    }
+}
+
+/// What a step tells the other nodes as it commits.
+fn notice(step: &Step, finished: &[Uuid]) -> Notice {
+    let batch = &step.batch;
+    let mut presence: Vec<(Uuid, bool, bool)> = batch
+        .presence
+        .iter()
+        .map(|(id, (online, in_sale))| (*id, *online, *in_sale))
+        .collect();
+    presence.sort_unstable();
+    Notice {
+        at: batch.at,
+        jobs: step.touched.jobs.clone(),
+        finished: finished.iter().copied().collect(),
+        registers: batch.registers.keys().copied().collect(),
+        presence,
+        wake: step.wake.clone(),
+        claimed: step.claimed.clone(),
+        ..Notice::default()
     }
 }

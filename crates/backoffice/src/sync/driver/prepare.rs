@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{CachedCatalog, Driver, JobRequest, Output, Request};
 use crate::error::{Error, Result};
-use crate::sync::core::{Batch, Input, JobSpec, KnownTarget, NewJob};
+use crate::sync::core::{Batch, Claim, Input, JobSpec, KnownTarget, NewJob};
 use crate::sync::store::{Scope, Store, StoreTx};
 
 impl<S: Store> Driver<S> {
@@ -25,11 +25,36 @@ impl<S: Store> Driver<S> {
         requests: Vec<Request>,
         now: DateTime<Utc>,
         out: &mut Output,
-    ) -> Result<Vec<Input>> {
+    ) -> Result<(Vec<Input>, Vec<(Uuid, i64)>)> {
         let known = self.known(tx, &requests).await?;
         let mut inputs = Vec::with_capacity(requests.len());
+        let mut claimed = Vec::new();
         for request in requests {
             let (token, request) = match request {
+                Request::Connected { register, .. } => {
+                    // Several nodes: the register is this node's now, with its open targets.
+                    let claim = tx.claim(register.id).await?;
+                    if let Some(claim) = &claim {
+                        claimed.push((register.id, claim.epoch));
+                    }
+                    inputs.extend(input(request, &known, claim));
+                    continue;
+                }
+                Request::Rescan { claimed: elsewhere } => {
+                    for (register_id, epoch) in elsewhere {
+                        inputs.push(Input::Release { register_id, epoch });
+                    }
+                    if let Some(rows) = tx.held_open().await? {
+                        let new: Vec<_> = rows
+                            .into_iter()
+                            .filter(|r| !self.core.is_open(&r.id))
+                            .collect();
+                        if !new.is_empty() {
+                            inputs.push(Input::Adopt(new));
+                        }
+                    }
+                    continue;
+                }
                 Request::CreateJob { token, request } => (token, request),
                 Request::SyncRequested { register_id } => {
                     // Only a connected register can ask; it hears back through the sync itself.
@@ -46,7 +71,7 @@ impl<S: Store> Driver<S> {
                     (0, request)
                 }
                 other => {
-                    inputs.extend(input(other, &known));
+                    inputs.extend(input(other, &known, None));
                     continue;
                 }
             };
@@ -59,7 +84,7 @@ impl<S: Store> Driver<S> {
                 Err(error) => out.replies.push((token, Err(error))),
             }
         }
-        Ok(inputs)
+        Ok((inputs, claimed))
     }
 
     /// What the store knows of the targets answered in `requests` that are no longer open.
@@ -110,11 +135,17 @@ impl<S: Store> Driver<S> {
             retry_when_free: request.retry_when_free,
             created_at: now,
         };
+        let ids: Vec<Uuid> = registers.iter().map(|(id, _)| *id).collect();
+        let elsewhere = tx.elsewhere(&ids).await?;
         let registers = registers
             .into_iter()
             .map(|(id, name)| (id, name, (self.new_id)()))
             .collect();
-        Ok(JobSpec { job, registers })
+        Ok(JobSpec {
+            job,
+            registers,
+            elsewhere,
+        })
     }
 
     /// Gives every delivery of the batch its site's menu as it is now: a target that waited gets
@@ -159,7 +190,11 @@ impl<S: Store> Driver<S> {
 }
 
 /// A request that needs nothing but what it carries and what is known of its targets.
-fn input(request: Request, known: &HashMap<Uuid, KnownTarget>) -> Option<Input> {
+fn input(
+    request: Request,
+    known: &HashMap<Uuid, KnownTarget>,
+    claim: Option<Claim>,
+) -> Option<Input> {
     Some(match request {
         Request::Connected {
             register,
@@ -179,6 +214,7 @@ fn input(request: Request, known: &HashMap<Uuid, KnownTarget>) -> Option<Input> 
                     (a, k)
                 })
                 .collect(),
+            claim,
         },
         Request::Disconnected(dropped) => Input::Disconnected(dropped),
         Request::Sale(sale) => Input::Sale(sale),
@@ -186,6 +222,8 @@ fn input(request: Request, known: &HashMap<Uuid, KnownTarget>) -> Option<Input> 
             let known = known.get(&answer.target_id).cloned();
             Input::Result(answer, known)
         }
-        Request::SyncRequested { .. } | Request::CreateJob { .. } => return None,
+        Request::SyncRequested { .. } | Request::CreateJob { .. } | Request::Rescan { .. } => {
+            return None;
+        }
     })
 }

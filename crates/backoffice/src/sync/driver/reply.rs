@@ -43,7 +43,12 @@ pub fn command(
 impl<S: Store> Driver<S> {
     /// What the committed step asks for, in the order it matters: the askers first (their tasks
     /// then run ahead of the connection tasks the sends wake), then the registers.
-    pub(super) fn effects(&mut self, step: Step, out: &mut Output) -> Result<()> {
+    pub(super) fn effects(
+        &mut self,
+        step: Step,
+        finished: &[Uuid],
+        out: &mut Output,
+    ) -> Result<()> {
         let batch = &step.batch;
         let delivered: HashMap<Uuid, (i64, Uuid)> = batch
             .moves
@@ -60,7 +65,9 @@ impl<S: Store> Driver<S> {
             match effect {
                 Effect::Created { token, job_id } => {
                     if token != 0 {
-                        out.replies.push((token, Ok(created_job(batch, job_id))));
+                        let done = finished.contains(&job_id);
+                        out.replies
+                            .push((token, Ok(created_job(batch, job_id, done))));
                     }
                 }
                 Effect::Send {
@@ -90,7 +97,12 @@ impl<S: Store> Driver<S> {
                     online,
                     in_sale,
                 } => out.presence.push((register_id, online, in_sale)),
-                Effect::Finished { job_id } => out.finished.push(job_id),
+                // Finished only if the store found none of its targets open (with several
+                // nodes, others may hold some).
+                Effect::Finished { job_id } if finished.contains(&job_id) => {
+                    out.finished.push(job_id);
+                }
+                Effect::Finished { .. } => {}
             }
         }
         out.touched = step.touched;
@@ -118,7 +130,7 @@ pub(super) fn connections(step: &Step, out: &mut Output) {
 }
 
 /// The job as its asker gets it: as it was saved, with its targets by register name.
-fn created_job(batch: &Batch, job_id: Uuid) -> Job {
+fn created_job(batch: &Batch, job_id: Uuid, finished: bool) -> Job {
     let job = batch.jobs.iter().find(|j| j.id == job_id);
     let at = batch.at.unwrap_or_default();
     let mut targets: Vec<Target> = batch
@@ -139,7 +151,6 @@ fn created_job(batch: &Batch, job_id: Uuid) -> Job {
         .collect();
     targets.sort_by(|a, b| by_name(&a.register_name, &b.register_name));
     let counts: JobCounts = targets.iter().map(|t| t.state).collect();
-    let finished = batch.finished.contains(&job_id);
     Job {
         summary: JobSummary {
             id: job_id,

@@ -19,7 +19,8 @@ use regsync_protocol::api::SyncSource;
 use regsync_protocol::sync::{Job, TargetState};
 use uuid::Uuid;
 
-use super::core::{Batch, KnownTarget, OpenRow};
+use super::core::{Batch, Claim, KnownTarget, OpenRow};
+pub use crate::cluster::Notice;
 use crate::error::Result;
 
 /// Who a job covers, as asked.
@@ -98,9 +99,35 @@ pub trait StoreTx {
     /// The site's current menu; its content only when `held` is not its revision.
     async fn catalog(&mut self, site_id: Uuid, held: Option<i64>) -> Result<CatalogAt>;
 
-    /// Persists a batch: all of it or, when any move's `from` is not the stored state, none of
-    /// it (an error).
-    async fn apply(&mut self, batch: &Batch) -> Result<()>;
+    /// Back Office as several nodes: the open targets of the registers this node holds, which
+    /// other nodes may have added (their jobs) or handed over (a node that died). `None` for a
+    /// store with one Back Office, whose engine knows every open target already.
+    async fn held_open(&mut self) -> Result<Option<Vec<OpenRow>>> {
+        Ok(None)
+    }
+
+    /// Several nodes: of these registers, the ones connected to another node that is alive,
+    /// with that node. Empty for a store with one Back Office.
+    async fn elsewhere(&mut self, _registers: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
+        Ok(HashMap::new())
+    }
+
+    /// Several nodes: this node now holds `register_id` (it connected here), and these are its
+    /// open targets, which only this node writes from now on. `None` for a store with one Back
+    /// Office.
+    async fn claim(&mut self, _register_id: Uuid) -> Result<Option<Claim>> {
+        Ok(None)
+    }
+
+    /// Persists a batch: all of it or, when any move's `from` is not the stored state (or, with
+    /// several nodes, its register is no longer this node's), none of it (an error). Of the
+    /// batch's `finished` jobs, finishes those with no open target left, and answers which.
+    async fn apply(&mut self, batch: &Batch) -> Result<Vec<Uuid>>;
+
+    /// Several nodes: tells the others, when this transaction commits, what it changed.
+    async fn publish(&mut self, _notice: &Notice) -> Result<()> {
+        Ok(())
+    }
 
     async fn commit(self) -> Result<()>;
 }

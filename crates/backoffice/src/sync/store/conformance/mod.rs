@@ -112,9 +112,12 @@ fn target(job: &NewJob, id: u128, register: Uuid, state: TargetState) -> NewTarg
 }
 
 fn moved(id: u128, job: Uuid, from: TargetState, to: TargetState) -> Move {
+    // The scene's registers are 21, 22, 23; its targets 101, 102, 103, one each.
+    let register = Uuid::from_u128(21 + (id.saturating_sub(101) % 3));
     Move {
         id: Uuid::from_u128(id),
         job_id: job,
+        register_id: register,
         from,
         to,
         stamp: Stamp {

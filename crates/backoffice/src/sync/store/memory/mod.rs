@@ -291,8 +291,9 @@ impl StoreTx for MemoryTx {
         })
     }
 
-    async fn apply(&mut self, batch: &Batch) -> Result<()> {
+    async fn apply(&mut self, batch: &Batch) -> Result<Vec<Uuid>> {
         let mut staged = self.staged.clone();
+        let finished: Vec<Uuid>;
         {
             let state = self.store.lock();
             let stored = |staged: &HashMap<Uuid, TargetState>, id: &Uuid| {
@@ -313,27 +314,30 @@ impl StoreTx for MemoryTx {
                 }
                 staged.insert(change.id, change.to);
             }
-            for job_id in &batch.finished {
-                let finished = state.jobs.get(job_id).is_some_and(|(_, at)| at.is_some());
-                let targets = state.job_targets.get(job_id).into_iter().flatten();
-                let new = batch
-                    .targets
-                    .iter()
-                    .filter(|t| t.job_id == *job_id)
-                    .map(|t| &t.id);
-                let any_open = targets
-                    .chain(new)
-                    .any(|id| stored(&staged, id).is_some_and(open));
-                if finished || any_open {
-                    return Err(Error::Internal(
-                        "a job to finish still has open targets, or is finished already".into(),
-                    ));
-                }
-            }
+            finished = batch
+                .finished
+                .iter()
+                .filter(|job_id| {
+                    let done = state.jobs.get(job_id).is_some_and(|(_, at)| at.is_some());
+                    let targets = state.job_targets.get(job_id).into_iter().flatten();
+                    let new = batch
+                        .targets
+                        .iter()
+                        .filter(|t| t.job_id == **job_id)
+                        .map(|t| &t.id);
+                    let any_open = targets
+                        .chain(new)
+                        .any(|id| stored(&staged, id).is_some_and(open));
+                    !done && !any_open
+                })
+                .copied()
+                .collect();
         }
         self.staged = staged;
-        self.pending.push(batch.clone());
-        Ok(())
+        let mut batch = batch.clone();
+        batch.finished = finished.clone();
+        self.pending.push(batch);
+        Ok(finished)
     }
 
     async fn commit(self) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The sync engine's store on PostgreSQL, for Back Office as several nodes: the same contract as
 //! the SQLite store (the conformance suite runs on both), in PostgreSQL's terms — id lists bound
 //! as arrays (`= ANY($1)`), a fan-out inserted with one `UNNEST` statement, every move a
-//! compare-and-set on the target's state.
+//! compare-and-set on the target's state — and one node's view: it loads and writes the targets
+//! of the registers it holds (`register_sessions`), each batch checking it still holds them.
 
 use std::collections::HashMap;
 
@@ -12,11 +13,11 @@ use regsync_protocol::sync::{Job, TargetState};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{CatalogAt, RegisterRecord, Scope, Store, StoreTx, TargetRecord};
+use super::{CatalogAt, Notice, RegisterRecord, Scope, Store, StoreTx, TargetRecord};
 use crate::db::by_name;
 use crate::error::{Error, Result};
 use crate::registers::parse_source;
-use crate::sync::core::{Batch, KnownTarget, OpenRow};
+use crate::sync::core::{Batch, Claim, KnownTarget, OpenRow};
 
 mod write;
 
@@ -25,12 +26,65 @@ const OPEN: &str = "('queued', 'delivered', 'waiting')";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     db: PgPool,
+    node: Uuid,
+    /// A node whose heartbeat is older than this is dead: its registers are not "elsewhere".
+    grace_ms: i64,
 }
 
 impl PgStore {
-    pub fn new(db: PgPool) -> PgStore {
-        PgStore { db }
+    /// The store of node `node`, taking a node silent for `grace` for dead.
+    pub fn new(db: PgPool, node: Uuid, grace: std::time::Duration) -> PgStore {
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        PgStore { db, node, grace_ms }
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenTargetRow {
+    id: Uuid,
+    register_id: Uuid,
+    job_id: Uuid,
+    state: String,
+    deadline_at: Option<i64>,
+    source: String,
+    requested_by_name: Option<String>,
+    retry_when_free: bool,
+}
+
+impl OpenTargetRow {
+    fn open_row(self) -> Result<OpenRow> {
+        Ok(OpenRow {
+            id: self.id,
+            register_id: self.register_id,
+            job_id: self.job_id,
+            state: state(&self.state)?,
+            deadline_ms: self.deadline_at,
+            source: source(&self.source),
+            requested_by: self.requested_by_name,
+            retry_when_free: self.retry_when_free,
+        })
+    }
+}
+
+/// Open targets with their jobs; a `WHERE` on `t` (the target) and `s` (its register's session)
+/// follows.
+const SELECT_OPEN: &str = "SELECT t.id, t.register_id, t.job_id, t.state, t.deadline_at,
+            j.source, j.requested_by_name, j.retry_when_free
+     FROM sync_targets t
+     JOIN sync_jobs j ON j.id = t.job_id
+     JOIN register_sessions s ON s.register_id = t.register_id
+     WHERE t.state IN ('queued', 'delivered', 'waiting')";
+
+async fn open_rows(
+    conn: &mut sqlx::PgConnection,
+    filter: &str,
+    bind: Uuid,
+) -> Result<Vec<OpenRow>> {
+    let rows: Vec<OpenTargetRow> = sqlx::query_as(&format!("{SELECT_OPEN} AND {filter}"))
+        .bind(bind)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter().map(OpenTargetRow::open_row).collect()
 }
 
 fn state(stored: &str) -> Result<TargetState> {
@@ -45,56 +99,33 @@ fn source(stored: &str) -> SyncSource {
 impl Store for PgStore {
     type Tx = PgTx;
 
+    /// The targets of the registers this node holds. A node starts holding none: what a previous
+    /// run held comes back as its registers reconnect (claimed with their targets), or is taken
+    /// over from the dead node and given the grace then.
     async fn recover(&self, grace_ms: i64) -> Result<u64> {
         let resumed = sqlx::query(
-            "UPDATE sync_targets SET deadline_at = LEAST(COALESCE(deadline_at, $1), $1)
-             WHERE state IN ('queued', 'delivered')",
+            "UPDATE sync_targets t SET deadline_at = LEAST(COALESCE(t.deadline_at, $1), $1)
+             FROM register_sessions s
+             WHERE s.register_id = t.register_id AND s.node_id = $2
+               AND t.state IN ('queued', 'delivered')",
         )
         .bind(grace_ms)
+        .bind(self.node)
         .execute(&self.db)
         .await?;
         Ok(resumed.rows_affected())
     }
 
     async fn load_open(&self) -> Result<Vec<OpenRow>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: Uuid,
-            register_id: Uuid,
-            job_id: Uuid,
-            state: String,
-            deadline_at: Option<i64>,
-            source: String,
-            requested_by_name: Option<String>,
-            retry_when_free: bool,
-        }
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT t.id, t.register_id, t.job_id, t.state, t.deadline_at,
-                    j.source, j.requested_by_name, j.retry_when_free
-             FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
-             WHERE t.state IN {OPEN}"
-        ))
-        .fetch_all(&self.db)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(OpenRow {
-                    id: row.id,
-                    register_id: row.register_id,
-                    job_id: row.job_id,
-                    state: state(&row.state)?,
-                    deadline_ms: row.deadline_at,
-                    source: source(&row.source),
-                    requested_by: row.requested_by_name,
-                    retry_when_free: row.retry_when_free,
-                })
-            })
-            .collect()
+        let mut conn = self.db.acquire().await?;
+        open_rows(&mut conn, "s.node_id = $1", self.node).await
     }
 
     async fn begin(&self) -> Result<PgTx> {
         Ok(PgTx {
             tx: self.db.begin().await?,
+            node: self.node,
+            grace_ms: self.grace_ms,
         })
     }
 
@@ -165,6 +196,8 @@ impl Store for PgStore {
 #[derive(Debug)]
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
+    node: Uuid,
+    grace_ms: i64,
 }
 
 impl StoreTx for PgTx {
@@ -255,8 +288,58 @@ impl StoreTx for PgTx {
         Ok(CatalogAt { revision, content })
     }
 
-    async fn apply(&mut self, batch: &Batch) -> Result<()> {
+    async fn held_open(&mut self) -> Result<Option<Vec<OpenRow>>> {
+        open_rows(&mut self.tx, "s.node_id = $1", self.node)
+            .await
+            .map(Some)
+    }
+
+    async fn elsewhere(&mut self, registers: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT s.register_id, s.node_id FROM register_sessions s
+             JOIN nodes n ON n.id = s.node_id
+             WHERE s.register_id = ANY($1) AND s.node_id <> $2 AND s.online
+               AND n.heartbeat_at > now() - make_interval(secs => $3::bigint / 1000.0)",
+        )
+        .bind(registers)
+        .bind(self.node)
+        .bind(self.grace_ms)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn claim(&mut self, register_id: Uuid) -> Result<Option<Claim>> {
+        // The row stays locked until this batch commits: a node writing the register's targets
+        // meanwhile waits, then finds the register no longer its own.
+        let epoch: i64 = sqlx::query_scalar(
+            "INSERT INTO register_sessions (register_id, node_id, epoch, online, in_sale,
+                changed_at)
+             VALUES ($1, $2, 1, true, false, now())
+             ON CONFLICT (register_id) DO UPDATE
+             SET node_id = $2, epoch = register_sessions.epoch + 1, online = true,
+                 changed_at = now()
+             RETURNING epoch",
+        )
+        .bind(register_id)
+        .bind(self.node)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let open = open_rows(&mut self.tx, "t.register_id = $1", register_id).await?;
+        Ok(Some(Claim { epoch, open }))
+    }
+
+    async fn apply(&mut self, batch: &Batch) -> Result<Vec<Uuid>> {
         let at = batch.at.unwrap_or_default();
+        // Jobs this batch may finish are locked first: two nodes ending a job's last targets
+        // at once finish it in turn, the second seeing the first's ends.
+        if !batch.finished.is_empty() {
+            sqlx::query("SELECT id FROM sync_jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&batch.finished)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.fence(batch).await?;
         self.insert_jobs(batch).await?;
         self.insert_targets(batch, at).await?;
         self.apply_moves(&batch.moves, at).await?;
@@ -271,23 +354,34 @@ impl StoreTx for PgTx {
             .await?;
         }
         self.update_registers(batch).await?;
-        if !batch.finished.is_empty() {
-            let finished = sqlx::query(&format!(
-                "UPDATE sync_jobs SET finished_at = $1
-                 WHERE id = ANY($2) AND finished_at IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM sync_targets
-                                   WHERE job_id = sync_jobs.id AND state IN {OPEN})"
-            ))
-            .bind(at)
-            .bind(&batch.finished)
+        self.update_presence(batch, at).await?;
+        if batch.finished.is_empty() {
+            return Ok(Vec::new());
+        }
+        let finished = sqlx::query_scalar(&format!(
+            "UPDATE sync_jobs SET finished_at = $1
+             WHERE id = ANY($2) AND finished_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM sync_targets
+                               WHERE job_id = sync_jobs.id AND state IN {OPEN})
+             RETURNING id"
+        ))
+        .bind(at)
+        .bind(&batch.finished)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(finished)
+    }
+
+    async fn publish(&mut self, notice: &Notice) -> Result<()> {
+        let notice = Notice {
+            node: self.node,
+            ..notice.clone()
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::cluster::CHANNEL)
+            .bind(notice.encode())
             .execute(&mut *self.tx)
             .await?;
-            if finished.rows_affected() != batch.finished.len() as u64 {
-                return Err(Error::Internal(
-                    "a job to finish still has open targets, or is finished already".into(),
-                ));
-            }
-        }
         Ok(())
     }
 

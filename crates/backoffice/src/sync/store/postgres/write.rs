@@ -7,13 +7,69 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{PgStore, PgTx, state};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::registers::source_str;
 use crate::sync::core::{Batch, Move, Stamp};
 use crate::sync::kind_str;
 use crate::sync::store::{conformance, stale_move};
 
 impl PgTx {
+    /// Refuses the batch unless this node still holds every register whose targets or row it
+    /// changes. The rows are locked until the batch commits, so a node claiming one of them
+    /// meanwhile waits for this batch, then reads what it wrote.
+    pub(super) async fn fence(&mut self, batch: &Batch) -> Result<()> {
+        let mut registers: Vec<Uuid> = batch
+            .moves
+            .iter()
+            .map(|m| m.register_id)
+            .chain(batch.registers.keys().copied())
+            .collect();
+        if registers.is_empty() {
+            return Ok(());
+        }
+        registers.sort_unstable();
+        registers.dedup();
+        let held: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT register_id FROM register_sessions
+             WHERE register_id = ANY($1) AND node_id = $2
+             ORDER BY register_id FOR SHARE",
+        )
+        .bind(&registers)
+        .bind(self.node)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if held.len() == registers.len() {
+            return Ok(());
+        }
+        let lost = registers.iter().find(|r| !held.contains(r)).copied();
+        Err(Error::Internal(format!(
+            "register {} is held by another Back Office node now; the batch was not saved",
+            lost.unwrap_or_default()
+        )))
+    }
+
+    /// Who is connected and in a sale, for the other nodes' registers pages.
+    pub(super) async fn update_presence(&mut self, batch: &Batch, at: DateTime<Utc>) -> Result<()> {
+        let mut groups: BTreeMap<(bool, bool), Vec<Uuid>> = BTreeMap::new();
+        for (register_id, state) in &batch.presence {
+            groups.entry(*state).or_default().push(*register_id);
+        }
+        for ((online, in_sale), registers) in groups {
+            sqlx::query(
+                "UPDATE register_sessions SET online = $1, in_sale = $2, changed_at = $3
+                 WHERE register_id = ANY($4) AND node_id = $5",
+            )
+            .bind(online)
+            .bind(in_sale)
+            .bind(at)
+            .bind(&registers)
+            .bind(self.node)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn insert_jobs(&mut self, batch: &Batch) -> Result<()> {
         for job in &batch.jobs {
             let (user_id, user_name) = job.requested_by.clone().unzip();
@@ -217,9 +273,20 @@ impl conformance::Furnish for PgStore {
             "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
              SELECT id, $3, name, uuid_send(id), $4 FROM UNNEST($1::uuid[], $2::text[]) AS r(id, name)",
         )
-        .bind(ids)
+        .bind(&ids)
         .bind(names)
         .bind(site_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // This node holds them, as if each had connected here.
+        sqlx::query(
+            "INSERT INTO register_sessions (register_id, node_id, epoch, online, in_sale,
+                changed_at)
+             SELECT id, $2, 1, true, false, $3 FROM UNNEST($1::uuid[]) AS r(id)",
+        )
+        .bind(&ids)
+        .bind(self.node)
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -257,7 +257,7 @@ impl StoreTx for SqliteTx {
         Ok(CatalogAt { revision, content })
     }
 
-    async fn apply(&mut self, batch: &Batch) -> Result<()> {
+    async fn apply(&mut self, batch: &Batch) -> Result<Vec<Uuid>> {
         let at = batch.at.unwrap_or_default();
         self.insert_jobs(batch).await?;
         self.insert_targets(batch, at).await?;
@@ -273,24 +273,21 @@ impl StoreTx for SqliteTx {
             .await?;
         }
         self.update_registers(batch).await?;
-        if !batch.finished.is_empty() {
-            let finished = sqlx::query(&format!(
-                "UPDATE sync_jobs SET finished_at = ?
-                 WHERE id IN {IN_IDS} AND finished_at IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM sync_targets
-                                   WHERE job_id = sync_jobs.id AND state IN {OPEN})"
-            ))
-            .bind(at)
-            .bind(id_list(&batch.finished))
-            .execute(&mut *self.tx)
-            .await?;
-            if finished.rows_affected() != batch.finished.len() as u64 {
-                return Err(Error::Internal(
-                    "a job to finish still has open targets, or is finished already".into(),
-                ));
-            }
+        if batch.finished.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let finished = sqlx::query_scalar(&format!(
+            "UPDATE sync_jobs SET finished_at = ?
+             WHERE id IN {IN_IDS} AND finished_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM sync_targets
+                               WHERE job_id = sync_jobs.id AND state IN {OPEN})
+             RETURNING id"
+        ))
+        .bind(at)
+        .bind(id_list(&batch.finished))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(finished)
     }
 
     async fn commit(self) -> Result<()> {
