@@ -22,14 +22,6 @@ pub struct Desktop {
     env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Desktop {
     /// Starts a display and tauri-driver whose app processes get `env` (and inherit the rest).
     pub async fn start(env: &[(&str, String)]) -> Desktop {
@@ -56,8 +48,8 @@ impl Desktop {
         .unwrap();
         let display = format!(":{}", line.trim());
         assert!(display.len() > 1, "Xvfb did not say which display it took");
-        let port = free_port();
-        let native = free_port();
+        let port = crate::free_port();
+        let native = crate::free_port();
         let driver_bin = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into());
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut driver = std::process::Command::new(driver_bin);

@@ -12,6 +12,7 @@
 )]
 
 mod backoffice;
+mod cluster;
 mod desktop;
 mod keyring;
 pub mod postgres;
@@ -22,6 +23,7 @@ mod tray;
 mod venue;
 
 pub use backoffice::{BackOffice, FAST, assert_error, on_postgres};
+pub use cluster::{Balancer, Cluster};
 pub use desktop::{Desktop, Window};
 pub use keyring::PrivateKeyring;
 pub use postgres::Postgres;
@@ -104,4 +106,13 @@ pub fn binary_of(package: &str, name: &str) -> PathBuf {
     }
     assert!(path.exists(), "{} missing", path.display());
     path
+}
+
+/// A loopback port free right now (another process may take it before it is used).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

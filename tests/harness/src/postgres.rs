@@ -4,7 +4,6 @@
 //! removed when dropped. Nothing is downloaded; `fsync` is off, as nothing here must survive a
 //! power cut. Each test takes a fresh database from it.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -53,7 +52,7 @@ impl Postgres {
         ]));
         // A port free now may be taken before the server binds it: try a few.
         for _ in 0..5 {
-            let port = free_port();
+            let port = crate::free_port();
             let options = format!(
                 "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
@@ -165,12 +164,4 @@ fn run(command: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

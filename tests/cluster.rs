@@ -1,0 +1,259 @@
+//! Back Office as several nodes on a real PostgreSQL server, behind a real HAProxy: a sync asked
+//! on one node reaches a register on another, live events and held answers cross nodes, a node
+//! killed mid-fan-out costs its registers a reconnect and never a sync, a register that moves
+//! takes its syncs along, and a lost PostgreSQL listener costs seconds.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use regsync_backoffice::admin;
+use regsync_register::{Agent, AgentEvent};
+use regsync_testkit::{Cluster, EventStream, FAST, RawRegister, Venue, WAIT, eventually, state_of};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Nodes of a test take a silent one for dead after 3 s.
+fn args() -> Vec<&'static str> {
+    let mut args = FAST.to_vec();
+    args.extend(["--node-grace-secs", "3"]);
+    args
+}
+
+const TERMINAL: [&str; 5] = [
+    "synced",
+    "skipped_busy",
+    "skipped_offline",
+    "expired",
+    "failed",
+];
+
+fn all_terminal(job: &Value) -> bool {
+    job["targets"].as_array().is_some_and(|t| {
+        t.iter()
+            .all(|t| TERMINAL.contains(&t["state"].as_str().unwrap()))
+    })
+}
+
+/// Every "applied" an agent reports, by target, from now on.
+fn applied_counter(agent: &Agent) -> broadcast::Receiver<AgentEvent> {
+    agent.subscribe()
+}
+
+fn applied(events: &mut broadcast::Receiver<AgentEvent>) -> HashMap<Uuid, usize> {
+    let mut counts = HashMap::new();
+    while let Ok(event) = events.try_recv() {
+        if let AgentEvent::Applied { target_id, .. } = event {
+            *counts.entry(target_id).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_sync_asked_on_one_node_reaches_a_register_on_another() {
+    let cluster = Cluster::start(2, &args()).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let venue = Venue::seed(&cluster.db().await, "Harbour").await;
+    let token = a.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    // Bar 1 is connected to node B; the manager uses node A.
+    let agent = b.agent(&bar1.credential);
+    let online = a.wait_online(&token, bar1.register.id, true).await;
+    assert_eq!(online["in_sale"], false, "{online}");
+    let mut events = EventStream::open(a, &token).await;
+
+    let job = a.sync_register(&token, bar1.register.id, true).await;
+    assert_eq!(
+        state_of(&job, "Bar 1"),
+        "queued",
+        "saved for node B to deliver"
+    );
+    let path = format!("/v1/jobs/{}?wait_secs=20", job["id"].as_str().unwrap());
+    let (_, finished) = a.get(&path, &token).await;
+    assert!(
+        finished["finished_at"].is_string(),
+        "node A's held answer saw node B finish it: {finished}"
+    );
+    assert_eq!(state_of(&finished, "Bar 1"), "synced");
+    assert_eq!(agent.applied_revision(), 1);
+    let job_id = job["id"].clone();
+    events
+        .until(
+            "node A's stream shows the target synced on node B",
+            |kind, e| {
+                kind == "target"
+                    && e["target"]["job_id"] == job_id
+                    && e["target"]["state"] == "synced"
+            },
+        )
+        .await;
+    let id = bar1.register.id.to_string();
+    agent.start_sale().unwrap();
+    events
+        .until(
+            "node A's stream shows Bar 1 in a sale on node B",
+            |kind, e| {
+                kind == "register" && e["register"]["id"] == id && e["register"]["in_sale"] == true
+            },
+        )
+        .await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_fan_out_costs_its_registers_a_reconnect_and_no_sync() {
+    let mut cluster = Cluster::start(3, &args()).await;
+    let db = cluster.db().await;
+    let venue = Venue::seed(&db, "Harbour").await;
+    let mut credentials: Vec<(Uuid, String)> = venue
+        .registers
+        .iter()
+        .map(|r| (r.register.id, r.credential.clone()))
+        .collect();
+    for name in ["Bar 3", "Terrace", "Till 5", "Till 6"] {
+        let register = admin::create_register(&db, &venue.site, name)
+            .await
+            .unwrap();
+        credentials.push((register.register.id, register.credential));
+    }
+    db.close().await;
+    let agents: Vec<Agent> = credentials
+        .iter()
+        .map(|(_, credential)| cluster.agent(credential))
+        .collect();
+    let mut counters: Vec<_> = agents.iter().map(applied_counter).collect();
+    let mut holders = Vec::new();
+    for (id, _) in &credentials {
+        holders.push(cluster.wait_held(*id).await);
+    }
+    // Kill the node holding the first register; ask on a node that survives.
+    let doomed = holders[0];
+    let survivor = (doomed + 1) % cluster.nodes.len();
+    let token = cluster.nodes[survivor]
+        .login(&venue.manager)
+        .await
+        .access_token;
+    // One register is in a sale: its sync must wait for the sale, whichever node holds it.
+    agents[1].start_sale().unwrap();
+    let job = cluster.nodes[survivor]
+        .sync_site(&token, venue.site.id, true)
+        .await;
+    cluster.nodes[doomed].crash().await;
+
+    // Its registers come back through the balancer, on the others.
+    for (id, _) in &credentials {
+        let held = eventually(WAIT, "every register held by a live node", || async {
+            cluster.holder(*id).await.filter(|n| *n != doomed)
+        })
+        .await;
+        assert_ne!(held, doomed);
+    }
+    let bo = &cluster.nodes[survivor];
+    let during_sale = bo.job(&token, &job["id"]).await;
+    let in_sale_name = during_sale["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["register_id"] == credentials[1].0.to_string())
+        .unwrap()["register_name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        state_of(&during_sale, &in_sale_name),
+        "synced",
+        "never applied during a sale"
+    );
+    agents[1].end_sale().unwrap();
+    let done = bo
+        .wait_job(&token, &job, "every target terminal", all_terminal)
+        .await;
+    assert!(done["finished_at"].is_string(), "{done}");
+    for counter in &mut counters {
+        for (target, times) in applied(counter) {
+            assert!(times <= 1, "target {target} applied {times} times");
+        }
+    }
+    // The registers the dead node held were not lost: each ends synced (it came back in time).
+    for target in done["targets"].as_array().unwrap() {
+        assert_eq!(target["state"], "synced", "{done}");
+    }
+    let _ = &mut cluster;
+    for agent in agents {
+        agent.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_register_that_reconnects_to_another_node_takes_its_delivered_sync_along() {
+    let cluster = Cluster::start(2, &args()).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let venue = Venue::seed(&cluster.db().await, "Harbour").await;
+    let token = a.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let (mut on_a, _) = RawRegister::hello(a, &bar1.credential, false, json!([])).await;
+    a.wait_online(&token, bar1.register.id, true).await;
+    let job = b.sync_register(&token, bar1.register.id, true).await;
+    let command = on_a.recv().await.expect("node A delivers it");
+    assert_eq!(command["type"], "sync", "{command}");
+
+    // Before answering, the register's connection moves to node B.
+    let (mut on_b, _) = RawRegister::hello(b, &bar1.credential, false, json!([])).await;
+    let reason = on_a.closed_reason().await;
+    assert!(reason.contains("another Back Office node"), "{reason}");
+    let again = on_b.recv().await.expect("node B delivers it again");
+    assert_eq!(again["target_id"], command["target_id"]);
+    on_b.send(json!({
+        "type": "sync_result", "target_id": again["target_id"],
+        "outcome": { "status": "applied", "revision": again["revision"], "applied_at": chrono_now() },
+    }))
+    .await;
+    let done = a
+        .wait_job(&token, &job, "the job finished", |job| {
+            job["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(state_of(&done, "Bar 1"), "synced");
+}
+
+#[tokio::test]
+async fn a_lost_postgres_listener_costs_seconds_not_syncs() {
+    let cluster = Cluster::start(2, &args()).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let venue = Venue::seed(&cluster.db().await, "Harbour").await;
+    let token = a.login(&venue.manager).await.access_token;
+    let bar1 = &venue.registers[0];
+    let agent = b.agent(&bar1.credential);
+    a.wait_online(&token, bar1.register.id, true).await;
+
+    // Every node's listening connection is cut: notices sent now are lost.
+    let db = cluster.db().await;
+    let regsync_backoffice::Db::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "the nodes were listening");
+    db.close().await;
+
+    let job = a.sync_register(&token, bar1.register.id, true).await;
+    let done = a
+        .wait_job(&token, &job, "the job finished all the same", |job| {
+            job["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(state_of(&done, "Bar 1"), "synced");
+    assert_eq!(agent.applied_revision(), 1);
+    agent.shutdown().await;
+}
+
+fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
