@@ -19,7 +19,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The database: a SQLite file path or `sqlite://PATH`; created and migrated if missing.
+    /// The database: a SQLite file path or `sqlite://PATH` (created if missing), or
+    /// `postgres://…` for several nodes on PostgreSQL; migrated on start.
     #[arg(
         long,
         env = "REGSYNC_DATABASE",
