@@ -244,3 +244,138 @@ fn a_hello_is_the_truth_and_its_recent_syncs_settle_what_was_lost() {
     );
     assert_eq!(change.raise_revision, None);
 }
+
+// Several nodes.
+
+const OTHER_NODE: Uuid = Uuid::from_u128(77);
+
+fn open_row(state: TargetState, deadline: DateTime<Utc>) -> OpenRow {
+    OpenRow {
+        id: TARGET,
+        register_id: REGISTER,
+        job_id: JOB,
+        state,
+        deadline_ms: Some(deadline.timestamp_millis()),
+        source: SyncSource::BackOffice,
+        requested_by: Some("Alex".into()),
+        retry_when_free: true,
+    }
+}
+
+#[test]
+fn a_sync_for_a_register_on_another_node_is_saved_queued_for_it_and_that_node_woken() {
+    let mut core = core();
+    let job = NewJob {
+        id: JOB,
+        company_id: Uuid::from_u128(1),
+        site_id: Uuid::from_u128(2),
+        kind: JobKind::Register,
+        source: SyncSource::BackOffice,
+        requested_by: None,
+        retry_when_free: true,
+        created_at: at(0),
+    };
+    let spec = JobSpec {
+        job,
+        registers: vec![(REGISTER, "Bar 1".into(), TARGET)],
+        elsewhere: [(REGISTER, OTHER_NODE)].into(),
+    };
+    core.handle(Input::CreateJob { token: 1, spec }, at(0));
+    let step = core.take();
+    let target = &step.batch.targets[0];
+    assert_eq!(target.state, TargetState::Queued, "not skipped as offline");
+    assert_eq!(target.stamp.deadline_ms, Some(at(60).timestamp_millis()));
+    assert_eq!(sends(&step), 0, "the other node delivers it");
+    assert!(step.wake.contains(&OTHER_NODE));
+    assert_eq!(
+        core.poll_timeout(),
+        None,
+        "its deadline is the other node's to keep"
+    );
+}
+
+#[test]
+fn adopted_targets_are_sent_to_a_register_connected_here_and_get_the_grace_otherwise() {
+    let mut core = core();
+    connect(&mut core, 1, false, at(0));
+    core.take();
+    core.handle(
+        Input::Adopt(vec![open_row(TargetState::Queued, at(60))]),
+        at(1),
+    );
+    let step = core.take();
+    assert_eq!(
+        sends(&step),
+        1,
+        "a queued target of a register here is delivered"
+    );
+    assert_eq!(step.batch.moves[0].to, TargetState::Delivered);
+
+    let mut core = self::core();
+    core.handle(
+        Input::Adopt(vec![open_row(TargetState::Delivered, at(600))]),
+        at(1),
+    );
+    assert_eq!(
+        core.poll_timeout(),
+        Some(at(31)),
+        "a delivery to a register not connected here gets the offline grace, not more"
+    );
+}
+
+#[test]
+fn a_claim_elsewhere_closes_the_connection_here_unless_this_node_claimed_it_since() {
+    let mut core = core();
+    let register = RegisterRef {
+        id: REGISTER,
+        site_id: Uuid::from_u128(2),
+        company_id: Uuid::from_u128(1),
+    };
+    let claim = Claim {
+        epoch: 5,
+        open: vec![open_row(TargetState::Waiting, at(600))],
+    };
+    let hello = Input::Connected {
+        register,
+        generation: 1,
+        applied_revision: 3,
+        in_sale: true,
+        recent: Vec::new(),
+        claim: Some(claim),
+    };
+    core.handle(hello, at(0));
+    core.take();
+    assert!(core.is_open(&TARGET), "claimed with its open target");
+
+    core.handle(
+        Input::Release {
+            register_id: REGISTER,
+            epoch: 4,
+        },
+        at(1),
+    );
+    assert!(core.take().effects.is_empty(), "an older claim is old news");
+    assert!(core.connected(&REGISTER).is_some());
+
+    core.handle(
+        Input::Release {
+            register_id: REGISTER,
+            epoch: 6,
+        },
+        at(2),
+    );
+    let step = core.take();
+    assert!(
+        step.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Close { generation: 1, .. })),
+        "{:?}",
+        step.effects
+    );
+    assert!(core.connected(&REGISTER).is_none());
+    assert!(!core.is_open(&TARGET), "its target is the other node's now");
+    assert!(
+        step.batch.is_empty(),
+        "nothing written: it is not this node's to write"
+    );
+}
