@@ -9,7 +9,10 @@ use std::collections::HashMap;
 
 use regsync_backoffice::admin;
 use regsync_register::{Agent, AgentEvent};
-use regsync_testkit::{Cluster, EventStream, FAST, RawRegister, Venue, WAIT, eventually, state_of};
+use regsync_testkit::{
+    BackOffice, CHAOS_ARGS, Cluster, EventStream, FAST, RawRegister, Venue, WAIT, chaos,
+    eventually, state_of,
+};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -256,4 +259,20 @@ async fn a_lost_postgres_listener_costs_seconds_not_syncs() {
 
 fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invariants_hold_under_chaos_on_three_nodes() {
+    let mut args = CHAOS_ARGS.to_vec();
+    args.extend(["--node-grace-secs", "3"]);
+    let cluster = Cluster::start(3, &args).await;
+    let nodes: Vec<&BackOffice> = cluster.nodes.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    chaos(
+        &nodes,
+        &cluster.balancer.url,
+        dir.path(),
+        &cluster.db().await,
+    )
+    .await;
 }

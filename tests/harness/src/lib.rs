@@ -12,6 +12,7 @@
 )]
 
 mod backoffice;
+mod chaos;
 mod cluster;
 mod desktop;
 mod keyring;
@@ -23,6 +24,7 @@ mod tray;
 mod venue;
 
 pub use backoffice::{BackOffice, FAST, assert_error, on_postgres};
+pub use chaos::{CHAOS_ARGS, chaos};
 pub use cluster::{Balancer, Cluster};
 pub use desktop::{Desktop, Window};
 pub use keyring::PrivateKeyring;
