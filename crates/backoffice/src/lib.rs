@@ -99,6 +99,8 @@ pub struct App {
     pub events: events::Hub,
     /// Sign-ins ended in this process, for the streams opened under them.
     pub revoked: tokio::sync::broadcast::Sender<auth::Revoked>,
+    /// On PostgreSQL: this process's node id among Back Office's nodes.
+    pub node: Option<uuid::Uuid>,
     pub(crate) account_failures: auth::limiter::FailureLimiter,
     pub(crate) address_failures: auth::limiter::FailureLimiter,
 }
@@ -124,6 +126,7 @@ impl App {
             node.as_ref().map(|(_, node)| node.id),
         )
         .await?;
+        let node_id = node.as_ref().map(|(_, node)| node.id);
         if let Some((pool, node)) = node {
             tracing::info!(node = %node.id, "joined Back Office's nodes on PostgreSQL");
             tokio::spawn(cluster::heartbeat(pool.clone(), node));
@@ -138,6 +141,7 @@ impl App {
             tokio::spawn(member.run());
         }
         Ok(Arc::new(App {
+            node: node_id,
             revoked: tokio::sync::broadcast::channel(256).0,
             presence,
             engine,

@@ -13,6 +13,8 @@
 
 #![allow(clippy::print_stdout)]
 
+mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use serde_json::{Value, json};
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Hidden>,
+    command: Option<Mode>,
     /// Register counts to measure memory (and heartbeat CPU) at.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     counts: Vec<usize>,
@@ -53,10 +55,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Hidden {
-    /// Internal: run Back Office on a database, print its address.
+enum Mode {
+    /// Internal: run Back Office on a database, print its address (and node id).
     #[command(hide = true)]
     Backoffice { database: String },
+    /// Several nodes on PostgreSQL behind HAProxy: fan-out, memory per node, a node's death.
+    Cluster(cluster::ClusterArgs),
 }
 
 const PASSWORD: &str = "bench password";
@@ -68,7 +72,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     regsync_backoffice::raise_open_file_limit();
     match cli.command {
-        Some(Hidden::Backoffice { ref database }) => runtime.block_on(backoffice(database)),
+        Some(Mode::Backoffice { ref database }) => runtime.block_on(backoffice(database)),
+        Some(Mode::Cluster(args)) => runtime.block_on(cluster::run(args)),
         None => runtime.block_on(bench(cli)),
     }
 }
@@ -77,8 +82,9 @@ async fn backoffice(database: &str) -> anyhow::Result<()> {
     regsync_log::init("warn");
     let db = db::open(database).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("{}", listener.local_addr()?);
     let app = App::start(db, Settings::default()).await?;
+    let node = app.node.map(|id| id.to_string()).unwrap_or_default();
+    println!("{} {node}", listener.local_addr()?);
     regsync_backoffice::serve(listener, app, std::future::pending()).await?;
     Ok(())
 }
@@ -87,6 +93,8 @@ async fn backoffice(database: &str) -> anyhow::Result<()> {
 struct Server {
     child: Child,
     url: String,
+    /// On PostgreSQL: the node's id.
+    node: String,
 }
 
 impl Server {
@@ -98,9 +106,12 @@ impl Server {
             .spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let mut words = line.split_whitespace();
+        let address = words.next().context("the node's address")?;
         Ok(Server {
             child,
-            url: format!("http://{}", line.trim()),
+            url: format!("http://{address}"),
+            node: words.next().unwrap_or_default().to_owned(),
         })
     }
 

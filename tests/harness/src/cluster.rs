@@ -34,7 +34,8 @@ impl Cluster {
             std::fs::create_dir_all(&dir).unwrap();
             nodes.push(BackOffice::start_on(&dir, &database, args.clone()).await);
         }
-        let balancer = Balancer::start(temp.path(), &nodes).await;
+        let urls: Vec<&str> = nodes.iter().map(|bo| bo.url.as_str()).collect();
+        let balancer = Balancer::start(temp.path(), &urls).await;
         Cluster {
             postgres,
             database,
@@ -97,17 +98,20 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    async fn start(dir: &std::path::Path, nodes: &[BackOffice]) -> Balancer {
+    /// HAProxy in front of the nodes at `urls`, its configuration and log in `dir`. One holds
+    /// about 9,000 connections (two sockets each) under a 20,000-file limit; more registers need
+    /// a second balancer.
+    pub async fn start(dir: &std::path::Path, urls: &[&str]) -> Balancer {
         let port = crate::free_port();
-        let servers: String = nodes
+        let servers: String = urls
             .iter()
             .enumerate()
-            .map(|(i, bo)| {
-                let address = bo.url.trim_start_matches("http://");
+            .map(|(i, url)| {
+                let address = url.trim_start_matches("http://");
                 format!("    server node{i} {address} check\n")
             })
             .collect();
-        let config = dir.join("haproxy.cfg");
+        let config = dir.join(format!("haproxy-{port}.cfg"));
         std::fs::write(
             &config,
             format!(
@@ -122,7 +126,7 @@ impl Balancer {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
+        let log = std::fs::File::create(dir.join(format!("haproxy-{port}.log"))).unwrap();
         let child = Command::new(haproxy())
             .arg("-db")
             .arg("-f")
