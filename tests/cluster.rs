@@ -13,6 +13,7 @@ use regsync_testkit::{
     BackOffice, CHAOS_ARGS, Cluster, EventStream, FAST, RawRegister, Venue, WAIT, chaos,
     eventually, state_of,
 };
+use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -91,6 +92,16 @@ async fn a_sync_asked_on_one_node_reaches_a_register_on_another() {
                     && e["target"]["state"] == "synced"
             },
         )
+        .await;
+    // A menu changed through node B: node A's managers see the site and its registers behind.
+    let path = format!("/v1/sites/{}/catalog", venue.site.id);
+    let edit = json!({ "set_settings": { "footer": "See you soon" } });
+    let (status, _) = b.call(Method::PATCH, &path, Some(&token), Some(edit)).await;
+    assert_eq!(status, 200);
+    events
+        .until("node A's stream shows the menu changed on node B", |kind, e| {
+            kind == "site" && e["site"]["catalog_revision"] == 2
+        })
         .await;
     let id = bar1.register.id.to_string();
     agent.start_sale().unwrap();

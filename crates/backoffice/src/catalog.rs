@@ -163,6 +163,15 @@ async fn report_change(app: &AppState, site_id: Uuid) -> Result<()> {
         registers: registers.into_iter().collect(),
         ..Default::default()
     });
+    // Managers watching on other nodes hear of it too.
+    if let (crate::Db::Postgres(pool), Some(node)) = (&app.db, app.node) {
+        let notice = crate::cluster::Notice {
+            node,
+            sites: [site_id].into(),
+            ..Default::default()
+        };
+        crate::cluster::publish(pool, &notice).await?;
+    }
     Ok(())
 }
 

@@ -56,6 +56,9 @@ pub struct Notice {
     /// Jobs that finished.
     #[serde(rename = "f", default, skip_serializing_if = "BTreeSet::is_empty")]
     pub finished: BTreeSet<Uuid>,
+    /// Sites whose menu changed (with every register of them: their "up to date").
+    #[serde(rename = "s", default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sites: BTreeSet<Uuid>,
     /// Registers whose row changed (revision, last synced).
     #[serde(rename = "r", default, skip_serializing_if = "BTreeSet::is_empty")]
     pub registers: BTreeSet<Uuid>,
@@ -77,6 +80,7 @@ pub struct Notice {
 impl Notice {
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+            && self.sites.is_empty()
             && self.finished.is_empty()
             && self.registers.is_empty()
             && self.presence.is_empty()
@@ -98,6 +102,7 @@ impl Notice {
             node: self.node,
             at: self.at,
             jobs: self.jobs.clone(),
+            sites: self.sites.clone(),
             finished: self.finished.clone(),
             wake: self.wake.clone(),
             claimed: self.claimed.clone(),
@@ -115,6 +120,16 @@ impl Notice {
         }
         text(&short)
     }
+}
+
+/// Sends a notice outside a batch (a menu change), when it commits.
+pub async fn publish(pool: &PgPool, notice: &Notice) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(notice.encode())
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// This process, as one node of Back Office.
@@ -235,8 +250,21 @@ impl Member {
         let mut changed = Changed {
             registers: notice.registers.clone(),
             jobs: notice.jobs.clone(),
+            sites: notice.sites.clone(),
             ..Changed::default()
         };
+        if !notice.sites.is_empty() {
+            let sites: Vec<Uuid> = notice.sites.iter().copied().collect();
+            let registers: std::result::Result<Vec<Uuid>, _> =
+                sqlx::query_scalar("SELECT id FROM registers WHERE site_id = ANY($1)")
+                    .bind(&sites)
+                    .fetch_all(&self.pool)
+                    .await;
+            match registers {
+                Ok(registers) => changed.registers.extend(registers),
+                Err(error) => tracing::warn!(%error, "cannot read a changed site's registers"),
+            }
+        }
         changed
             .registers
             .extend(notice.presence.iter().map(|(id, _, _)| *id));
