@@ -99,9 +99,10 @@ async fn a_sync_asked_on_one_node_reaches_a_register_on_another() {
     let (status, _) = b.call(Method::PATCH, &path, Some(&token), Some(edit)).await;
     assert_eq!(status, 200);
     events
-        .until("node A's stream shows the menu changed on node B", |kind, e| {
-            kind == "site" && e["site"]["catalog_revision"] == 2
-        })
+        .until(
+            "node A's stream shows the menu changed on node B",
+            |kind, e| kind == "site" && e["site"]["catalog_revision"] == 2,
+        )
         .await;
     let id = bar1.register.id.to_string();
     agent.start_sale().unwrap();
