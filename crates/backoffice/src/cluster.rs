@@ -233,9 +233,11 @@ impl Member {
         if notice.node == self.node.id {
             return;
         }
-        if notice.wake.contains(&self.node.id) || !notice.claimed.is_empty() {
+        let woken = notice.wake.contains(&self.node.id);
+        if woken || !notice.claimed.is_empty() {
             self.engine.send(Input::Rescan {
                 claimed: notice.claimed.clone(),
+                look: woken,
             });
         }
         for (register_id, online, in_sale) in &notice.presence {
@@ -300,6 +302,7 @@ impl Member {
         }
         self.engine.send(Input::Rescan {
             claimed: Vec::new(),
+            look: true,
         });
         self.refresh_presence().await;
     }

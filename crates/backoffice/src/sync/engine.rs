@@ -47,9 +47,12 @@ pub enum Input {
     },
     /// Anything else a register says, as the driver takes it: nothing in it stays here.
     Register(Request),
-    /// Several nodes: look for work other nodes left this one, and let go of the registers
-    /// other nodes claimed (at these epochs).
-    Rescan { claimed: Vec<(Uuid, i64)> },
+    /// Several nodes: let go of the registers other nodes claimed (at these epochs), and (with
+    /// `look`) look for work other nodes left this one.
+    Rescan {
+        claimed: Vec<(Uuid, i64)>,
+        look: bool,
+    },
 }
 
 /// The way in: cheap to clone, never blocks.
@@ -301,7 +304,7 @@ impl<S: Store> Runner<S> {
                 self.askers.insert(token, reply);
                 Request::CreateJob { token, request }
             }
-            Input::Rescan { claimed } => Request::Rescan { claimed },
+            Input::Rescan { claimed, look } => Request::Rescan { claimed, look },
         }
     }
 

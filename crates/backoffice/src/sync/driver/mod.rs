@@ -47,10 +47,11 @@ pub enum Request {
         token: u64,
         request: JobRequest,
     },
-    /// Several nodes: other nodes claimed these registers (at these epochs); and look for open
-    /// targets of registers held here that this node does not know of yet.
+    /// Several nodes: other nodes claimed these registers (at these epochs); and (with `look`)
+    /// look for open targets of registers held here that this node does not know of yet.
     Rescan {
         claimed: Vec<(Uuid, i64)>,
+        look: bool,
     },
 }
 

@@ -40,9 +40,15 @@ impl<S: Store> Driver<S> {
                     inputs.extend(input(request, &known, claim));
                     continue;
                 }
-                Request::Rescan { claimed: elsewhere } => {
+                Request::Rescan {
+                    claimed: elsewhere,
+                    look,
+                } => {
                     for (register_id, epoch) in elsewhere {
                         inputs.push(Input::Release { register_id, epoch });
+                    }
+                    if !look {
+                        continue;
                     }
                     if let Some(rows) = tx.held_open().await? {
                         let new: Vec<_> = rows
