@@ -28,6 +28,8 @@ pub struct Checker {
     last_synced: BTreeMap<Uuid, DateTime<Utc>>,
     pub ended: BTreeMap<&'static str, u64>,
     pub batches: u64,
+    /// Open targets past their deadline, since when (simulated time).
+    overdue_since: BTreeMap<Uuid, i64>,
 }
 
 fn block<F: std::future::Future>(future: F) -> F::Output {
@@ -102,21 +104,36 @@ impl Checker {
         Ok(())
     }
 
-    /// After every step: no open target past its deadline (while Back Office runs to end it),
-    /// and each register's record within what it really did.
+    /// After every step: no open target past its deadline (while Back Office runs to end it;
+    /// with several nodes, for longer than `slack_ms` of simulated time: a dead node's targets
+    /// wait for a live one to take its registers over), and each register's record within what
+    /// it really did.
     pub fn step(
         &mut self,
         store: &MemoryStore,
         registers: &[SimRegister],
-        now_ms: i64,
+        (wall_ms, sim_ms): (i64, i64),
+        slack_ms: i64,
         up: bool,
     ) -> Result<(), String> {
-        if up
-            && let Some((deadline, id)) = self.deadlines.first()
-            && *deadline <= now_ms
-        {
-            let state = self.targets.get(id).map_or("?", |(s, _)| s.as_str());
-            return Err(format!("target {id} is still {state} past its deadline"));
+        if up {
+            let overdue: Vec<Uuid> = self
+                .deadlines
+                .iter()
+                .take_while(|(deadline, _)| *deadline <= wall_ms)
+                .map(|(_, id)| *id)
+                .collect();
+            self.overdue_since.retain(|id, _| overdue.contains(id));
+            for id in overdue {
+                let since = *self.overdue_since.entry(id).or_insert(sim_ms);
+                // One Back Office (no slack) ends what is due the moment it is due.
+                if slack_ms == 0 || sim_ms - since > slack_ms {
+                    let state = self.targets.get(&id).map_or("?", |(s, _)| s.as_str());
+                    return Err(format!("target {id} is still {state} past its deadline"));
+                }
+            }
+        } else {
+            self.overdue_since.clear();
         }
         for register in registers {
             let record = block(store.register(register.id))

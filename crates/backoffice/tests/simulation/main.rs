@@ -32,7 +32,13 @@ fn env(name: &str) -> Option<u64> {
 
 /// A world of six registers run `steps` steps, healed every 5,000 and at the end.
 fn run(seed: u64, steps: u64) -> World {
-    let mut world = World::new(seed, 6);
+    run_on(seed, steps, 1)
+}
+
+/// The same on `nodes` Back Office nodes: registers connect to any node, notices between nodes
+/// are lost now and then, a node crashes and a live one takes its registers over.
+fn run_on(seed: u64, steps: u64, nodes: usize) -> World {
+    let mut world = World::with_nodes(seed, 6, nodes);
     for i in 1..=steps {
         world.step();
         if i % 5_000 == 0 {
@@ -104,4 +110,37 @@ fn a_seed_replays_step_for_step() {
     assert_eq!(first.checker.batches, again.checker.batches);
     let other = run(8, 3_000);
     assert_ne!(first.digest(), other.digest(), "the seed changes nothing");
+}
+
+#[test]
+fn the_sync_invariants_hold_on_three_nodes() {
+    let steps = env("REGSYNC_SIM_STEPS").unwrap_or(50_000);
+    let seeds: Vec<u64> = match env("REGSYNC_SEED") {
+        Some(seed) => vec![seed],
+        None => (101..=105).collect(),
+    };
+    let per_seed = (steps / seeds.len() as u64).max(1);
+    let started = Instant::now();
+    let (mut total, mut targets, mut crashes) = (0, 0, 0);
+    let mut ended = std::collections::BTreeMap::new();
+    for seed in seeds {
+        let world = run_on(seed, per_seed, 3);
+        total += world.steps;
+        targets += world.checker.targets();
+        crashes += world.crashes;
+        for (state, n) in &world.checker.ended {
+            *ended.entry(*state).or_insert(0) += n;
+        }
+    }
+    eprintln!(
+        "three nodes: simulated {total} steps in {:.1} s: {targets} targets ({ended:?}), \
+         {crashes} node crashes",
+        started.elapsed().as_secs_f64()
+    );
+    for state in ["synced", "skipped_busy", "skipped_offline", "failed"] {
+        assert!(
+            ended.get(state).copied().unwrap_or(0) > 0 || total < 20_000,
+            "no target ended {state}"
+        );
+    }
 }

@@ -48,12 +48,20 @@ pub enum Packet {
         generation: u64,
         message: Down,
     },
+    /// Several nodes: another node's notice reaching `node` (its index).
+    Notice {
+        node: usize,
+        claimed: Vec<(Uuid, i64)>,
+        look: bool,
+    },
 }
 
 impl Packet {
     pub fn generation(&self) -> u64 {
         match self {
             Packet::Up { generation, .. } | Packet::Down { generation, .. } => *generation,
+            // Not on any register's connection.
+            Packet::Notice { .. } => 0,
         }
     }
 }

@@ -18,7 +18,8 @@ impl World {
         generation: u64,
         message: Up,
     ) -> Option<Request> {
-        if !self.is_up() {
+        let node = self.conn_node.get(&generation).copied()?;
+        if !self.node_up(node) {
             return None;
         }
         let register_id = self.registers[register].id;
@@ -105,15 +106,18 @@ impl World {
         }
     }
 
-    /// Fires deadlines that passed.
+    /// Fires deadlines that passed, on every node.
     pub fn timers(&mut self) {
         let now = self.wall();
-        let Some(driver) = self.driver_mut() else {
-            return;
-        };
-        if driver.poll_timeout().is_some_and(|at| at <= now) {
-            let output = futures::executor::block_on(driver.timeout(now));
-            self.carry(output);
+        for node in 0..self.nodes.len() {
+            let Some(driver) = self.driver_mut(node) else {
+                continue;
+            };
+            if driver.poll_timeout().is_some_and(|at| at <= now) {
+                let output = futures::executor::block_on(driver.timeout(now));
+                self.route_notices();
+                self.carry(output);
+            }
         }
     }
 
@@ -132,6 +136,7 @@ impl World {
         }
         self.deliver();
         self.timers();
+        self.cluster_tick();
         self.act();
         self.check();
     }
@@ -145,6 +150,11 @@ impl World {
             if roll < 0.05 {
                 self.restart();
             }
+            return;
+        }
+        // Several nodes: a node that is down comes back now and then.
+        if self.cluster && self.nodes.iter().any(|n| n.driver.is_none()) && roll < 0.01 {
+            self.restart();
             return;
         }
         match roll {
@@ -175,15 +185,25 @@ impl World {
     /// Back Office starts again and, as its runner does, ends at once what is overdue.
     fn restart(&mut self) {
         self.boot_again();
+        // Several nodes: registers of nodes dead for long are taken over at once.
+        self.cluster_tick();
         self.timers();
     }
 
     pub fn check(&mut self) {
         let log = self.store.take_log();
         let result = self.checker.absorb(log, &self.registers).and_then(|()| {
-            let now = self.wall().timestamp_millis();
+            let now = (self.wall().timestamp_millis(), self.now_ms);
             let up = self.is_up();
-            self.checker.step(&self.store, &self.registers, now, up)
+            // Several nodes: a dead node's targets wait for its registers to be taken over, and
+            // a queued target for its holder's rescan if the notice was lost.
+            let slack = if self.cluster {
+                crate::world::NODE_GRACE_MS + crate::world::RESCAN_MS + 2_000
+            } else {
+                0
+            };
+            self.checker
+                .step(&self.store, &self.registers, now, slack, up)
         });
         if let Err(violation) = result {
             self.fail(violation);
@@ -194,7 +214,7 @@ impl World {
     /// until every target has ended. Back Office must then show each register as it is.
     pub fn heal(&mut self) {
         let faults = std::mem::replace(&mut self.faults, Faults::OFF);
-        if !self.is_up() {
+        while self.nodes.iter().any(|n| n.driver.is_none()) {
             self.restart();
         }
         for r in 0..self.registers.len() {
@@ -228,6 +248,7 @@ impl World {
             self.advance(1000);
             self.deliver();
             self.timers();
+            self.cluster_tick();
             self.check();
         }
     }

@@ -62,6 +62,18 @@ impl Faults {
     };
 }
 
+/// A node is taken for dead after this long without a heartbeat; nodes rescan this often.
+pub const NODE_GRACE_MS: i64 = 10_000;
+pub const RESCAN_MS: i64 = 3_000;
+
+/// One Back Office process: with several, each a node with its own view of the shared store.
+pub struct SimNode {
+    pub id: Uuid,
+    pub(crate) store: MemoryStore,
+    pub(crate) driver: Option<Driver<MemoryStore>>,
+    pub(crate) last_rescan_ms: i64,
+}
+
 pub struct World {
     pub seed: u64,
     pub(crate) rng: StdRng,
@@ -69,7 +81,14 @@ pub struct World {
     pub(crate) now_ms: i64,
     pub(crate) skew_ms: i64,
     pub store: MemoryStore,
-    pub(crate) driver: Option<Driver<MemoryStore>>,
+    pub(crate) nodes: Vec<SimNode>,
+    /// Several nodes (each holds the registers connected to it) rather than one Back Office.
+    pub cluster: bool,
+    /// Which node each connection (generation) is on.
+    pub(crate) conn_node: BTreeMap<u64, usize>,
+    /// Nodes that died, and when: taken for dead after [`NODE_GRACE_MS`], their registers then
+    /// taken over by a live node.
+    pub(crate) dead: Vec<(Uuid, i64)>,
     pub(crate) ids: Arc<AtomicU64>,
     pub registers: Vec<SimRegister>,
     /// Back Office's side of each register's connection: generation and last known sale.
@@ -86,7 +105,8 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(seed: u64, registers: usize) -> World {
+    /// `nodes` Back Office nodes on one store (1: one Back Office, as in production on SQLite).
+    pub fn with_nodes(seed: u64, registers: usize, nodes: usize) -> World {
         let store = MemoryStore::default();
         store.add_site(COMPANY, SITE);
         let registers: Vec<SimRegister> = (0..registers)
@@ -101,8 +121,25 @@ impl World {
             rng: StdRng::seed_from_u64(seed),
             now_ms: EPOCH_MS,
             skew_ms: 0,
+            nodes: (0..nodes.max(1))
+                .map(|i| {
+                    let id = Uuid::from_u128(900 + i as u128);
+                    SimNode {
+                        id,
+                        store: if nodes > 1 {
+                            store.for_node(id)
+                        } else {
+                            store.clone()
+                        },
+                        driver: None,
+                        last_rescan_ms: EPOCH_MS,
+                    }
+                })
+                .collect(),
+            cluster: nodes > 1,
+            conn_node: BTreeMap::new(),
+            dead: Vec::new(),
             store,
-            driver: None,
             ids: Arc::new(AtomicU64::new(1 << 40)),
             registers,
             gateway: BTreeMap::new(),
@@ -116,7 +153,9 @@ impl World {
             trace: Default::default(),
             hasher: Default::default(),
         };
-        world.boot();
+        for i in 0..world.nodes.len() {
+            world.boot(i);
+        }
         world
     }
 
@@ -134,16 +173,26 @@ impl World {
         self.note(format!("{} the clock jumps {ms} ms", self.now_ms));
     }
 
-    pub(crate) fn driver_mut(&mut self) -> Option<&mut Driver<MemoryStore>> {
-        self.driver.as_mut()
+    pub(crate) fn driver_mut(&mut self, node: usize) -> Option<&mut Driver<MemoryStore>> {
+        self.nodes[node].driver.as_mut()
     }
 
     pub(crate) fn carry(&mut self, output: Output) {
         self.carry_out(output);
     }
 
+    /// A node that is down starts again (a new node id, as a new process has, with several).
     pub(crate) fn boot_again(&mut self) {
-        self.boot();
+        let Some(i) = self.nodes.iter().position(|n| n.driver.is_none()) else {
+            return;
+        };
+        if self.cluster {
+            let id = Uuid::from_u128(self.ids.fetch_add(1, Ordering::Relaxed).into());
+            self.nodes[i].id = id;
+            self.nodes[i].store = self.store.for_node(id);
+            self.nodes[i].last_rescan_ms = self.now_ms;
+        }
+        self.boot(i);
     }
 
     pub fn wall(&self) -> DateTime<Utc> {
@@ -167,31 +216,70 @@ impl World {
         self.trace.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
-    fn boot(&mut self) {
+    fn boot(&mut self, node: usize) {
         let ids = self.ids.clone();
         let new_id = Box::new(move || Uuid::from_u128(ids.fetch_add(1, Ordering::Relaxed).into()));
-        let started = Driver::start(self.store.clone(), timing(), self.wall(), new_id);
+        let store = self.nodes[node].store.clone();
+        let started = Driver::start(store, timing(), self.wall(), new_id);
         match futures::executor::block_on(started) {
-            Ok(driver) => self.driver = Some(driver),
+            Ok(driver) => self.nodes[node].driver = Some(driver),
             Err(error) => self.note(format!("boot failed: {error}")),
         }
-        self.note(format!("{} Back Office starts", self.now_ms));
+        self.note(format!("{} Back Office node {node} starts", self.now_ms));
     }
 
-    /// Back Office dies: its memory, its sockets and what was in flight are gone.
+    /// Back Office dies (with several nodes, one of them): its memory, its sockets and what was
+    /// in flight to it are gone.
     pub fn crash(&mut self) {
-        self.driver = None;
-        self.gateway.clear();
-        self.net.clear();
-        for register in &mut self.registers {
-            register.connection = None;
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.node_up(*i)).collect();
+        if up.is_empty() {
+            return;
+        }
+        let node = up[self.rng.random_range(0..up.len())];
+        self.crash_node(node);
+    }
+
+    pub(crate) fn crash_node(&mut self, node: usize) {
+        self.nodes[node].driver = None;
+        if self.cluster {
+            self.dead.push((self.nodes[node].id, self.now_ms));
+        }
+        let on_it: Vec<u64> = self
+            .conn_node
+            .iter()
+            .filter(|(_, n)| **n == node)
+            .map(|(g, _)| *g)
+            .collect();
+        for generation in on_it {
+            self.conn_node.remove(&generation);
+            self.net.cut(generation);
+            for (i, register) in self.registers.iter_mut().enumerate() {
+                if register.connection == Some(generation) {
+                    register.connection = None;
+                    self.gateway.remove(&i);
+                }
+            }
+        }
+        if !self.cluster {
+            self.gateway.clear();
+            self.net.clear();
         }
         self.crashes += 1;
-        self.note(format!("{} Back Office crashes", self.now_ms));
+        self.note(format!("{} Back Office node {node} crashes", self.now_ms));
     }
 
     pub fn is_up(&self) -> bool {
-        self.driver.is_some()
+        self.nodes.iter().any(|n| n.driver.is_some())
+    }
+
+    pub(crate) fn node_up(&self, node: usize) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.driver.is_some())
+    }
+
+    /// A node that is up, picked at random.
+    pub(crate) fn some_node(&mut self) -> Option<usize> {
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.node_up(*i)).collect();
+        (!up.is_empty()).then(|| up[self.rng.random_range(0..up.len())])
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -256,11 +344,15 @@ impl World {
     }
 
     pub fn connect(&mut self, register: usize) {
-        if self.registers[register].connection.is_some() || !self.is_up() {
+        if self.registers[register].connection.is_some() {
             return;
         }
+        let Some(node) = self.some_node() else {
+            return;
+        };
         let generation = self.next_generation;
         self.next_generation += 1;
+        self.conn_node.insert(generation, node);
         let r = &mut self.registers[register];
         r.connection = Some(generation);
         let hello = Up::Hello {
@@ -304,7 +396,9 @@ impl World {
             requested_by: Some((MANAGER, "Alex".into())),
             retry_when_free,
         };
-        self.bo(vec![Request::CreateJob { token, request }]);
+        if let Some(node) = self.some_node() {
+            self.bo(node, vec![Request::CreateJob { token, request }]);
+        }
     }
 
     pub fn edit_menu(&mut self) {
@@ -314,9 +408,9 @@ impl World {
         }
     }
 
-    /// Hands Back Office a batch; a disk failure or a crash right after the commit may strike.
-    fn bo(&mut self, requests: Vec<Request>) {
-        if requests.is_empty() || !self.is_up() {
+    /// Hands a node a batch; a disk failure or a crash right after the commit may strike.
+    pub(crate) fn bo(&mut self, node: usize, requests: Vec<Request>) {
+        if requests.is_empty() || !self.node_up(node) {
             return;
         }
         if self.chance(self.faults.disk) {
@@ -324,16 +418,83 @@ impl World {
             self.note(format!("{} the disk fails the next commit", self.now_ms));
         }
         let now = self.wall();
-        let Some(driver) = self.driver.as_mut() else {
+        let Some(driver) = self.nodes[node].driver.as_mut() else {
             return;
         };
         let output = futures::executor::block_on(driver.process(requests, now));
+        self.route_notices();
         if self.chance(self.faults.crash) {
             // Committed, but nobody heard: what a crash between commit and send leaves.
-            self.crash();
+            self.crash_node(node);
             return;
         }
         self.carry_out(output);
+    }
+
+    /// Several nodes: what a committed batch told the others travels to them, and may be lost
+    /// (as notices sent while a listener is away are).
+    pub(crate) fn route_notices(&mut self) {
+        for notice in self.store.take_notices() {
+            for node in 0..self.nodes.len() {
+                let id = self.nodes[node].id;
+                let look = notice.wake.contains(&id);
+                if id == notice.node || !self.node_up(node) || (!look && notice.claimed.is_empty())
+                {
+                    continue;
+                }
+                if self.chance(self.faults.drop * 5.0) {
+                    self.note(format!("{} a notice to node {node} is lost", self.now_ms));
+                    continue;
+                }
+                let at = self.now_ms + self.latency();
+                let claimed = notice.claimed.clone();
+                self.net.send(
+                    at,
+                    Packet::Notice {
+                        node,
+                        claimed,
+                        look,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Several nodes: each rescans every [`RESCAN_MS`]; a node silent for [`NODE_GRACE_MS`]
+    /// is taken for dead and its registers taken over by a live one, which rescans at once.
+    pub(crate) fn cluster_tick(&mut self) {
+        if !self.cluster {
+            return;
+        }
+        let now = self.now_ms;
+        let mut i = 0;
+        while i < self.dead.len() {
+            let (dead, since) = self.dead[i];
+            if now - since < NODE_GRACE_MS {
+                i += 1;
+                continue;
+            }
+            let Some(by) = self.some_node() else {
+                return;
+            };
+            self.store.mark_dead(dead);
+            let taken = self.store.take_over(dead, self.nodes[by].id);
+            self.note(format!(
+                "{now} node {by} takes over {taken} registers of a dead node"
+            ));
+            self.dead.remove(i);
+            self.nodes[by].last_rescan_ms = now - RESCAN_MS;
+        }
+        for node in 0..self.nodes.len() {
+            if self.node_up(node) && now - self.nodes[node].last_rescan_ms >= RESCAN_MS {
+                self.nodes[node].last_rescan_ms = now;
+                let rescan = Request::Rescan {
+                    claimed: Vec::new(),
+                    look: true,
+                };
+                self.bo(node, vec![rescan]);
+            }
+        }
     }
 
     fn carry_out(&mut self, output: Output) {
@@ -386,10 +547,10 @@ impl World {
         }
     }
 
-    /// Delivers what is due, in order; Back Office takes its messages as one batch, as the
+    /// Delivers what is due, in order; each node takes its messages as one batch, as the
     /// runner does with what queued up.
     pub fn deliver(&mut self) {
-        let mut batch = Vec::new();
+        let mut batches: Vec<Vec<Request>> = vec![Vec::new(); self.nodes.len()];
         for packet in self.net.due(self.now_ms) {
             match packet {
                 Packet::Down {
@@ -398,16 +559,34 @@ impl World {
                     message,
                 } => {
                     // What Back Office answers waits for what it was sent before.
-                    self.bo(std::mem::take(&mut batch));
+                    self.flush(&mut batches);
                     self.at_register(register, generation, message);
                 }
                 Packet::Up {
                     register,
                     generation,
                     message,
-                } => batch.extend(self.at_gateway(register, generation, message)),
+                } => {
+                    let Some(node) = self.conn_node.get(&generation).copied() else {
+                        continue;
+                    };
+                    if let Some(request) = self.at_gateway(register, generation, message) {
+                        batches[node].push(request);
+                    }
+                }
+                Packet::Notice {
+                    node,
+                    claimed,
+                    look,
+                } => batches[node].push(Request::Rescan { claimed, look }),
             }
         }
-        self.bo(batch);
+        self.flush(&mut batches);
+    }
+
+    fn flush(&mut self, batches: &mut [Vec<Request>]) {
+        for (node, batch) in batches.iter_mut().enumerate() {
+            self.bo(node, std::mem::take(batch));
+        }
     }
 }

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use regsync_protocol::sync::{Job, JobCounts, JobSummary, Target, TargetState};
 use uuid::Uuid;
 
-use super::{CatalogAt, RegisterRecord, Scope, Store, StoreTx, TargetRecord, stale_move};
+use super::{CatalogAt, Notice, RegisterRecord, Scope, Store, StoreTx, TargetRecord, stale_move};
 use crate::db::by_name;
 use crate::error::{Error, Result};
-use crate::sync::core::{Batch, KnownTarget, NewJob, OpenRow};
+use crate::sync::core::{Batch, Claim, KnownTarget, NewJob, OpenRow};
 
 mod write;
 
@@ -45,11 +45,50 @@ struct State {
     /// Committed batches, oldest first, for a checker to read.
     log: Vec<Batch>,
     fail_next_commit: bool,
+    /// Several nodes: who holds each register (node, epoch, online), as `register_sessions`.
+    sessions: HashMap<Uuid, (Uuid, i64, bool)>,
+    /// Nodes taken for dead: their registers are not "elsewhere".
+    dead: std::collections::BTreeSet<Uuid>,
+    /// Notices committed, oldest first, for the simulated nodes to hear.
+    notices: Vec<Notice>,
 }
 
+/// The store, as one node sees it (`node`), or as the only Back Office (`None`). Handles of one
+/// store share its state.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
+    node: Option<Uuid>,
+}
+
+impl State {
+    /// Whether `node` (the only one, when `None`) holds the register.
+    fn holds(&self, node: Option<Uuid>, register_id: &Uuid) -> bool {
+        node.is_none_or(|node| self.sessions.get(register_id).is_some_and(|s| s.0 == node))
+    }
+
+    fn open_rows(&self, held: impl Fn(&Uuid) -> bool) -> Vec<OpenRow> {
+        let mut rows: Vec<OpenRow> = self
+            .targets
+            .iter()
+            .filter(|(_, t)| open(t.record.state) && held(&t.record.register_id))
+            .filter_map(|(id, t)| {
+                let (job, _) = self.jobs.get(&t.record.job_id)?;
+                Some(OpenRow {
+                    id: *id,
+                    register_id: t.record.register_id,
+                    job_id: t.record.job_id,
+                    state: t.record.state,
+                    deadline_ms: t.record.deadline_ms,
+                    source: job.source,
+                    requested_by: job.requested_by.as_ref().map(|(_, name)| name.clone()),
+                    retry_when_free: job.retry_when_free,
+                })
+            })
+            .collect();
+        rows.sort_by_key(|row| row.id);
+        rows
+    }
 }
 
 impl MemoryStore {
@@ -72,6 +111,37 @@ impl MemoryStore {
                 record: RegisterRecord::default(),
             },
         );
+    }
+
+    /// The same store as node `node` sees it, as a node of several.
+    pub fn for_node(&self, node: Uuid) -> MemoryStore {
+        MemoryStore {
+            state: self.state.clone(),
+            node: Some(node),
+        }
+    }
+
+    /// A node is taken for dead: its registers are no longer online elsewhere.
+    pub fn mark_dead(&self, node: Uuid) {
+        self.lock().dead.insert(node);
+    }
+
+    /// Node `by` takes over the registers a dead node held, as `cluster::Member` does.
+    pub fn take_over(&self, dead: Uuid, by: Uuid) -> usize {
+        let mut state = self.lock();
+        let mut n = 0;
+        for session in state.sessions.values_mut() {
+            if session.0 == dead {
+                *session = (by, session.1 + 1, false);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Notices committed since the last call.
+    pub fn take_notices(&self) -> Vec<Notice> {
+        std::mem::take(&mut self.lock().notices)
     }
 
     /// A menu edit: the site's next revision.
@@ -107,10 +177,18 @@ impl Store for MemoryStore {
 
     async fn recover(&self, grace_ms: i64) -> Result<u64> {
         let mut state = self.lock();
+        let held: std::collections::BTreeSet<Uuid> = state
+            .registers
+            .keys()
+            .filter(|r| state.holds(self.node, r))
+            .copied()
+            .collect();
         let mut n = 0;
         for target in state.targets.values_mut() {
             let record = &mut target.record;
-            if matches!(record.state, TargetState::Queued | TargetState::Delivered) {
+            if matches!(record.state, TargetState::Queued | TargetState::Delivered)
+                && held.contains(&record.register_id)
+            {
                 record.deadline_ms = Some(record.deadline_ms.unwrap_or(grace_ms).min(grace_ms));
                 n += 1;
             }
@@ -120,31 +198,14 @@ impl Store for MemoryStore {
 
     async fn load_open(&self) -> Result<Vec<OpenRow>> {
         let state = self.lock();
-        let mut rows: Vec<OpenRow> = state
-            .targets
-            .iter()
-            .filter(|(_, t)| open(t.record.state))
-            .filter_map(|(id, t)| {
-                let (job, _) = state.jobs.get(&t.record.job_id)?;
-                Some(OpenRow {
-                    id: *id,
-                    register_id: t.record.register_id,
-                    job_id: t.record.job_id,
-                    state: t.record.state,
-                    deadline_ms: t.record.deadline_ms,
-                    source: job.source,
-                    requested_by: job.requested_by.as_ref().map(|(_, name)| name.clone()),
-                    retry_when_free: job.retry_when_free,
-                })
-            })
-            .collect();
-        rows.sort_by_key(|row| row.id);
-        Ok(rows)
+        Ok(state.open_rows(|r| state.holds(self.node, r)))
     }
 
     async fn begin(&self) -> Result<MemoryTx> {
         Ok(MemoryTx {
             store: self.clone(),
+            claims: HashMap::new(),
+            notices: Vec::new(),
             pending: Vec::new(),
             staged: HashMap::new(),
         })
@@ -213,6 +274,9 @@ impl Store for MemoryStore {
 #[derive(Debug)]
 pub struct MemoryTx {
     store: MemoryStore,
+    /// Registers claimed in this transaction, at their new epoch.
+    claims: HashMap<Uuid, i64>,
+    notices: Vec<Notice>,
     pending: Vec<Batch>,
     /// Target states as the pending batches leave them.
     staged: HashMap<Uuid, TargetState>,
@@ -291,11 +355,71 @@ impl StoreTx for MemoryTx {
         })
     }
 
+    async fn held_open(&mut self) -> Result<Option<Vec<OpenRow>>> {
+        let Some(_) = self.store.node else {
+            return Ok(None);
+        };
+        let state = self.store.lock();
+        Ok(Some(state.open_rows(|r| self.holds(&state, r))))
+    }
+
+    async fn elsewhere(&mut self, registers: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
+        let Some(me) = self.store.node else {
+            return Ok(HashMap::new());
+        };
+        let state = self.store.lock();
+        Ok(registers
+            .iter()
+            .filter(|r| !self.claims.contains_key(r))
+            .filter_map(|r| {
+                let (node, _, online) = state.sessions.get(r)?;
+                (*node != me && *online && !state.dead.contains(node)).then_some((*r, *node))
+            })
+            .collect())
+    }
+
+    async fn claim(&mut self, register_id: Uuid) -> Result<Option<Claim>> {
+        let Some(_) = self.store.node else {
+            return Ok(None);
+        };
+        let state = self.store.lock();
+        let epoch = self
+            .claims
+            .get(&register_id)
+            .copied()
+            .unwrap_or_else(|| state.sessions.get(&register_id).map_or(0, |s| s.1))
+            + 1;
+        let open = state.open_rows(|r| *r == register_id);
+        drop(state);
+        self.claims.insert(register_id, epoch);
+        Ok(Some(Claim { epoch, open }))
+    }
+
+    async fn publish(&mut self, notice: &Notice) -> Result<()> {
+        if let Some(node) = self.store.node {
+            self.notices.push(Notice {
+                node,
+                ..notice.clone()
+            });
+        }
+        Ok(())
+    }
+
     async fn apply(&mut self, batch: &Batch) -> Result<Vec<Uuid>> {
         let mut staged = self.staged.clone();
         let finished: Vec<Uuid>;
         {
             let state = self.store.lock();
+            // Several nodes: only registers this node holds are its to change.
+            let changed = batch.moves.iter().map(|m| &m.register_id);
+            if let Some(lost) = changed
+                .chain(batch.registers.keys())
+                .find(|r| !self.holds(&state, r))
+            {
+                return Err(Error::Internal(format!(
+                    "register {lost} is held by another Back Office node now; the batch was not saved"
+                )));
+            }
             let stored = |staged: &HashMap<Uuid, TargetState>, id: &Uuid| {
                 staged
                     .get(id)
@@ -345,10 +469,32 @@ impl StoreTx for MemoryTx {
         if std::mem::take(&mut state.fail_next_commit) {
             return Err(Error::Internal("the simulated disk failed".into()));
         }
+        if let Some(node) = self.store.node {
+            for (register_id, epoch) in &self.claims {
+                state.sessions.insert(*register_id, (node, *epoch, true));
+            }
+            for batch in &self.pending {
+                for (register_id, (online, _)) in &batch.presence {
+                    if let Some(session) = state.sessions.get_mut(register_id)
+                        && session.0 == node
+                    {
+                        session.2 = *online;
+                    }
+                }
+            }
+            state.notices.extend(self.notices);
+        }
         for batch in self.pending {
             write(&mut state, &batch);
             state.log.push(batch);
         }
         Ok(())
+    }
+}
+
+impl MemoryTx {
+    /// Whether this node holds the register, counting its claims in this transaction.
+    fn holds(&self, state: &State, register_id: &Uuid) -> bool {
+        self.claims.contains_key(register_id) || state.holds(self.store.node, register_id)
     }
 }
