@@ -66,11 +66,12 @@ fn required(field: &str, value: &str) -> Result<String> {
     Ok(value.to_owned())
 }
 
-fn conflict_on_duplicate(error: sqlx::Error, what: impl FnOnce() -> String) -> Error {
-    match error.as_database_error() {
+/// A unique key refused the row: `message` says which already exists.
+fn already_exists(message: String) -> impl FnOnce(sqlx::Error) -> Error {
+    move |error| match error.as_database_error() {
         Some(db) if db.is_unique_violation() => Error::Conflict {
             code: ErrorCode::AlreadyExists,
-            message: what(),
+            message,
         },
         _ => Error::Database(error),
     }
@@ -88,7 +89,9 @@ pub async fn create_company(db: &Db, name: &str) -> Result<CompanyRecord> {
     .execute(pool)
     .await
     .map(drop))
-    .map_err(|e| conflict_on_duplicate(e, || format!("a company named `{name}` already exists")))?;
+    .map_err(already_exists(format!(
+        "a company named `{name}` already exists"
+    )))?;
     Ok(CompanyRecord { id, name })
 }
 
@@ -120,11 +123,10 @@ pub async fn create_site(db: &Db, company: &str, name: &str) -> Result<SiteRecor
     .execute(conn)
     .await
     .map(drop))
-    .map_err(|e| {
-        conflict_on_duplicate(e, || {
-            format!("{} already has a site named `{name}`", company.name)
-        })
-    })?;
+    .map_err(already_exists(format!(
+        "{} already has a site named `{name}`",
+        company.name
+    )))?;
     catalog::create_empty(&mut tx, id).await?;
     tx.commit().await?;
     Ok(SiteRecord {
@@ -199,11 +201,9 @@ pub async fn create_user(db: &Db, user: NewUser<'_>) -> Result<UserRecord> {
     .execute(pool)
     .await
     .map(drop))
-    .map_err(|e| {
-        conflict_on_duplicate(e, || {
-            format!("a user with the email `{email}` already exists")
-        })
-    })?;
+    .map_err(already_exists(format!(
+        "a user with the email `{email}` already exists"
+    )))?;
     Ok(UserRecord {
         id,
         company_id: company.id,
@@ -254,11 +254,10 @@ pub async fn create_register(db: &Db, site: &SiteRecord, name: &str) -> Result<N
     .execute(pool)
     .await
     .map(drop))
-    .map_err(|e| {
-        conflict_on_duplicate(e, || {
-            format!("{} already has a register named `{name}`", site.name)
-        })
-    })?;
+    .map_err(already_exists(format!(
+        "{} already has a register named `{name}`",
+        site.name
+    )))?;
     Ok(NewRegister {
         register: RegisterRecord {
             id,

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use regsync_backoffice::Db;
-use regsync_backoffice::admin::{self, NewUser};
-use regsync_protocol::api::Permission;
+use regsync_backoffice::admin;
 use regsync_testkit::{Balancer, Postgres};
 
-use crate::{Api, PASSWORD, Server, connect, time_site_syncs};
+use crate::{Api, Server, bench_company, connect, time_site_syncs};
+
+/// The longest the registers may take to be online (again).
+const ALL_BACK: Duration = Duration::from_secs(300);
 
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -72,13 +74,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     for (balancer, credentials) in balancers.iter().zip(seeded.credentials.chunks(share)) {
         agents.extend(connect(&balancer.url, credentials).await);
     }
-    wait_online(
-        &api,
-        &seeded.sites,
-        args.registers,
-        Duration::from_secs(300),
-    )
-    .await?;
+    wait_online(&api, &seeded.sites, args.registers, ALL_BACK).await?;
     println!(
         "cluster nodes={} registers={} balancers={} connect_all_s={:.1}",
         args.nodes,
@@ -145,13 +141,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let back = died.elapsed().as_secs_f64();
-    wait_online(
-        &api,
-        &seeded.sites,
-        args.registers,
-        Duration::from_secs(300),
-    )
-    .await?;
+    wait_online(&api, &seeded.sites, args.registers, ALL_BACK).await?;
     println!(
         "cluster node_death registers_on_it={doomed_held} all_held_again_s={back:.2} \
          page_shows_all_online_s={:.2}",
@@ -173,19 +163,7 @@ struct Seeded {
 
 async fn seed(database: &str, registers: usize, site_size: usize) -> anyhow::Result<Seeded> {
     let db = regsync_backoffice::db::open(database).await?;
-    let company = admin::create_company(&db, "Bench").await?;
-    let company_ref = company.id.to_string();
-    admin::create_user(
-        &db,
-        NewUser {
-            company: &company_ref,
-            email: "bench@bench.example",
-            display_name: "Bench",
-            password: PASSWORD,
-            permissions: &[Permission::Sites],
-        },
-    )
-    .await?;
+    let company_ref = bench_company(&db).await?;
     let fan_out = admin::create_site(&db, &company_ref, "Main Bar").await?;
     let rest = admin::create_site(&db, &company_ref, "Group").await?;
     let mut credentials = Vec::with_capacity(registers);

@@ -155,20 +155,8 @@ async fn seed(count: usize) -> anyhow::Result<Venue> {
     let dir = tempfile::tempdir()?;
     let database = dir.path().join("bench.db").to_string_lossy().into_owned();
     let db = db::open(&database).await?;
-    let company = admin::create_company(&db, "Bench").await?;
-    let company_ref = company.id.to_string();
+    let company_ref = bench_company(&db).await?;
     let site = admin::create_site(&db, &company_ref, "Main Bar").await?;
-    admin::create_user(
-        &db,
-        NewUser {
-            company: &company_ref,
-            email: "bench@bench.example",
-            display_name: "Bench",
-            password: PASSWORD,
-            permissions: &[Permission::Sites],
-        },
-    )
-    .await?;
     let mut credentials = Vec::with_capacity(count);
     for i in 0..count {
         credentials.push(
@@ -184,6 +172,24 @@ async fn seed(count: usize) -> anyhow::Result<Venue> {
         _dir: dir,
         database,
     })
+}
+
+/// The bench's company and its manager (who signs in with [`PASSWORD`]); answers its id.
+async fn bench_company(db: &regsync_backoffice::Db) -> anyhow::Result<String> {
+    let company = admin::create_company(db, "Bench").await?;
+    let company_ref = company.id.to_string();
+    admin::create_user(
+        db,
+        NewUser {
+            company: &company_ref,
+            email: "bench@bench.example",
+            display_name: "Bench",
+            password: PASSWORD,
+            permissions: &[Permission::Sites],
+        },
+    )
+    .await?;
+    Ok(company_ref)
 }
 
 struct Api {

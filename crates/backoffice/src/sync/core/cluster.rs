@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use regsync_protocol::sync::TargetState;
 use uuid::Uuid;
 
-use super::{Claim, Core, Effect, JobInfo, OpenRow, OpenTarget, ms};
+use super::{Claim, Core, Effect, OpenRow, ms};
 
 impl Core {
     /// The register is this node's now: its open targets are the stored ones, whatever this
@@ -35,24 +35,9 @@ impl Core {
             } else {
                 deadline
             };
-            let job = self.jobs.entry(row.job_id).or_insert(JobInfo {
-                source: row.source,
-                requested_by: row.requested_by.map(Into::into),
-                retry_when_free: row.retry_when_free,
-                open: 0,
-            });
-            job.open += 1;
-            self.open.insert(
-                row.id,
-                OpenTarget {
-                    register_id: row.register_id,
-                    job_id: row.job_id,
-                    state: row.state,
-                    deadline_ms: deadline,
-                },
-            );
             self.step.touched.targets.insert(row.id);
             registers.push(row.register_id);
+            self.hold(row, deadline);
         }
         registers.sort_unstable();
         registers.dedup();

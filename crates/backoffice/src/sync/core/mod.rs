@@ -235,23 +235,27 @@ impl Core {
         self.step = Step::default();
         let grace = ms(now + self.timing.offline_grace);
         for row in rows {
-            let job = self.jobs.entry(row.job_id).or_insert(JobInfo {
-                source: row.source,
-                requested_by: row.requested_by.map(Into::into),
-                retry_when_free: row.retry_when_free,
-                open: 0,
-            });
-            job.open += 1;
-            self.open.insert(
-                row.id,
-                OpenTarget {
-                    register_id: row.register_id,
-                    job_id: row.job_id,
-                    state: row.state,
-                    deadline_ms: row.deadline_ms.unwrap_or(grace),
-                },
-            );
+            let deadline_ms = row.deadline_ms.unwrap_or(grace);
+            self.hold(row, deadline_ms);
         }
+    }
+
+    /// Holds a stored open target, with its job, until `deadline_ms`.
+    fn hold(&mut self, row: OpenRow, deadline_ms: i64) {
+        let job = self.jobs.entry(row.job_id).or_insert(JobInfo {
+            source: row.source,
+            requested_by: row.requested_by.map(Into::into),
+            retry_when_free: row.retry_when_free,
+            open: 0,
+        });
+        job.open += 1;
+        let target = OpenTarget {
+            register_id: row.register_id,
+            job_id: row.job_id,
+            state: row.state,
+            deadline_ms,
+        };
+        self.open.insert(row.id, target);
     }
 
     fn ended(&self, target_id: &Uuid) -> Option<&KnownTarget> {

@@ -12,14 +12,14 @@ pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use regsync_protocol::api::SyncSource;
 use regsync_protocol::sync::{Job, TargetState};
 use uuid::Uuid;
 
-use super::core::{Batch, Claim, KnownTarget, OpenRow};
+use super::core::{Batch, Claim, KnownTarget, Move, OpenRow};
 pub use crate::cluster::Notice;
 use crate::error::Result;
 
@@ -138,4 +138,63 @@ pub fn stale_move(target_id: Uuid, expected: TargetState) -> crate::error::Error
         "sync target {target_id} is no longer {}; the batch was not saved",
         expected.as_str()
     ))
+}
+
+/// A target state as stored, or an error naming what was found.
+pub(crate) fn stored_state(stored: &str) -> Result<TargetState> {
+    TargetState::parse(stored).ok_or_else(|| {
+        crate::error::Error::Internal(format!("a stored sync target state `{stored}`"))
+    })
+}
+
+pub(crate) fn stored_source(stored: &str) -> SyncSource {
+    crate::registers::parse_source(stored).unwrap_or(SyncSource::BackOffice)
+}
+
+/// A row of what a store knows of a target that is not open: its id, register, job, state,
+/// whether its register was credited with it, and its job's source and asker.
+pub(crate) type KnownRow = (Uuid, Uuid, Uuid, String, bool, String, Option<String>);
+
+pub(crate) fn known_rows(rows: Vec<KnownRow>) -> Result<HashMap<Uuid, KnownTarget>> {
+    rows.into_iter()
+        .map(|(id, register_id, job_id, stored, credited, src, by)| {
+            let known = KnownTarget {
+                register_id,
+                job_id,
+                state: stored_state(&stored)?,
+                credited,
+                source: stored_source(&src),
+                requested_by: by.map(Into::into),
+            };
+            Ok((id, known))
+        })
+        .collect()
+}
+
+/// What a group of moves sets: from, to, revision, reason, deadline, wait expiry.
+pub(crate) type MoveKey<'a> = (
+    &'a str,
+    &'a str,
+    Option<i64>,
+    Option<&'a str>,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+);
+
+/// Moves that set the same values, together: one statement each (a fan-out's answers are
+/// nearly always one group).
+pub(crate) fn move_groups(moves: &[Move]) -> BTreeMap<MoveKey<'_>, Vec<Uuid>> {
+    let mut groups: BTreeMap<MoveKey<'_>, Vec<Uuid>> = BTreeMap::new();
+    for m in moves {
+        let key = (
+            m.from.as_str(),
+            m.to.as_str(),
+            m.stamp.revision,
+            m.stamp.reason.as_deref(),
+            m.stamp.deadline_ms,
+            m.stamp.wait_expires_at,
+        );
+        groups.entry(key).or_default().push(m.id);
+    }
+    groups
 }

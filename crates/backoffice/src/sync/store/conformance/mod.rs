@@ -26,6 +26,80 @@ pub trait Furnish: Store {
     async fn furnish(&self, site: &Furniture<'_>) -> Result<()>;
 }
 
+/// Furnishes a database (either), as [`Furnish::furnish`] says; with `node`, that node holds
+/// the registers, as if each had connected to it.
+pub async fn furnish_on(db: &crate::Db, node: Option<Uuid>, site: &Furniture<'_>) -> Result<()> {
+    use crate::on_tx;
+    let (company_id, site_id) = (site.company_id, site.site_id);
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)"
+    )
+    .bind(company_id)
+    .bind(company_id.to_string())
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(drop))?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO users (id, company_id, email, display_name, password_hash, created_at)
+         VALUES ($1, $2, $3, 'Manager', '-', $4)"
+    )
+    .bind(manager_of(company_id))
+    .bind(company_id)
+    .bind(format!("{company_id}@example.com"))
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(drop))?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO sites (id, company_id, name, created_at) VALUES ($1, $2, 'Site', $3)"
+    )
+    .bind(site_id)
+    .bind(company_id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(drop))?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES ($1, 1, '{}', $2)"
+    )
+    .bind(site_id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(drop))?;
+    for (id, name) in site.registers {
+        on_tx!(&mut tx, |conn| sqlx::query(
+            "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(id)
+        .bind(site_id)
+        .bind(name)
+        .bind(id.as_bytes().as_slice())
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(drop))?;
+        if let Some(node) = node {
+            on_tx!(&mut tx, |conn| sqlx::query(
+                "INSERT INTO register_sessions (register_id, node_id, epoch, online, in_sale,
+                    changed_at)
+                 VALUES ($1, $2, 1, true, false, $3)"
+            )
+            .bind(id)
+            .bind(node)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(drop))?;
+        }
+    }
+    tx.commit().await
+}
+
 /// A site of a company, with its registers (id, name).
 #[derive(Debug)]
 pub struct Furniture<'a> {

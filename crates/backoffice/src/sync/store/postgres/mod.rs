@@ -8,12 +8,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use regsync_protocol::ErrorCode;
-use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::{Job, TargetState};
+use regsync_protocol::sync::Job;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{CatalogAt, Notice, RegisterRecord, Scope, Store, StoreTx, TargetRecord};
+use super::{
+    CatalogAt, KnownRow, Notice, RegisterRecord, Scope, Store, StoreTx, TargetRecord, known_rows,
+    stored_source as source, stored_state as state,
+};
 use crate::db::by_name;
 use crate::error::{Error, Result};
 use crate::registers::parse_source;
@@ -85,15 +87,6 @@ async fn open_rows(
         .fetch_all(conn)
         .await?;
     rows.into_iter().map(OpenTargetRow::open_row).collect()
-}
-
-fn state(stored: &str) -> Result<TargetState> {
-    TargetState::parse(stored)
-        .ok_or_else(|| Error::Internal(format!("a stored sync target state `{stored}`")))
-}
-
-fn source(stored: &str) -> SyncSource {
-    parse_source(stored).unwrap_or(SyncSource::BackOffice)
 }
 
 impl Store for PgStore {
@@ -248,8 +241,7 @@ impl StoreTx for PgTx {
         if target_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        type Row = (Uuid, Uuid, Uuid, String, bool, String, Option<String>);
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<KnownRow> = sqlx::query_as(
             "SELECT t.id, t.register_id, t.job_id, t.state,
                     t.state = 'synced' OR t.late_applied_at IS NOT NULL,
                     j.source, j.requested_by_name
@@ -259,19 +251,7 @@ impl StoreTx for PgTx {
         .bind(target_ids)
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.into_iter()
-            .map(|(id, register_id, job_id, stored, credited, src, by)| {
-                let known = KnownTarget {
-                    register_id,
-                    job_id,
-                    state: state(&stored)?,
-                    credited,
-                    source: source(&src),
-                    requested_by: by.map(Into::into),
-                };
-                Ok((id, known))
-            })
-            .collect()
+        known_rows(rows)
     }
 
     async fn catalog(&mut self, site_id: Uuid, held: Option<i64>) -> Result<CatalogAt> {

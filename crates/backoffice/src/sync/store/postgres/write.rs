@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::{PgStore, PgTx, state};
 use crate::error::{Error, Result};
 use crate::registers::source_str;
-use crate::sync::core::{Batch, Move, Stamp};
+use crate::sync::core::{Batch, Move, RegisterChange, Stamp};
 use crate::sync::kind_str;
-use crate::sync::store::{conformance, stale_move};
+use crate::sync::store::{conformance, move_groups, stale_move};
 
 impl PgTx {
     /// Refuses the batch unless this node still holds every register whose targets or row it
@@ -70,26 +70,42 @@ impl PgTx {
         Ok(())
     }
 
+    /// Every job of the batch in one statement, as its targets are.
     pub(super) async fn insert_jobs(&mut self, batch: &Batch) -> Result<()> {
-        for job in &batch.jobs {
-            let (user_id, user_name) = job.requested_by.clone().unzip();
-            sqlx::query(
-                "INSERT INTO sync_jobs (id, company_id, site_id, kind, source, requested_by_user,
-                    requested_by_name, retry_when_free, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(job.id)
-            .bind(job.company_id)
-            .bind(job.site_id)
-            .bind(kind_str(job.kind))
-            .bind(source_str(job.source))
-            .bind(user_id)
-            .bind(user_name)
-            .bind(job.retry_when_free)
-            .bind(job.created_at)
-            .execute(&mut *self.tx)
-            .await?;
+        if batch.jobs.is_empty() {
+            return Ok(());
         }
+        let jobs = &batch.jobs;
+        let askers: Vec<(Option<Uuid>, Option<&str>)> = jobs
+            .iter()
+            .map(|j| {
+                j.requested_by
+                    .as_ref()
+                    .map(|(id, name)| (*id, name.as_str()))
+            })
+            .map(Option::unzip)
+            .collect();
+        sqlx::query(
+            "INSERT INTO sync_jobs (id, company_id, site_id, kind, source, requested_by_user,
+                requested_by_name, retry_when_free, created_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                  $6::uuid[], $7::text[], $8::boolean[], $9::timestamptz[])",
+        )
+        .bind(jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.company_id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.site_id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| kind_str(j.kind)).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| source_str(j.source))
+                .collect::<Vec<_>>(),
+        )
+        .bind(askers.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(askers.iter().map(|(_, name)| *name).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.retry_when_free).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.created_at).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -134,27 +150,8 @@ impl PgTx {
     /// Moves that set the same values are one statement (a fan-out's answers are nearly always
     /// one).
     pub(super) async fn apply_moves(&mut self, moves: &[Move], at: DateTime<Utc>) -> Result<()> {
-        type Key<'a> = (
-            &'a str,
-            &'a str,
-            Option<i64>,
-            Option<&'a str>,
-            Option<i64>,
-            Option<DateTime<Utc>>,
-        );
-        let mut groups: BTreeMap<Key<'_>, Vec<Uuid>> = BTreeMap::new();
-        for m in moves {
-            let key = (
-                m.from.as_str(),
-                m.to.as_str(),
-                m.stamp.revision,
-                m.stamp.reason.as_deref(),
-                m.stamp.deadline_ms,
-                m.stamp.wait_expires_at,
-            );
-            groups.entry(key).or_default().push(m.id);
-        }
-        for ((from, to, revision, reason, deadline_ms, wait_expires_at), ids) in groups {
+        for ((from, to, revision, reason, deadline_ms, wait_expires_at), ids) in move_groups(moves)
+        {
             let moved = sqlx::query(
                 "UPDATE sync_targets
                  SET state = $1, revision = COALESCE($2, revision), reason = $3,
@@ -178,119 +175,70 @@ impl PgTx {
         Ok(())
     }
 
-    /// Registers' changes, one statement per kind of change (a fan-out's answers are one): the
+    /// Registers' changes, every register in one statement, each with its own values: the
     /// hello's revision is set as reported; an applied one only raises it; last synced only
-    /// moves forward. Each register's own time rides beside its id, as two arrays.
+    /// moves forward.
     pub(super) async fn update_registers(&mut self, batch: &Batch) -> Result<()> {
-        type Key<'a> = (
-            Option<i64>,
-            Option<i64>,
-            Option<DateTime<Utc>>,
-            Option<&'static str>,
-            Option<&'a str>,
-        );
-        /// The registers of one kind of change, and when each was last synced.
-        type Registers = (Vec<Uuid>, Vec<Option<DateTime<Utc>>>);
-        let mut groups: BTreeMap<Key<'_>, Registers> = BTreeMap::new();
-        for (id, c) in &batch.registers {
-            let key = (
-                c.set_revision,
-                c.raise_revision,
-                c.seen_at,
-                c.synced.as_ref().map(|s| source_str(s.source)),
-                c.synced.as_ref().and_then(|s| s.by.as_deref()),
-            );
-            let (ids, ats) = groups.entry(key).or_default();
-            ids.push(*id);
-            ats.push(c.synced.as_ref().map(|s| s.at));
+        if batch.registers.is_empty() {
+            return Ok(());
         }
+        let changes: Vec<(&Uuid, &RegisterChange)> = batch.registers.iter().collect();
+        let synced = |c: &RegisterChange| c.synced.clone();
         let newer = "c.at IS NOT NULL AND (r.last_synced_at IS NULL OR r.last_synced_at < c.at)";
-        let sql = format!(
+        sqlx::query(&format!(
             "UPDATE registers r SET
-                applied_revision = GREATEST(COALESCE($1::bigint, r.applied_revision),
-                                            COALESCE($2::bigint, $1::bigint, r.applied_revision)),
-                last_seen_at = COALESCE($3::timestamptz, r.last_seen_at),
-                last_synced_source = CASE WHEN {newer} THEN $4::text ELSE r.last_synced_source END,
-                last_synced_by = CASE WHEN {newer} THEN $5::text ELSE r.last_synced_by END,
+                applied_revision = GREATEST(COALESCE(c.set_to, r.applied_revision),
+                                            COALESCE(c.raise_to, c.set_to, r.applied_revision)),
+                last_seen_at = COALESCE(c.seen, r.last_seen_at),
+                last_synced_source = CASE WHEN {newer} THEN c.source ELSE r.last_synced_source END,
+                last_synced_by = CASE WHEN {newer} THEN c.by ELSE r.last_synced_by END,
                 last_synced_at = CASE WHEN {newer} THEN c.at ELSE r.last_synced_at END
-             FROM UNNEST($6::uuid[], $7::timestamptz[]) AS c(id, at)
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::text[],
+                         $6::text[], $7::timestamptz[])
+                  AS c(id, set_to, raise_to, seen, source, by, at)
              WHERE r.id = c.id"
-        );
-        for ((set, raise, seen, source, by), (ids, ats)) in groups {
-            sqlx::query(&sql)
-                .bind(set)
-                .bind(raise)
-                .bind(seen)
-                .bind(source)
-                .bind(by)
-                .bind(ids)
-                .bind(ats)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        ))
+        .bind(changes.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+        .bind(
+            changes
+                .iter()
+                .map(|(_, c)| c.set_revision)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, c)| c.raise_revision)
+                .collect::<Vec<_>>(),
+        )
+        .bind(changes.iter().map(|(_, c)| c.seen_at).collect::<Vec<_>>())
+        .bind(
+            changes
+                .iter()
+                .map(|(_, c)| synced(c).map(|s| source_str(s.source)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, c)| synced(c).and_then(|s| s.by.as_deref().map(str::to_owned)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, c)| synced(c).map(|s| s.at))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 }
 
 impl conformance::Furnish for PgStore {
     async fn furnish(&self, site: &conformance::Furniture<'_>) -> Result<()> {
-        let (company_id, site_id) = (site.company_id, site.site_id);
-        let now = Utc::now();
-        let mut tx = self.db.begin().await?;
-        sqlx::query("INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(company_id)
-            .bind(company_id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO users (id, company_id, email, display_name, password_hash, created_at)
-             VALUES ($1, $2, $3, 'Manager', '-', $4)",
-        )
-        .bind(conformance::manager_of(company_id))
-        .bind(company_id)
-        .bind(format!("{company_id}@example.com"))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO sites (id, company_id, name, created_at) VALUES ($1, $2, 'Site', $3)",
-        )
-        .bind(site_id)
-        .bind(company_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES ($1, 1, '{}', $2)",
-        )
-        .bind(site_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let (ids, names): (Vec<Uuid>, Vec<&str>) = site.registers.iter().copied().unzip();
-        sqlx::query(
-            "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
-             SELECT id, $3, name, uuid_send(id), $4 FROM UNNEST($1::uuid[], $2::text[]) AS r(id, name)",
-        )
-        .bind(&ids)
-        .bind(names)
-        .bind(site_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // This node holds them, as if each had connected here.
-        sqlx::query(
-            "INSERT INTO register_sessions (register_id, node_id, epoch, online, in_sale,
-                changed_at)
-             SELECT id, $2, 1, true, false, $3 FROM UNNEST($1::uuid[]) AS r(id)",
-        )
-        .bind(&ids)
-        .bind(self.node)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let db = crate::Db::Postgres(self.db.clone());
+        conformance::furnish_on(&db, Some(self.node), site).await
     }
 }

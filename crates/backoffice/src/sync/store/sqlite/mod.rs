@@ -6,12 +6,14 @@ use regsync_protocol::ErrorCode;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::{Job, TargetState};
+use regsync_protocol::sync::Job;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
-use super::{CatalogAt, RegisterRecord, Scope, Store, StoreTx, TargetRecord};
+use super::{
+    CatalogAt, KnownRow, RegisterRecord, Scope, Store, StoreTx, TargetRecord, known_rows,
+    stored_source as source, stored_state as state,
+};
 use crate::db::{IN_IDS, id_list};
 use crate::error::{Error, Result};
 use crate::registers::parse_source;
@@ -30,15 +32,6 @@ impl SqliteStore {
     pub fn new(db: SqlitePool) -> SqliteStore {
         SqliteStore { db }
     }
-}
-
-fn state(stored: &str) -> Result<TargetState> {
-    TargetState::parse(stored)
-        .ok_or_else(|| Error::Internal(format!("a stored sync target state `{stored}`")))
-}
-
-fn source(stored: &str) -> SyncSource {
-    parse_source(stored).unwrap_or(SyncSource::BackOffice)
 }
 
 /// Times as sqlx stores them (RFC 3339, UTC, 0/3/6/9 fraction digits), so text order is time
@@ -218,8 +211,7 @@ impl StoreTx for SqliteTx {
         if target_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        type Row = (Uuid, Uuid, Uuid, String, bool, String, Option<String>);
-        let rows: Vec<Row> = sqlx::query_as(&format!(
+        let rows: Vec<KnownRow> = sqlx::query_as(&format!(
             "SELECT t.id, t.register_id, t.job_id, t.state,
                     t.state = 'synced' OR t.late_applied_at IS NOT NULL,
                     j.source, j.requested_by_name
@@ -229,19 +221,7 @@ impl StoreTx for SqliteTx {
         .bind(id_list(target_ids))
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.into_iter()
-            .map(|(id, register_id, job_id, stored, credited, src, by)| {
-                let known = KnownTarget {
-                    register_id,
-                    job_id,
-                    state: state(&stored)?,
-                    credited,
-                    source: source(&src),
-                    requested_by: by.map(Into::into),
-                };
-                Ok((id, known))
-            })
-            .collect()
+        known_rows(rows)
     }
 
     async fn catalog(&mut self, site_id: Uuid, held: Option<i64>) -> Result<CatalogAt> {

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::registers::source_str;
 use crate::sync::core::{Batch, Move};
 use crate::sync::kind_str;
-use crate::sync::store::{conformance, stale_move};
+use crate::sync::store::{conformance, move_groups, stale_move};
 
 impl SqliteTx {
     /// A site's registers by name, read as one row of JSON: sqlx hands each row of a result
@@ -96,27 +96,8 @@ impl SqliteTx {
     /// Moves that set the same values are one statement (a fan-out's answers are nearly always
     /// one); `id IN (…)` is a primary-key lookup per row whatever the table's size.
     pub(super) async fn apply_moves(&mut self, moves: &[Move], at: DateTime<Utc>) -> Result<()> {
-        type Key<'a> = (
-            &'a str,
-            &'a str,
-            Option<i64>,
-            Option<&'a str>,
-            Option<i64>,
-            Option<DateTime<Utc>>,
-        );
-        let mut groups: BTreeMap<Key<'_>, Vec<Uuid>> = BTreeMap::new();
-        for m in moves {
-            let key = (
-                m.from.as_str(),
-                m.to.as_str(),
-                m.stamp.revision,
-                m.stamp.reason.as_deref(),
-                m.stamp.deadline_ms,
-                m.stamp.wait_expires_at,
-            );
-            groups.entry(key).or_default().push(m.id);
-        }
-        for ((from, to, revision, reason, deadline_ms, wait_expires_at), ids) in groups {
+        for ((from, to, revision, reason, deadline_ms, wait_expires_at), ids) in move_groups(moves)
+        {
             let moved = sqlx::query(&format!(
                 "UPDATE sync_targets
                  SET state = ?, revision = COALESCE(?, revision), reason = ?, deadline_at = ?,
@@ -204,53 +185,7 @@ impl SqliteTx {
 
 impl conformance::Furnish for SqliteStore {
     async fn furnish(&self, site: &conformance::Furniture<'_>) -> Result<()> {
-        let (company_id, site_id) = (site.company_id, site.site_id);
-        let now = Utc::now();
-        sqlx::query("INSERT INTO companies (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(company_id)
-            .bind(company_id.to_string())
-            .bind(now)
-            .execute(&self.db)
-            .await?;
-        sqlx::query(
-            "INSERT INTO users (id, company_id, email, display_name, password_hash, created_at)
-             VALUES (?, ?, ?, 'Manager', '-', ?)",
-        )
-        .bind(conformance::manager_of(company_id))
-        .bind(company_id)
-        .bind(format!("{company_id}@example.com"))
-        .bind(now)
-        .execute(&self.db)
-        .await?;
-        sqlx::query(
-            "INSERT INTO sites (id, company_id, name, created_at) VALUES (?, ?, 'Site', ?)",
-        )
-        .bind(site_id)
-        .bind(company_id)
-        .bind(now)
-        .execute(&self.db)
-        .await?;
-        sqlx::query(
-            "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES (?, 1, '{}', ?)",
-        )
-        .bind(site_id)
-        .bind(now)
-        .execute(&self.db)
-        .await?;
-        for (id, name) in site.registers {
-            sqlx::query(
-                "INSERT INTO registers (id, site_id, name, credential_hash, created_at)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(site_id)
-            .bind(name)
-            .bind(id.as_bytes().as_slice())
-            .bind(now)
-            .execute(&self.db)
-            .await?;
-        }
-        Ok(())
+        conformance::furnish_on(&crate::Db::Sqlite(self.db.clone()), None, site).await
     }
 }
 
