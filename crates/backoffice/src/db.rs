@@ -288,6 +288,72 @@ pub async fn postgres_pool(url: &str, connections: u32) -> Result<PgPool> {
         .await?)
 }
 
+/// Writes a consistent copy of the database to `to` (`VACUUM INTO`: one read transaction, so
+/// writes going on meanwhile are either wholly in it or not at all), which must not exist.
+pub async fn backup(db: &Db, to: &std::path::Path) -> Result<()> {
+    let Db::Sqlite(pool) = db else {
+        return Err(Error::Internal(
+            "on PostgreSQL, back up with PostgreSQL's own tools (pg_dump, or a base backup)".into(),
+        ));
+    };
+    if to.exists() {
+        return Err(Error::invalid_field(
+            "to",
+            format!("{} exists already; give a new file", to.display()),
+        ));
+    }
+    let path = to
+        .to_str()
+        .ok_or_else(|| Error::invalid_field("to", "the path is not valid UTF-8"))?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(path)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Puts a backup in place of the SQLite database `url` names, after checking it is whole and
+/// one of ours. Back Office must not be running on it.
+pub async fn restore(from: &std::path::Path, url: &str) -> Result<()> {
+    if is_postgres_url(url) {
+        return Err(Error::Internal(
+            "on PostgreSQL, restore with PostgreSQL's own tools (pg_restore)".into(),
+        ));
+    }
+    let target = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url));
+    let check = SqliteConnectOptions::new().filename(from).read_only(true);
+    let backup = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(check)
+        .await
+        .map_err(|e| Error::Internal(format!("{} is not a database: {e}", from.display())))?;
+    let whole: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&backup)
+        .await?;
+    let ours: Option<i64> = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_optional(&backup)
+        .await
+        .ok()
+        .flatten();
+    backup.close().await;
+    if whole != "ok" || ours.unwrap_or(0) == 0 {
+        return Err(Error::Internal(format!(
+            "{} is not a whole Back Office backup ({whole})",
+            from.display()
+        )));
+    }
+    // Beside the database, then renamed over it: a crash leaves the old one or the new one.
+    let staged = target.with_extension("restoring");
+    std::fs::copy(from, &staged)
+        .map_err(|e| Error::Internal(format!("copying {}: {e}", from.display())))?;
+    for stale in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{stale}", target.display()));
+    }
+    std::fs::rename(&staged, &target)
+        .map_err(|e| Error::Internal(format!("putting the backup in place: {e}")))?;
+    Ok(())
+}
+
 /// Copies the write-ahead log into the database file now and then, off the path of any request
 /// or sync, so commits never wait for it. Runs until aborted.
 pub async fn checkpoint(db: SqlitePool, every: Duration) {

@@ -50,6 +50,18 @@ enum Command {
     Register(RegisterCommand),
     /// Everything that exists: companies, their users, sites and registers.
     List,
+    /// A consistent copy of the SQLite database, taken while Back Office runs.
+    Backup {
+        /// The file to write (it must not exist yet).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Puts a backup back as the database. Stop Back Office first.
+    Restore {
+        /// A file `backup` wrote.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +302,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             create_registers(&db, &site, &names, credentials_out.as_deref()).await
         }
         Command::List => list(&db::open(&cli.database).await?).await,
+        Command::Backup { to } => {
+            db::backup(&db::open(&cli.database).await?, &to).await?;
+            writeln!(std::io::stdout(), "backed up to {}", to.display())?;
+            Ok(())
+        }
+        Command::Restore { from } => {
+            db::restore(&from, &cli.database).await?;
+            writeln!(
+                std::io::stdout(),
+                "restored {} as the database",
+                from.display()
+            )?;
+            Ok(())
+        }
     }
 }
 
