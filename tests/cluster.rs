@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use regsync_backoffice::admin;
 use regsync_register::{Agent, AgentEvent};
 use regsync_testkit::{
-    BackOffice, CHAOS_ARGS, Cluster, EventStream, FAST, RawRegister, Venue, WAIT, chaos,
+    BackOffice, Cluster, EventStream, FAST, RawRegister, Venue, WAIT, chaos, chaos_args,
     eventually, state_of,
 };
 use reqwest::Method;
@@ -59,7 +59,7 @@ fn applied(events: &mut broadcast::Receiver<AgentEvent>) -> HashMap<Uuid, usize>
 async fn a_sync_asked_on_one_node_reaches_a_register_on_another() {
     let cluster = Cluster::start(2, &args()).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let venue = Venue::seed(&cluster.db().await, "Harbour").await;
+    let venue = Venue::seed(&cluster.db(), "Harbour").await;
     let token = a.login(&venue.manager).await.access_token;
     let bar1 = &venue.registers[0];
     // Bar 1 is connected to node B; the manager uses node A.
@@ -120,7 +120,7 @@ async fn a_sync_asked_on_one_node_reaches_a_register_on_another() {
 #[tokio::test]
 async fn a_node_killed_mid_fan_out_costs_its_registers_a_reconnect_and_no_sync() {
     let mut cluster = Cluster::start(3, &args()).await;
-    let db = cluster.db().await;
+    let db = cluster.db();
     let venue = Venue::seed(&db, "Harbour").await;
     let mut credentials: Vec<(Uuid, String)> = venue
         .registers
@@ -133,7 +133,6 @@ async fn a_node_killed_mid_fan_out_costs_its_registers_a_reconnect_and_no_sync()
             .unwrap();
         credentials.push((register.register.id, register.credential));
     }
-    db.close().await;
     let agents: Vec<Agent> = credentials
         .iter()
         .map(|(_, credential)| cluster.agent(credential))
@@ -205,7 +204,7 @@ async fn a_node_killed_mid_fan_out_costs_its_registers_a_reconnect_and_no_sync()
 async fn a_register_that_reconnects_to_another_node_takes_its_delivered_sync_along() {
     let cluster = Cluster::start(2, &args()).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let venue = Venue::seed(&cluster.db().await, "Harbour").await;
+    let venue = Venue::seed(&cluster.db(), "Harbour").await;
     let token = a.login(&venue.manager).await.access_token;
     let bar1 = &venue.registers[0];
     let (mut on_a, _) = RawRegister::hello(a, &bar1.credential, false, json!([])).await;
@@ -237,26 +236,21 @@ async fn a_register_that_reconnects_to_another_node_takes_its_delivered_sync_alo
 async fn a_lost_postgres_listener_costs_seconds_not_syncs() {
     let cluster = Cluster::start(2, &args()).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let venue = Venue::seed(&cluster.db().await, "Harbour").await;
+    let venue = Venue::seed(&cluster.db(), "Harbour").await;
     let token = a.login(&venue.manager).await.access_token;
     let bar1 = &venue.registers[0];
     let agent = b.agent(&bar1.credential);
     a.wait_online(&token, bar1.register.id, true).await;
 
     // Every node's listening connection is cut: notices sent now are lost.
-    let db = cluster.db().await;
-    let regsync_backoffice::Db::Postgres(pool) = &db else {
-        unreachable!()
-    };
     let cut: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
     )
-    .fetch_all(pool)
+    .fetch_all(&cluster.pool)
     .await
     .unwrap();
     assert!(!cut.is_empty(), "the nodes were listening");
-    db.close().await;
 
     let job = a.sync_register(&token, bar1.register.id, true).await;
     let done = a
@@ -275,16 +269,10 @@ fn chrono_now() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invariants_hold_under_chaos_on_three_nodes() {
-    let mut args = CHAOS_ARGS.to_vec();
+    let mut args = chaos_args();
     args.extend(["--node-grace-secs", "3"]);
     let cluster = Cluster::start(3, &args).await;
     let nodes: Vec<&BackOffice> = cluster.nodes.iter().collect();
     let dir = tempfile::tempdir().unwrap();
-    chaos(
-        &nodes,
-        &cluster.balancer.url,
-        dir.path(),
-        &cluster.db().await,
-    )
-    .await;
+    chaos(&nodes, &cluster.balancer.url, dir.path(), &cluster.db()).await;
 }

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use regsync_backoffice::Db;
 use regsync_backoffice::admin;
 use regsync_testkit::{Balancer, Postgres};
 
@@ -83,7 +82,9 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held = held_per_node(&database).await?;
+    // One pool for the bench's own reads, opened once (the node-death poll runs every 20 ms).
+    let pool = regsync_backoffice::db::postgres_pool(&database, 2).await?;
+    let held = held_per_node(&pool).await?;
     for (i, node) in nodes.iter().enumerate() {
         let online_kb = node.rss_kb()?;
         let count = node
@@ -126,7 +127,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     // and was claimed), and when the registers page, asked on a live node, shows them all.
     let deadline = died + Duration::from_secs(300);
     loop {
-        let held = held_per_node(&database).await?;
+        let held = held_per_node(&pool).await?;
         let on_live: usize = held
             .iter()
             .filter(|(node, _)| Some(**node) != doomed_id)
@@ -211,17 +212,12 @@ async fn wait_online(
 }
 
 /// Registers held, by node id.
-async fn held_per_node(database: &str) -> anyhow::Result<HashMap<uuid::Uuid, usize>> {
-    let db = regsync_backoffice::db::open(database).await?;
-    let Db::Postgres(pool) = &db else {
-        bail!("a cluster runs on PostgreSQL")
-    };
+async fn held_per_node(pool: &sqlx::PgPool) -> anyhow::Result<HashMap<uuid::Uuid, usize>> {
     let rows: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
         "SELECT node_id, count(*) FROM register_sessions WHERE online GROUP BY node_id",
     )
     .fetch_all(pool)
     .await?;
-    db.close().await;
     Ok(rows
         .into_iter()
         .map(|(node, n)| (node, usize::try_from(n).unwrap_or(0)))

@@ -62,19 +62,13 @@ fn watch(
     })
 }
 
-/// The flags chaos runs Back Office with: short timeouts, so a few seconds see every kind of end.
-pub const CHAOS_ARGS: &[&str] = &[
-    "--heartbeat-secs",
-    "1",
-    "--offline-after-secs",
-    "3",
-    "--result-timeout-secs",
-    "5",
-    "--offline-grace-secs",
-    "2",
-    "--wait-expiry-secs",
-    "4",
-];
+/// The flags chaos runs Back Office with: the tests' short timings ([`FAST`](crate::FAST)) and
+/// a short wait for sales, so a few seconds see every kind of end.
+pub fn chaos_args() -> Vec<&'static str> {
+    let mut args = crate::FAST.to_vec();
+    args.extend(["--wait-expiry-secs", "4"]);
+    args
+}
 
 /// Runs the chaos against `nodes` (one, or several on one database), registers connecting to
 /// `agents_url`, their menus kept in `dir`, the venue seeded through `db`.

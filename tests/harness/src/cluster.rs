@@ -16,6 +16,8 @@ use crate::{BackOffice, Postgres, WAIT, eventually};
 pub struct Cluster {
     pub postgres: Arc<Postgres>,
     pub database: String,
+    /// One pool for the test's own reads and seeding, opened once.
+    pub pool: sqlx::PgPool,
     pub nodes: Vec<BackOffice>,
     pub balancer: Balancer,
     _temp: tempfile::TempDir,
@@ -36,17 +38,23 @@ impl Cluster {
         }
         let urls: Vec<&str> = nodes.iter().map(|bo| bo.url.as_str()).collect();
         let balancer = Balancer::start(temp.path(), &urls).await;
+        // The nodes migrated the database already.
+        let pool = regsync_backoffice::db::postgres_pool(&database, 4)
+            .await
+            .unwrap();
         Cluster {
             postgres,
             database,
+            pool,
             nodes,
             balancer,
             _temp: temp,
         }
     }
 
-    pub async fn db(&self) -> Db {
-        regsync_backoffice::db::open(&self.database).await.unwrap()
+    /// The cluster's database, for seeding through `admin` (shares [`Cluster::pool`]).
+    pub fn db(&self) -> Db {
+        Db::Postgres(self.pool.clone())
     }
 
     /// A register agent connecting through the balancer.
@@ -58,18 +66,13 @@ impl Cluster {
 
     /// Which node holds `register_id` now (its index), if any live one does.
     pub async fn holder(&self, register_id: uuid::Uuid) -> Option<usize> {
-        let db = self.db().await;
-        let Db::Postgres(pool) = &db else {
-            unreachable!("a cluster runs on PostgreSQL")
-        };
         let node: Option<uuid::Uuid> = sqlx::query_scalar(
             "SELECT node_id FROM register_sessions WHERE register_id = $1 AND online",
         )
         .bind(register_id)
-        .fetch_optional(pool)
+        .fetch_optional(&self.pool)
         .await
         .unwrap();
-        db.close().await;
         let node = node?;
         for (i, bo) in self.nodes.iter().enumerate() {
             if bo.log().contains(&node.to_string()) {

@@ -24,7 +24,7 @@ mod tray;
 mod venue;
 
 pub use backoffice::{BackOffice, FAST, assert_error, on_postgres};
-pub use chaos::{CHAOS_ARGS, chaos};
+pub use chaos::{chaos, chaos_args};
 pub use cluster::{Balancer, Cluster};
 pub use desktop::{Desktop, Window};
 pub use keyring::PrivateKeyring;
