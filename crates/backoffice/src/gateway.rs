@@ -93,6 +93,15 @@ impl Presence {
         }
     }
 
+    /// Registers whose connection is on this node.
+    pub fn connected_here_count(&self) -> usize {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .values()
+            .filter(|e| e.here.load(Ordering::Relaxed))
+            .count()
+    }
+
     pub fn online_count(&self) -> usize {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries

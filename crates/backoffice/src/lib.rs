@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod registers;
 pub mod sites;
 pub mod sync;
@@ -101,6 +102,8 @@ pub struct App {
     pub revoked: tokio::sync::broadcast::Sender<auth::Revoked>,
     /// On PostgreSQL: this process's node id among Back Office's nodes.
     pub node: Option<uuid::Uuid>,
+    /// API request latencies, for `/metrics`.
+    pub requests: metrics::Requests,
     pub(crate) account_failures: auth::limiter::FailureLimiter,
     pub(crate) address_failures: auth::limiter::FailureLimiter,
 }
@@ -142,6 +145,7 @@ impl App {
         }
         Ok(Arc::new(App {
             node: node_id,
+            requests: metrics::Requests::default(),
             revoked: tokio::sync::broadcast::channel(256).0,
             presence,
             engine,

@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one).
     #[arg(long, env = "REGSYNC_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Where `/metrics` (Prometheus' text format) is served: an address of its own, never the
+    /// API's. Unset: 127.0.0.1:9464 when free; `off` serves none.
+    #[arg(long, env = "REGSYNC_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Seconds an access token works.
     #[arg(long, env = "REGSYNC_ACCESS_TTL_SECS", default_value_t = 15 * 60)]
     access_ttl_secs: u64,
@@ -428,6 +432,35 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 /// Serves until Ctrl-C or SIGTERM.
+/// The default metrics address: loopback, Prometheus exporters' customary range.
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// Binds the metrics address asked for, or the default one when it is free (several nodes or
+/// test servers on one machine cannot all have it; a node without it still serves the API).
+async fn bind_metrics(asked: Option<&str>) -> anyhow::Result<Option<TcpListener>> {
+    match asked {
+        Some("off") => Ok(None),
+        Some(address) => {
+            let address: SocketAddr = address.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--metrics-listen: {address:?} is not an address and port, nor `off`"
+                )
+            })?;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot serve metrics on {address}: {error}"))?;
+            Ok(Some(listener))
+        }
+        None => match TcpListener::bind(DEFAULT_METRICS_LISTEN).await {
+            Ok(listener) => Ok(Some(listener)),
+            Err(error) => {
+                tracing::warn!(%error, "no metrics: {DEFAULT_METRICS_LISTEN} is taken (set --metrics-listen)");
+                Ok(None)
+            }
+        },
+    }
+}
+
 async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<()> {
     let shutdown = regsync_backoffice::shutdown_signal()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -443,7 +476,19 @@ async fn serve(db: regsync_backoffice::Db, args: &ServeArgs) -> anyhow::Result<(
     ))?;
     std::io::stdout().flush()?;
     tracing::info!(%address, "listening");
+    let metrics = bind_metrics(args.metrics_listen.as_deref()).await?;
     let app = App::start(db, args.settings()).await?;
+    if let Some(metrics) = metrics {
+        let address = metrics.local_addr()?;
+        say(format_args!("Metrics on http://{address}/metrics"))?;
+        std::io::stdout().flush()?;
+        let router = regsync_backoffice::metrics::router(app.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(metrics, router).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     regsync_backoffice::serve_with(listener, app, shutdown, tls).await?;
     tracing::info!("stopped");
     Ok(())

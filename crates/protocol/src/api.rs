@@ -235,7 +235,7 @@ pub struct ReplaceCatalog {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
-    /// `ok` when the database answers.
+    /// `ok` when the database answers, `database unavailable` (with a 503) when it does not.
     pub status: String,
     pub version: String,
 }

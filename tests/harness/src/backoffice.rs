@@ -24,6 +24,8 @@ pub struct BackOffice {
     /// What `--database` says: the SQLite file, or the PostgreSQL URL.
     pub database: String,
     pub args: Vec<String>,
+    /// Where `/metrics` is served (`http://127.0.0.1:PORT/metrics`), unless `args` turned it off.
+    pub metrics_url: Option<String>,
     http: reqwest::Client,
     postgres: Option<Arc<Postgres>>,
     _temp: Option<tempfile::TempDir>,
@@ -93,11 +95,13 @@ impl BackOffice {
             .append(true)
             .open(dir.join("backoffice.log"))
             .unwrap();
-        let listen = if args.iter().any(|a| a == "--listen") {
-            vec![]
-        } else {
-            vec!["--listen", "127.0.0.1:0"]
-        };
+        let mut listen = vec![];
+        if !args.iter().any(|a| a == "--listen") {
+            listen.extend(["--listen", "127.0.0.1:0"]);
+        }
+        if !args.iter().any(|a| a == "--metrics-listen") {
+            listen.extend(["--metrics-listen", "127.0.0.1:0"]);
+        }
         let mut child = Command::new(workspace_binary("regsync-backoffice"))
             .arg("serve")
             .args(listen)
@@ -112,10 +116,20 @@ impl BackOffice {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
+        let metrics_off = args
+            .windows(2)
+            .any(|pair| pair[0] == "--metrics-listen" && pair[1] == "off");
+        let (url, metrics_url) = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut url = None;
             while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(url) = line.strip_prefix("Back Office listening on ") {
-                    return url.to_owned();
+                if let Some(listening) = line.strip_prefix("Back Office listening on ") {
+                    url = Some(listening.to_owned());
+                    if metrics_off {
+                        return (listening.to_owned(), None);
+                    }
+                }
+                if let (Some(url), Some(metrics)) = (&url, line.strip_prefix("Metrics on ")) {
+                    return (url.clone(), Some(metrics.to_owned()));
                 }
             }
             panic!(
@@ -133,6 +147,7 @@ impl BackOffice {
             dir: dir.to_owned(),
             database: database.to_owned(),
             args,
+            metrics_url,
             http: reqwest::Client::new(),
             postgres: None,
             _temp: None,

@@ -14,6 +14,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// The server's options (`pg_ctl -o`), to start it again as it was.
+    options: String,
 }
 
 static DATABASES: AtomicU32 = AtomicU32::new(0);
@@ -58,20 +60,35 @@ impl Postgres {
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
                 dir.path().display()
             );
-            let started = as_server_user(&bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .args(["-o", &options, "-l"])
-                .arg(dir.path().join("server.log"))
-                .args(["-w", "-t", "30", "start"])
-                .output()
-                .unwrap();
-            if started.status.success() {
-                return Postgres { dir, bin, port };
+            if pg_ctl_start(&bin, dir.path(), &options).status.success() {
+                return Postgres {
+                    dir,
+                    bin,
+                    port,
+                    options,
+                };
             }
         }
         let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
         panic!("PostgreSQL did not start:\n{log}");
+    }
+
+    /// Stops the server at once, as a crash or a network cut would look to its clients.
+    pub fn stop(&self) {
+        run(as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "-w", "stop"]));
+    }
+
+    /// Starts the server again after [`Postgres::stop`], on the same port with its data.
+    pub fn restart(&self) {
+        let started = pg_ctl_start(&self.bin, self.dir.path(), &self.options);
+        assert!(
+            started.status.success(),
+            "PostgreSQL did not start again: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
     }
 
     /// The URL of a new, empty database on this server.
@@ -101,6 +118,18 @@ impl Postgres {
     pub fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// Starts the cluster in `dir/data` with `options`, logging to `dir/server.log`.
+fn pg_ctl_start(bin: &Path, dir: &Path, options: &str) -> Output {
+    as_server_user(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-o", options, "-l"])
+        .arg(dir.join("server.log"))
+        .args(["-w", "-t", "30", "start"])
+        .output()
+        .unwrap()
 }
 
 impl Drop for Postgres {

@@ -68,6 +68,10 @@ pub fn router(app: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(
             ServiceBuilder::new()
@@ -148,20 +152,41 @@ async fn method_not_allowed() -> impl IntoResponse {
     (StatusCode::METHOD_NOT_ALLOWED, Json(body))
 }
 
-/// Back Office answers `ok` when its database does.
+/// How long the health check waits for the database.
+const HEALTH_DATABASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Back Office answers `ok` when its database does, and 503 when it does not (or not within
+/// three seconds), so a load balancer or a monitor takes the node out.
 #[utoipa::path(
     get, path = "/v1/health", tag = "meta",
-    responses((status = 200, body = regsync_protocol::api::Health))
+    responses(
+        (status = 200, description = "Serving; the database answers", body = regsync_protocol::api::Health),
+        (status = 503, description = "The database does not answer", body = regsync_protocol::api::Health),
+    )
 )]
 pub async fn health(
     axum::extract::State(app): axum::extract::State<AppState>,
-) -> Result<Json<regsync_protocol::api::Health>, Error> {
-    on_db!(&app.db, |pool| sqlx::query("SELECT 1")
-        .execute(pool)
-        .await
-        .map(drop))?;
-    Ok(Json(regsync_protocol::api::Health {
-        status: "ok".into(),
+) -> (StatusCode, Json<regsync_protocol::api::Health>) {
+    let check = async {
+        on_db!(&app.db, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))
+    };
+    let (code, status) = match tokio::time::timeout(HEALTH_DATABASE_WAIT, check).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "health: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("health: the database took too long to answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    };
+    let health = regsync_protocol::api::Health {
+        status: status.into(),
         version: env!("CARGO_PKG_VERSION").into(),
-    }))
+    };
+    (code, Json(health))
 }

@@ -13,6 +13,7 @@ mod harness;
 mod headers;
 mod input;
 mod lifecycle;
+mod monitoring;
 mod randomized;
 mod recovery;
 mod sync;
