@@ -167,6 +167,27 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     .await;
     assert!(window.text().await.contains("Harbour manager"));
 
+    // Support: "Copy diagnostics" says where Back Office is and that it answers, no secret.
+    window.click("#settings").await;
+    window.click("#copy-diagnostics").await;
+    let text = window.wait_for_text("Back Office reachable: answers").await;
+    assert!(text.contains(&format!("Back Office: {}", bo.url)), "{text}");
+    assert!(text.contains("Register Sync 0.1.0"), "{text}");
+    assert!(
+        text.contains("Copied. Paste it into your message to support."),
+        "{text}"
+    );
+    let copied = desktop.clipboard();
+    assert!(copied.starts_with("Register Sync 0.1.0\n"), "{copied}");
+    assert!(
+        copied.contains("Back Office reachable: answers"),
+        "{copied}"
+    );
+    window
+        .screenshot(&screenshots().join("settings-diagnostics.png"))
+        .await;
+    window.click("#settings").await;
+
     // Sign out: the keychain entry is gone.
     window.click("#sign-out").await;
     window.find("#sign-in").await;
@@ -179,6 +200,31 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     assert_eq!(tray["icon"], "unreachable", "{tray}");
     assert!(tray["sync_item"].is_null(), "nothing to sync: {tray}");
     window.close().await;
+
+    // The log files in the OS log folder tell what happened, and hold no password or token.
+    let logs = home
+        .path()
+        .join(".local/share/com.registersync.desktop/logs");
+    let written = log_files(&logs);
+    assert!(written.contains("Register Sync starting"), "{written}");
+    assert!(written.contains("signed in"), "{written}");
+    for secret in [PASSWORD, "not the password", "rsa_", "rsr_", "rsd_"] {
+        assert!(!written.contains(secret), "{secret:?} in the log files");
+    }
+}
+
+/// Every log file the app wrote in `folder`, one after another.
+fn log_files(folder: &std::path::Path) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap_or_else(|e| panic!("no log folder {}: {e}", folder.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no log file in {}", folder.display());
+    files
+        .iter()
+        .map(|file| std::fs::read_to_string(file).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

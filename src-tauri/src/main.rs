@@ -13,7 +13,9 @@
 mod shell;
 
 fn main() {
-    regsync_log::init("info,sqlx=warn");
+    // Logging itself starts once the app knows its log folder (shell::run); a panic is logged
+    // whenever it happens.
+    regsync_log::log_panics();
     let demo = std::env::args().any(|a| a == "--demo")
         || std::env::var("REGSYNC_DEMO").is_ok_and(|v| v == "1");
     let hidden = std::env::args().any(|a| a == shell::HIDDEN_ARG);

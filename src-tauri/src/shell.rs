@@ -2,11 +2,13 @@
 //! [`Desk`]'s (`crates/desktop`); this file gives it the computer — the keychain, the
 //! notification service, the tray and the window — and hands the page's commands to it.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{FixedOffset, Local};
 use regsync_client::{Endpoint, keychain};
 use regsync_desktop::desk::{Desk, Host, LiveView};
+use regsync_desktop::diagnostics::About;
 use regsync_desktop::notify::Notification;
 use regsync_desktop::session::SessionView;
 use regsync_desktop::tray::{TrayIcon, TraySummary};
@@ -18,6 +20,7 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, State, WindowEvent};
 use tauri_plugin_autostart::ManagerExt as _;
+use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_notification::NotificationExt;
 use uuid::Uuid;
 
@@ -205,6 +208,78 @@ async fn set_start_at_login(
     Ok(settings_view(&app, &desk))
 }
 
+/// What "Copy diagnostics" put on the clipboard (and whether it could).
+#[derive(Debug, Serialize)]
+struct Diagnostics {
+    text: String,
+    copied: bool,
+}
+
+/// "Copy diagnostics": onto the clipboard from here (a web view may not write it), and to the
+/// page, which shows what was copied.
+#[tauri::command]
+async fn copy_diagnostics(app: AppHandle, desk: State<'_, Arc<Desk>>) -> Answer<Diagnostics> {
+    let text = desk.diagnostics(&about(&app)).await;
+    let copied = app.clipboard().write_text(text.clone());
+    if let Err(error) = &copied {
+        tracing::warn!(%error, "cannot copy the diagnostics");
+    }
+    Ok(Diagnostics {
+        text,
+        copied: copied.is_ok(),
+    })
+}
+
+/// "Open log folder": opens it in the file manager and answers where it is, so the page can say
+/// so even when no file manager opens.
+#[tauri::command]
+async fn open_log_folder(app: AppHandle) -> Answer<String> {
+    let folder = about(&app).log_folder;
+    let shown = folder.display().to_string();
+    open_folder(&folder).map_err(|error| {
+        tracing::warn!(%error, folder = %shown, "cannot open the log folder");
+        Problem::new(
+            ProblemCode::Settings,
+            format!("Couldn't open the folder; the logs are in {shown}"),
+        )
+    })?;
+    Ok(shown)
+}
+
+fn about(app: &AppHandle) -> About {
+    About {
+        version: app.package_info().version.to_string(),
+        os: regsync_desktop::diagnostics::os_name(),
+        log_folder: log_folder(app),
+    }
+}
+
+/// The OS's log folder for the app (`~/.local/share/<id>/logs` on Linux, `~/Library/Logs/<id>`
+/// on macOS, `%LOCALAPPDATA%\<id>\logs` on Windows).
+fn log_folder(app: &AppHandle) -> PathBuf {
+    app.path()
+        .app_log_dir()
+        .unwrap_or_else(|_| std::env::temp_dir().join("register-sync-logs"))
+}
+
+/// Opens `folder` with the desktop's file manager.
+fn open_folder(folder: &Path) -> std::io::Result<()> {
+    let opener = if cfg!(target_os = "windows") {
+        "explorer"
+    } else if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(folder)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
 // ---- the tray and the window --------------------------------------------------------------------
 
 struct TrayItems {
@@ -316,6 +391,25 @@ async fn start_demo(desk: &Arc<Desk>, holder: &DemoHolder) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Logs to standard error and to rotating files in the OS log folder; standard error alone when
+/// that folder cannot be written (the app must start all the same).
+fn start_logging(app: &AppHandle) {
+    const FILTER: &str = "info,sqlx=warn";
+    let folder = log_folder(app);
+    if let Err(error) = std::fs::create_dir_all(&folder)
+        .map_err(|e| e.to_string())
+        .and_then(|()| regsync_log::init_with_files(FILTER, &folder))
+    {
+        regsync_log::init(FILTER);
+        tracing::warn!(%error, "logging to standard error only");
+    }
+    tracing::info!(
+        version = %app.package_info().version,
+        folder = %folder.display(),
+        "Register Sync starting"
+    );
+}
+
 /// `hidden`: started at login, so the app goes straight to the tray (when there is one).
 pub fn run(demo: bool, hidden: bool) {
     tauri::Builder::default()
@@ -324,12 +418,14 @@ pub fn run(demo: bool, hidden: bool) {
             show_window(app)
         }))
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(
             tauri_plugin_autostart::Builder::new()
                 .arg(HIDDEN_ARG)
                 .build(),
         )
         .setup(move |app| {
+            start_logging(app.handle());
             let computer = Arc::new(Computer {
                 app: app.handle().clone(),
             });
@@ -384,7 +480,9 @@ pub fn run(demo: bool, hidden: bool) {
             tray_state,
             settings,
             set_notifications,
-            set_start_at_login
+            set_start_at_login,
+            copy_diagnostics,
+            open_log_folder
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

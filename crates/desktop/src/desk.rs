@@ -162,6 +162,7 @@ impl Desk {
             session::save(&self.config, &session)
                 .map_err(|e| Problem::new(ProblemCode::Config, e.to_string()))?;
         }
+        tracing::info!(url = %session.url, remember, "signed in");
         self.start(client, session.clone()).await;
         Ok(session)
     }
@@ -179,6 +180,7 @@ impl Desk {
         };
         if let Some(client) = client {
             let _ = client.logout().await;
+            tracing::info!(url = %client.base_url(), "signed out");
         }
         if let Some(session) = session.filter(|s| !s.demo) {
             self.keychain(move |host| host.delete_token(&session.url, &session.email))
@@ -201,6 +203,19 @@ impl Desk {
     /// What the tray shows now.
     pub async fn tray_state(&self) -> Option<TraySummary> {
         self.inner.lock().await.tray.clone()
+    }
+
+    /// "Copy diagnostics": the app, the computer, Back Office and whether it answers now, and the
+    /// latest problems logged. Holds no secret.
+    pub async fn diagnostics(&self, about: &crate::diagnostics::About) -> String {
+        let (client, url) = {
+            let inner = self.inner.lock().await;
+            let url = inner.session.as_ref().map(|s| s.url.clone());
+            (inner.client.clone(), url)
+        };
+        let reachable = crate::diagnostics::reachability(client.as_ref()).await;
+        let problems = regsync_log::recent_problems();
+        crate::diagnostics::report(about, url.as_deref(), &reachable, &problems)
     }
 
     /// The client, when Back Office can be asked to do something now.

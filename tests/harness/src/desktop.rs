@@ -169,6 +169,16 @@ impl Desktop {
     }
 
     /// Everything tauri-driver and the apps it started have logged so far.
+    /// What the display's clipboard holds now (xclip reads it as any other app would paste).
+    pub fn clipboard(&self) -> String {
+        let out = std::process::Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("xclip (Debian package xclip) is needed; scripts/test installs it");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }

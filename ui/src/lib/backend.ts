@@ -1,7 +1,7 @@
 // The seam between the page and the app: the only module that calls Tauri's `invoke` and
 // `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
 
-import type { JobSummary, LiveState, Session, Settings, Uuid } from "./types";
+import type { Diagnostics, JobSummary, LiveState, Session, Settings, Uuid } from "./types";
 
 export interface Backend {
   /** The current session, or null when signed out. */
@@ -22,6 +22,10 @@ export interface Backend {
   /** Each answers with the settings as they now are. */
   setNotifications(on: boolean): Promise<Settings>;
   setStartAtLogin(on: boolean): Promise<Settings>;
+  /** Puts what support needs (plain text, no secrets) on the clipboard; answers it. */
+  copyDiagnostics(): Promise<Diagnostics>;
+  /** Opens the log folder in the file manager; answers where it is. */
+  openLogFolder(): Promise<string>;
 }
 
 export function tauriBackend(): Backend {
@@ -44,6 +48,8 @@ export function tauriBackend(): Backend {
     settings: () => invoke("settings"),
     setNotifications: (on) => invoke("set_notifications", { on }),
     setStartAtLogin: (on) => invoke("set_start_at_login", { on }),
+    copyDiagnostics: () => invoke("copy_diagnostics"),
+    openLogFolder: () => invoke("open_log_folder"),
   };
 }
 

@@ -140,5 +140,14 @@ export function fakeBackend(
       settings = { ...settings, start_at_login: on };
       return settings;
     },
+    async copyDiagnostics() {
+      calls.push("copyDiagnostics");
+      const text = "Register Sync 0.1.0\nBack Office: https://backoffice.example\nLatest problems: none\n";
+      return { text, copied: true };
+    },
+    async openLogFolder() {
+      calls.push("openLogFolder");
+      return "/home/alex/.local/share/com.registersync.desktop/logs";
+    },
   };
 }

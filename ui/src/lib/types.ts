@@ -115,3 +115,9 @@ export interface UiError {
   code: string;
   message: string;
 }
+
+/** What "Copy diagnostics" put on the clipboard, and whether it could. */
+export interface Diagnostics {
+  text: string;
+  copied: boolean;
+}

@@ -140,6 +140,18 @@ describe("the registers page", () => {
     expect(screen.queryByLabelText(/Notify me/)).toBeNull();
   });
 
+  it("copies diagnostics and opens the log folder from the settings", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Settings" }));
+    await fireEvent.click(await screen.findByRole("button", { name: "Copy diagnostics" }));
+    expect(await screen.findByText(/Copied\. Paste it into your message to support\./)).toBeTruthy();
+    expect(backend.calls).toEqual(["copyDiagnostics"]);
+    expect(screen.getByLabelText("Diagnostics").textContent).toContain("Back Office: https://backoffice.example");
+    await fireEvent.click(screen.getByRole("button", { name: "Open log folder" }));
+    expect(await screen.findByText(/Logs are in \/home\/alex/)).toBeTruthy();
+  });
+
   it("points the tray's sync at the site on screen", async () => {
     const state = demoState();
     state.picture.sites["s2"] = { id: "s2", name: "Terrace", register_count: 0, catalog_revision: 1 };

@@ -200,3 +200,60 @@ async fn a_sync_that_finishes_is_one_notification() {
         "not remembered: nothing in the keychain"
     );
 }
+
+#[tokio::test]
+async fn diagnostics_say_where_back_office_is_and_whether_it_answers_and_hold_no_secret() {
+    let Scene { mut bo, venue, .. } = Scene::start(FAST).await;
+    let host = Arc::new(FakeHost::default());
+    let folders = Folders::new();
+    let desk = folders.desk(&host);
+    desk.started().await;
+    let about = crate::diagnostics::About {
+        version: "9.8.7".into(),
+        os: crate::diagnostics::os_name(),
+        log_folder: folders.data.path().join("logs"),
+    };
+    let signed_out = desk.diagnostics(&about).await;
+    assert!(
+        signed_out.starts_with("Register Sync 9.8.7\n"),
+        "{signed_out}"
+    );
+    assert!(signed_out.contains("Back Office: none\nBack Office reachable: not signed in"));
+
+    desk.sign_in(
+        Endpoint::new(bo.url.as_str()),
+        &venue.manager,
+        PASSWORD,
+        true,
+    )
+    .await
+    .unwrap();
+    let report = desk.diagnostics(&about).await;
+    assert!(
+        report.contains(&format!("Back Office: {}\n", bo.url)),
+        "{report}"
+    );
+    assert!(
+        report.contains("Back Office reachable: answers (ok, version"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("Log folder: {}", about.log_folder.display())));
+    let token = host.load_token(&bo.url, &venue.manager).unwrap().unwrap();
+    for secret in [
+        PASSWORD,
+        token.as_str(),
+        "rsr_",
+        "rsa_",
+        venue.manager.as_str(),
+    ] {
+        assert!(!report.contains(secret), "{secret:?} in {report}");
+    }
+
+    bo.crash().await;
+    let report = desk.diagnostics(&about).await;
+    assert!(
+        report.contains("Back Office reachable: does not answer"),
+        "{report}"
+    );
+    bo.restart().await;
+}
