@@ -120,9 +120,13 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
         .screenshot(&screenshots().join("registers.png"))
         .await;
     let stored = keyring.lookup("register-sync", &format!("{} at {}", venue.manager, bo.url));
+    let stored = stored.expect("the refresh token, in the keychain");
+    assert!(stored.starts_with("rsr_"), "only the refresh token");
+    // Windows Credential Manager keeps at most 2,560 bytes (UTF-16) per secret.
+    let size = regsync_client::keychain::stored_size(&stored);
     assert!(
-        stored.is_some_and(|t| t.starts_with("rsr_")),
-        "only the refresh token, in the keychain"
+        size <= regsync_client::keychain::MAX_SECRET_BYTES,
+        "{size} bytes"
     );
 
     // Sync one register.

@@ -11,6 +11,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod shell;
+mod updates;
 
 fn main() {
     // Logging itself starts once the app knows its log folder (shell::run); a panic is logged

@@ -12,6 +12,7 @@ use regsync_desktop::diagnostics::About;
 use regsync_desktop::notify::Notification;
 use regsync_desktop::session::SessionView;
 use regsync_desktop::tray::{TrayIcon, TraySummary};
+use regsync_desktop::updates::UpdateNotice;
 use regsync_desktop::words::{Problem, ProblemCode};
 use regsync_protocol::sync::JobSummary;
 use serde::Serialize;
@@ -91,6 +92,10 @@ impl Host for Computer {
         let _ = self.app.emit("signed_out", ());
     }
 
+    fn publish_update(&self, notice: &UpdateNotice) {
+        let _ = self.app.emit("update", notice);
+    }
+
     fn zone(&self) -> FixedOffset {
         *Local::now().offset()
     }
@@ -163,12 +168,14 @@ async fn tray_state(desk: State<'_, Arc<Desk>>) -> Answer<Option<TraySummary>> {
 struct SettingsView {
     notifications: bool,
     start_at_login: bool,
+    automatic_updates: bool,
 }
 
 fn settings_view(app: &AppHandle, desk: &Desk) -> SettingsView {
     SettingsView {
         notifications: desk.notifications(),
         start_at_login: app.autolaunch().is_enabled().unwrap_or(false),
+        automatic_updates: desk.automatic_updates(),
     }
 }
 
@@ -280,13 +287,47 @@ fn open_folder(folder: &Path) -> std::io::Result<()> {
         .map(drop)
 }
 
+#[tauri::command]
+async fn set_automatic_updates(
+    app: AppHandle,
+    desk: State<'_, Arc<Desk>>,
+    on: bool,
+) -> Answer<SettingsView> {
+    desk.set_automatic_updates(on)?;
+    if on {
+        // Turned back on: check now rather than tomorrow.
+        let (app, desk) = (app.clone(), desk.inner().clone());
+        tauri::async_runtime::spawn(async move { crate::updates::check(&app, &desk).await });
+    }
+    Ok(settings_view(&app, &desk))
+}
+
+#[tauri::command]
+async fn update_state(desk: State<'_, Arc<Desk>>) -> Answer<UpdateNotice> {
+    Ok(desk.update())
+}
+
+#[tauri::command]
+async fn restart_to_update(app: AppHandle) -> Answer<()> {
+    crate::updates::restart_into(&app)
+        .await
+        .map_err(|message| Problem::new(ProblemCode::Settings, message).into())
+}
+
 // ---- the tray and the window --------------------------------------------------------------------
 
 struct TrayItems {
+    menu: Menu<tauri::Wry>,
     status: MenuItem<tauri::Wry>,
     updated: MenuItem<tauri::Wry>,
     sync: MenuItem<tauri::Wry>,
+    /// "Version X is ready — restart to update": in the menu only while an update waits.
+    update: MenuItem<tauri::Wry>,
+    update_shown: std::sync::atomic::AtomicBool,
 }
+
+/// Where the update item goes: after the status and "Updated" lines.
+const UPDATE_ITEM_POSITION: usize = 2;
 
 impl TrayItems {
     fn show(&self, summary: &TraySummary) {
@@ -300,6 +341,24 @@ impl TrayItems {
             .unwrap_or("Sync online registers");
         let _ = self.sync.set_text(sync);
         let _ = self.sync.set_enabled(summary.sync_item.is_some());
+        self.show_update(summary.update_item.as_deref());
+    }
+
+    fn show_update(&self, item: Option<&str>) {
+        use std::sync::atomic::Ordering;
+        match item {
+            Some(text) => {
+                let _ = self.update.set_text(text);
+                if !self.update_shown.swap(true, Ordering::Relaxed) {
+                    let _ = self.menu.insert(&self.update, UPDATE_ITEM_POSITION);
+                }
+            }
+            None => {
+                if self.update_shown.swap(false, Ordering::Relaxed) {
+                    let _ = self.menu.remove(&self.update);
+                }
+            }
+        }
     }
 }
 
@@ -319,6 +378,7 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     let open = MenuItem::with_id(app, "open", "Open Register Sync", true, None::<&str>)?;
     let sync = MenuItem::with_id(app, "sync", "Sync online registers", false, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let update = MenuItem::with_id(app, "update", "", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(app, &[&status, &updated, &open, &sync, &separator, &quit])?;
     let mut builder = TrayIconBuilder::with_id("main")
@@ -331,6 +391,14 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
         .on_menu_event(|app, event| match event.id.as_ref() {
             "open" => show_window(app),
             "quit" => app.exit(0),
+            "update" => {
+                let app = app.clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Err(message) = crate::updates::restart_into(&app).await {
+                        tracing::warn!(%message, "restarting into the update from the tray failed");
+                    }
+                });
+            }
             "sync" => {
                 let desk = app.state::<Arc<Desk>>().inner().clone();
                 tauri::async_runtime::spawn(async move {
@@ -343,9 +411,12 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
         })
         .build(app)?;
     app.manage(TrayItems {
+        menu,
         status,
         updated,
         sync,
+        update,
+        update_shown: false.into(),
     });
     Ok(())
 }
@@ -419,6 +490,7 @@ pub fn run(demo: bool, hidden: bool) {
         }))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .plugin(
             tauri_plugin_autostart::Builder::new()
                 .arg(HIDDEN_ARG)
@@ -437,6 +509,7 @@ pub fn run(demo: bool, hidden: bool) {
             );
             app.manage(desk.clone());
             app.manage(DemoHolder::default());
+            app.manage(crate::updates::Pending::default());
             let tray = build_tray(app.handle());
             if let Err(error) = &tray {
                 // No tray host (a bare X server, some desktops): the window still works.
@@ -457,6 +530,7 @@ pub fn run(demo: bool, hidden: bool) {
                     desk.resume_saved().await;
                 }
                 desk.started().await;
+                crate::updates::keep_up_to_date(handle, desk);
             });
             Ok(())
         })
@@ -482,7 +556,10 @@ pub fn run(demo: bool, hidden: bool) {
             set_notifications,
             set_start_at_login,
             copy_diagnostics,
-            open_log_folder
+            open_log_folder,
+            set_automatic_updates,
+            update_state,
+            restart_to_update
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

@@ -24,6 +24,7 @@ use crate::session::{self, SessionView};
 use crate::settings::{Settings, SettingsFile};
 use crate::state::{Connection, Live};
 use crate::tray::{TraySummary, summarize};
+use crate::updates::UpdateNotice;
 use crate::words::{Problem, ProblemCode};
 
 /// How often, at most, the offline picture is written while updates stream in.
@@ -47,6 +48,8 @@ pub trait Host: Send + Sync + 'static {
     fn publish(&self, view: &LiveView);
     /// Tells the page the session ended without the user signing out.
     fn signed_out(&self);
+    /// Tells the page what there is to say about the app's own updates.
+    fn publish_update(&self, notice: &UpdateNotice);
     /// The local time zone, for the tray's clock.
     fn zone(&self) -> FixedOffset;
 }
@@ -85,6 +88,10 @@ pub struct Desk {
     notifications: AtomicBool,
     /// `REGSYNC_NOTIFICATIONS=0` silences notifications whatever the setting.
     notifications_forced_off: bool,
+    /// The manager's choice: check for app updates at start and daily.
+    automatic_updates: AtomicBool,
+    /// What there is to say about the app's own updates.
+    update: std::sync::Mutex<UpdateNotice>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -122,6 +129,8 @@ impl Desk {
             settings,
             notifications: AtomicBool::new(chosen.notifications),
             notifications_forced_off,
+            automatic_updates: AtomicBool::new(chosen.automatic_updates),
+            update: std::sync::Mutex::new(UpdateNotice::default()),
         })
     }
 
@@ -274,16 +283,49 @@ impl Desk {
     }
 
     pub fn set_notifications(&self, on: bool) -> Result<(), Problem> {
-        self.settings
-            .save(&Settings { notifications: on })
-            .map_err(|e| {
-                Problem::new(
-                    ProblemCode::Settings,
-                    format!("Couldn't save the setting: {e}"),
-                )
-            })?;
+        self.save_settings(|s| s.notifications = on)?;
         self.notifications.store(on, Ordering::Relaxed);
         Ok(())
+    }
+
+    pub fn automatic_updates(&self) -> bool {
+        self.automatic_updates.load(Ordering::Relaxed)
+    }
+
+    pub fn set_automatic_updates(&self, on: bool) -> Result<(), Problem> {
+        self.save_settings(|s| s.automatic_updates = on)?;
+        self.automatic_updates.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Saves the settings as they are with `change` made.
+    fn save_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<(), Problem> {
+        let mut settings = Settings {
+            notifications: self.notifications(),
+            automatic_updates: self.automatic_updates(),
+        };
+        change(&mut settings);
+        self.settings.save(&settings).map_err(|e| {
+            Problem::new(
+                ProblemCode::Settings,
+                format!("Couldn't save the setting: {e}"),
+            )
+        })
+    }
+
+    /// What there is to say about the app's own updates now.
+    pub fn update(&self) -> UpdateNotice {
+        self.update
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// An update is ready, refused, or there is nothing to say: the page and the tray follow.
+    pub async fn set_update(&self, notice: UpdateNotice) {
+        *self.update.lock().unwrap_or_else(|e| e.into_inner()) = notice.clone();
+        self.host.publish_update(&notice);
+        self.refresh_tray().await;
     }
 
     /// Follows `client`'s session: the cached picture first if there is nothing newer.
@@ -422,7 +464,8 @@ impl Desk {
             let mut inner = self.inner.lock().await;
             let current = inner.live.picture.current_site(inner.current_site);
             let zone = self.host.zone();
-            let summary = summarize(inner.session.is_some(), &inner.live, current, &zone);
+            let mut summary = summarize(inner.session.is_some(), &inner.live, current, &zone);
+            summary.update_item = self.update().ready_words();
             if inner.tray.as_ref() == Some(&summary) {
                 return;
             }

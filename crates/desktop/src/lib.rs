@@ -18,6 +18,7 @@ pub mod session;
 pub mod settings;
 pub mod state;
 pub mod tray;
+pub mod updates;
 pub mod words;
 
 #[cfg(test)]

@@ -14,12 +14,15 @@ use crate::files::write_atomically;
 pub struct Settings {
     /// System notifications when syncs finish, are skipped, wait, fail or expire.
     pub notifications: bool,
+    /// Check for a new version of the app at start and daily (off where IT deploys updates).
+    pub automatic_updates: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             notifications: true,
+            automatic_updates: true,
         }
     }
 }

@@ -496,9 +496,14 @@ fn settings_default_to_notifications_on_and_survive_a_bad_file() {
 
     file.save(&Settings {
         notifications: false,
+        ..Settings::default()
     })
     .unwrap();
     assert!(!file.load().notifications, "the choice is kept");
+    assert!(
+        file.load().automatic_updates,
+        "updates stay on until turned off"
+    );
 
     // A file from a later version with more settings keeps what it can read.
     std::fs::write(file.path(), br#"{"notifications":false,"theme":"dark"}"#).unwrap();

@@ -25,6 +25,8 @@ pub struct TraySummary {
     pub sync_item: Option<String>,
     /// "Updated 14:02": when the picture was last known current.
     pub updated: Option<String>,
+    /// "Version 0.2.0 is ready — restart to update", when an update is waiting (the desk adds it).
+    pub update_item: Option<String>,
 }
 
 pub fn clock(at: DateTime<Utc>, zone: &FixedOffset) -> String {
@@ -48,6 +50,7 @@ pub fn summarize(
             status: "Signed out".into(),
             sync_item: None,
             updated: None,
+            update_item: None,
         };
     }
     let site_name = current_site
@@ -67,6 +70,7 @@ pub fn summarize(
                 status: "Connecting to Back Office…".into(),
                 sync_item: None,
                 updated,
+                update_item: None,
             };
         }
         _ => {}
@@ -85,6 +89,7 @@ pub fn summarize(
             status: format!("Syncing {site}…"),
             sync_item,
             updated,
+            update_item: None,
         };
     }
     let (icon, status) = registers_status(picture);
@@ -93,6 +98,7 @@ pub fn summarize(
         status,
         sync_item,
         updated,
+        update_item: None,
     }
 }
 
@@ -132,5 +138,6 @@ fn unreachable_summary(
         },
         sync_item: None,
         updated,
+        update_item: None,
     }
 }

@@ -1,7 +1,7 @@
 // The seam between the page and the app: the only module that calls Tauri's `invoke` and
 // `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
 
-import type { Diagnostics, JobSummary, LiveState, Session, Settings, Uuid } from "./types";
+import type { Diagnostics, JobSummary, LiveState, Session, Settings, UpdateNotice, Uuid } from "./types";
 
 export interface Backend {
   /** The current session, or null when signed out. */
@@ -22,6 +22,12 @@ export interface Backend {
   /** Each answers with the settings as they now are. */
   setNotifications(on: boolean): Promise<Settings>;
   setStartAtLogin(on: boolean): Promise<Settings>;
+  setAutomaticUpdates(on: boolean): Promise<Settings>;
+  /** What there is to say about the app's own updates; then `onUpdate` hears every change. */
+  update(): Promise<UpdateNotice>;
+  onUpdate(handler: (notice: UpdateNotice) => void): Promise<() => void>;
+  /** Installs the update that is ready and starts the new version. */
+  restartToUpdate(): Promise<void>;
   /** Puts what support needs (plain text, no secrets) on the clipboard; answers it. */
   copyDiagnostics(): Promise<Diagnostics>;
   /** Opens the log folder in the file manager; answers where it is. */
@@ -48,6 +54,10 @@ export function tauriBackend(): Backend {
     settings: () => invoke("settings"),
     setNotifications: (on) => invoke("set_notifications", { on }),
     setStartAtLogin: (on) => invoke("set_start_at_login", { on }),
+    setAutomaticUpdates: (on) => invoke("set_automatic_updates", { on }),
+    update: () => invoke("update_state"),
+    onUpdate: async (handler) => (await event).listen<UpdateNotice>("update", (e) => handler(e.payload)),
+    restartToUpdate: () => invoke("restart_to_update"),
     copyDiagnostics: () => invoke("copy_diagnostics"),
     openLogFolder: () => invoke("open_log_folder"),
   };

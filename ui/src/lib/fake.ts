@@ -1,7 +1,7 @@
 // A Backend without Back Office: for component tests and for viewing the page in a browser.
 
 import type { Backend } from "./backend";
-import type { JobSummary, LiveState, Register, Session, Settings, Site, Target } from "./types";
+import type { JobSummary, LiveState, Register, Session, Settings, Site, Target, UpdateNotice } from "./types";
 
 const now = () => new Date().toISOString();
 
@@ -45,6 +45,8 @@ export interface Fake extends Backend {
   push(state: LiveState): void;
   /** Ends the session, as Back Office revoking it would. */
   endSession(): void;
+  /** Tells listeners of an update, as the app's updater would. */
+  announceUpdate(notice: UpdateNotice): void;
   calls: string[];
 }
 
@@ -61,7 +63,9 @@ export function fakeBackend(
 ): Fake {
   let state = initial;
   let current = session;
-  let settings: Settings = { notifications: true, start_at_login: false };
+  let settings: Settings = { notifications: true, start_at_login: false, automatic_updates: true };
+  let update: UpdateNotice = { ready: null, refused: null };
+  const updateListeners = new Set<(n: UpdateNotice) => void>();
   const listeners = new Set<(s: LiveState) => void>();
   const signedOut = new Set<() => void>();
   const calls: string[] = [];
@@ -139,6 +143,25 @@ export function fakeBackend(
       calls.push(`setStartAtLogin ${on}`);
       settings = { ...settings, start_at_login: on };
       return settings;
+    },
+    async setAutomaticUpdates(on) {
+      calls.push(`setAutomaticUpdates ${on}`);
+      settings = { ...settings, automatic_updates: on };
+      return settings;
+    },
+    async update() {
+      return update;
+    },
+    async onUpdate(handler) {
+      updateListeners.add(handler);
+      return () => updateListeners.delete(handler);
+    },
+    async restartToUpdate() {
+      calls.push("restartToUpdate");
+    },
+    announceUpdate(notice: UpdateNotice) {
+      update = notice;
+      updateListeners.forEach((l) => l(notice));
     },
     async copyDiagnostics() {
       calls.push("copyDiagnostics");

@@ -108,6 +108,16 @@ export interface Settings {
   notifications: boolean;
   /** The app starts, in the tray, when the manager logs in to the PC. */
   start_at_login: boolean;
+  /** The app checks for a new version of itself at start and daily. */
+  automatic_updates: boolean;
+}
+
+/** What there is to say about the app's own updates. */
+export interface UpdateNotice {
+  /** A newer version, downloaded and verified, installed on restart. */
+  ready: string | null;
+  /** Why the last update found was not taken, in words. */
+  refused: string | null;
 }
 
 /** Every failure from the shell has this shape; `code` is stable, `message` is for people. */

@@ -152,6 +152,30 @@ describe("the registers page", () => {
     expect(await screen.findByText(/Logs are in \/home\/alex/)).toBeTruthy();
   });
 
+  it("says when an update is ready, restarts into it, and says plainly when one was refused", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await screen.findByText("Main Bar", { selector: "h1" });
+    expect(screen.queryByText(/restart to update/)).toBeNull();
+    backend.announceUpdate({ ready: "0.2.0", refused: null });
+    expect(await screen.findByText("Version 0.2.0 is ready — restart to update")).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Restart now" }));
+    expect(backend.calls).toContain("restartToUpdate");
+    backend.announceUpdate({ ready: null, refused: "The update to version 0.2.0 was refused: …" });
+    expect(await screen.findByText(/was refused/)).toBeTruthy();
+    expect(screen.queryByText(/restart to update/)).toBeNull();
+  });
+
+  it("turns automatic update checks off", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Settings" }));
+    const updates = (await screen.findByLabelText(/Check for updates automatically/)) as HTMLInputElement;
+    expect(updates.checked).toBe(true);
+    await fireEvent.click(updates);
+    await waitFor(() => expect(backend.calls).toContain("setAutomaticUpdates false"));
+  });
+
   it("points the tray's sync at the site on screen", async () => {
     const state = demoState();
     state.picture.sites["s2"] = { id: "s2", name: "Terrace", register_count: 0, catalog_revision: 1 };

@@ -16,6 +16,7 @@ struct FakeHost {
     trays: Mutex<Vec<TraySummary>>,
     views: AtomicUsize,
     signed_out: AtomicUsize,
+    updates: Mutex<Vec<UpdateNotice>>,
 }
 
 impl Host for FakeHost {
@@ -47,6 +48,9 @@ impl Host for FakeHost {
     }
     fn zone(&self) -> FixedOffset {
         FixedOffset::east_opt(0).unwrap()
+    }
+    fn publish_update(&self, notice: &UpdateNotice) {
+        self.updates.lock().unwrap().push(notice.clone());
     }
 }
 
@@ -256,4 +260,36 @@ async fn diagnostics_say_where_back_office_is_and_whether_it_answers_and_hold_no
         "{report}"
     );
     bo.restart().await;
+}
+
+#[tokio::test]
+async fn an_update_ready_shows_on_the_tray_and_the_page_and_the_choice_to_check_is_kept() {
+    let host = Arc::new(FakeHost::default());
+    let folders = Folders::new();
+    let desk = folders.desk(&host);
+    desk.started().await;
+    assert!(desk.automatic_updates(), "on by default");
+
+    desk.set_update(UpdateNotice::ready("0.2.0")).await;
+    let tray = host.trays.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        tray.update_item.as_deref(),
+        Some("Version 0.2.0 is ready — restart to update")
+    );
+    assert_eq!(
+        host.updates.lock().unwrap().last(),
+        Some(&UpdateNotice::ready("0.2.0"))
+    );
+    assert_eq!(desk.update(), UpdateNotice::ready("0.2.0"));
+
+    desk.set_notifications(false).unwrap();
+    desk.set_automatic_updates(false).unwrap();
+    let again = folders.desk(&host);
+    assert!(!again.automatic_updates(), "kept across restarts");
+    assert!(!again.notifications(), "and the other setting with it");
+    assert_eq!(
+        again.update(),
+        UpdateNotice::default(),
+        "a new start checks again"
+    );
 }
