@@ -1,7 +1,7 @@
 //! The app's own updates against a local update server, with a minisign key the test makes: a
 //! newer version is found, downloaded, its signature verified, offered on the page and in the
 //! tray, and installed when the manager restarts; a tampered package or manifest is refused with a
-//! plain message; an unreachable server is silent but for the log; no update shows nothing; and
+//! plain message (an older release announced as newer too); an unreachable server is silent but for the log; no update shows nothing; and
 //! the setting turns checks off. The real app window (WebDriver under Xvfb), the real updater
 //! plugin, real HTTP.
 //!
@@ -79,10 +79,18 @@ impl UpdateServer {
         base64::engine::general_purpose::STANDARD.encode(file)
     }
 
-    /// The signature of `bytes` as a manifest carries it: the `.sig` file, in base64.
-    fn sign(&self, bytes: &[u8]) -> String {
-        let signature =
-            minisign::sign(Some(&self.keys.pk), &self.keys.sk, bytes, None, None).unwrap();
+    /// The signature of `bytes` as a manifest carries it: the `.sig` file, in base64, bound to
+    /// `version` in its trusted comment as `cargo tauri signer sign --app-version` binds it.
+    fn sign(&self, bytes: &[u8], version: &str) -> String {
+        let trusted = format!("timestamp:1795000000\tfile:register-sync\tversion:{version}");
+        let signature = minisign::sign(
+            Some(&self.keys.pk),
+            &self.keys.sk,
+            bytes,
+            Some(&trusted),
+            None,
+        )
+        .unwrap();
         base64::engine::general_purpose::STANDARD.encode(signature.to_string())
     }
 
@@ -219,7 +227,7 @@ async fn a_newer_version_is_verified_offered_and_installed_on_restart() {
     // and the test can tell it was installed.
     let mut package = std::fs::read(&app).unwrap();
     package.extend_from_slice(b"\nregister-sync 9.9.0 for the update test\n");
-    server.release("9.9.0", package.clone(), server.sign(&package));
+    server.release("9.9.0", package.clone(), server.sign(&package, "9.9.0"));
 
     let office = office(&server.endpoint(), &server.pubkey()).await;
     let window = office.desktop.launch(&app).await;
@@ -265,7 +273,7 @@ async fn a_tampered_package_or_manifest_is_refused_in_plain_words() {
     let app = app_copy(dir.path());
     // Signed, then changed on the way.
     let package = std::fs::read(&app).unwrap();
-    let signature = server.sign(&package);
+    let signature = server.sign(&package, "9.9.0");
     let mut tampered = package.clone();
     tampered.extend_from_slice(b"something else");
     server.release("9.9.0", tampered, signature);
@@ -291,6 +299,14 @@ async fn a_tampered_package_or_manifest_is_refused_in_plain_words() {
     recheck(&window).await;
     window
         .wait_for_text("The update to version 9.9.1 was refused: its signature does not match")
+        .await;
+    // An older release, genuinely signed, announced as a newer one: refused.
+    server.release("9.9.3", package.clone(), server.sign(&package, "0.0.9"));
+    recheck(&window).await;
+    window
+        .wait_for_text(
+            "The update to version 9.9.3 was refused: its package was signed for another version",
+        )
         .await;
     server.answer(Manifest::Text(r#"{"version": "9.9.2", "platforms": 7}"#));
     recheck(&window).await;
@@ -342,7 +358,7 @@ async fn no_update_and_an_unreachable_server_show_nothing_and_checks_can_be_turn
     drop(office);
 
     // The server answers, with this very version: nothing to show.
-    server.release("0.1.0", vec![1, 2, 3], server.sign(&[1, 2, 3]));
+    server.release("0.1.0", vec![1, 2, 3], server.sign(&[1, 2, 3], "0.1.0"));
     let office = office_for(&server).await;
     let window = office.desktop.launch(&app).await;
     office

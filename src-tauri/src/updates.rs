@@ -113,6 +113,9 @@ fn refusal(error: &tauri_plugin_updater::Error) -> Option<Refusal> {
         | Error::Base64(_)
         | Error::SignatureUtf8(_)
         | Error::InvalidUpdaterFormat => Some(Refusal::Signature),
+        Error::SignedVersionMismatch { .. } | Error::MissingSignedVersion => {
+            Some(Refusal::OtherVersion)
+        }
         Error::Serialization(_)
         | Error::Semver(_)
         | Error::TargetNotFound(_)

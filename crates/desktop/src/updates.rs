@@ -23,6 +23,9 @@ pub enum Refusal {
     Signature,
     /// The update server's answer is not a release manifest this app can read.
     Manifest,
+    /// The package is signed, but for another version than the one announced (an older
+    /// release passed off as new), or without saying for which.
+    OtherVersion,
 }
 
 impl UpdateNotice {
@@ -41,6 +44,7 @@ impl UpdateNotice {
         let because = match why {
             Refusal::Signature => "its signature does not match, so it may have been tampered with",
             Refusal::Manifest => "the update server's answer could not be read",
+            Refusal::OtherVersion => "its package was signed for another version",
         };
         UpdateNotice {
             ready: None,
@@ -83,6 +87,13 @@ mod tests {
             )
         );
         assert_eq!(notice.ready, None);
+        let replayed = UpdateNotice::refused(Some("0.3.0"), Refusal::OtherVersion);
+        assert!(
+            replayed
+                .refused
+                .unwrap()
+                .contains("its package was signed for another version")
+        );
         let unreadable = UpdateNotice::refused(None, Refusal::Manifest);
         assert!(
             unreadable
