@@ -190,6 +190,11 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     window
         .screenshot(&screenshots().join("settings-diagnostics.png"))
         .await;
+    // "Open log folder" says where the logs are, whether or not a file manager opened.
+    window.click("#open-log-folder").await;
+    window
+        .wait_for_text(".local/share/com.registersync.desktop/logs")
+        .await;
     window.click("#settings").await;
 
     // Sign out: the keychain entry is gone.
