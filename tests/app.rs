@@ -147,6 +147,32 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
     window
         .screenshot(&screenshots().join("sync-result.png"))
         .await;
+
+    // Export…: the site's history as a CSV file, one line per register of each sync.
+    window.click("#export-history").await;
+    window.click("#export-save").await;
+    let text = window.wait_for_text("Saved to ").await;
+    let saved = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Saved to "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        saved.starts_with(&home.path().display().to_string()),
+        "{saved}"
+    );
+    assert!(
+        saved.ends_with(".csv") && saved.contains("Main Bar"),
+        "{saved}"
+    );
+    let csv = std::fs::read_to_string(&saved).unwrap();
+    assert!(csv.starts_with("job_id,job_created_at,"), "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 1 + 3,
+        "the one-register sync, then three:\n{csv}"
+    );
+    assert!(csv.contains(",Bar 2,synced,"), "{csv}");
     window.close().await;
     quit(&keyring).await;
 

@@ -253,6 +253,67 @@ async fn every_command_against_back_office_with_registers() {
     assert_eq!(jobs.as_array().unwrap().len(), 3);
     assert_eq!(jobs[0]["requested_by"], "Harbour manager");
 
+    // The history to take away: every job's registers as CSV lines, oldest first.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let csv = desk
+        .run(&["jobs", "--csv", "--from", &yesterday], None)
+        .await;
+    assert_eq!(
+        code(&csv),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("job_id,job_created_at,"), "{csv}");
+    assert_eq!(
+        lines.len(),
+        1 + 1 + 3 + 1,
+        "a header, then 1, 3 and 1 registers:\n{csv}"
+    );
+    assert!(
+        lines[1].contains(",register,back_office,Harbour manager,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2..5]
+            .iter()
+            .any(|l| l.contains(",Bar 2,skipped_busy,")),
+        "{csv}"
+    );
+    let empty = desk
+        .run(
+            &[
+                "jobs",
+                "--csv",
+                "--from",
+                "2020-01-01",
+                "--to",
+                "2020-01-02",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(String::from_utf8(empty.stdout).unwrap().lines().count(), 1);
+    let backwards = desk
+        .run(
+            &[
+                "jobs",
+                "--csv",
+                "--from",
+                "2026-01-02",
+                "--to",
+                "2026-01-01",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code(&backwards), Some(1));
+    assert!(String::from_utf8_lossy(&backwards.stderr).contains("from: must be before to"));
+
     // watch: a live line for a change.
     let mut watch = desk
         .command(&["--json", "watch"])

@@ -314,6 +314,35 @@ async fn restart_to_update(app: AppHandle) -> Answer<()> {
         .map_err(|message| Problem::new(ProblemCode::Settings, message).into())
 }
 
+/// "Export…": a site's history over local days `from`..=`to` as a CSV file in the Downloads
+/// folder; answers where it was saved.
+#[tauri::command]
+async fn export_history(
+    app: AppHandle,
+    desk: State<'_, Arc<Desk>>,
+    site_id: Uuid,
+    site_name: String,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Answer<String> {
+    let csv = desk.history_csv(site_id, from, to).await?;
+    let folder = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| Problem::new(ProblemCode::Export, format!("No folder to save in: {e}")))?;
+    let path = folder.join(regsync_desktop::files::export_name(&site_name, from, to));
+    let written = std::fs::create_dir_all(&folder).and_then(|()| std::fs::write(&path, csv));
+    written.map_err(|e| {
+        Problem::new(
+            ProblemCode::Export,
+            format!("Couldn't save {}: {e}", path.display()),
+        )
+    })?;
+    tracing::info!(path = %path.display(), "history exported");
+    Ok(path.display().to_string())
+}
+
 // ---- the tray and the window --------------------------------------------------------------------
 
 struct TrayItems {
@@ -559,7 +588,8 @@ pub fn run(demo: bool, hidden: bool) {
             open_log_folder,
             set_automatic_updates,
             update_state,
-            restart_to_update
+            restart_to_update,
+            export_history
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

@@ -76,6 +76,21 @@ pub(crate) async fn send<T: DeserializeOwned, B: Serialize>(
     bearer: Option<&str>,
     body: Option<&B>,
 ) -> Result<T> {
+    let (status, bytes) = send_bytes(http, base, timeout, method, path, bearer, body).await?;
+    parse_json(status, &bytes)
+}
+
+/// [`send`] for an answer that is not JSON (a CSV export): its status and body, once it is a
+/// success; failures are the same errors.
+pub(crate) async fn send_bytes<B: Serialize>(
+    http: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&B>,
+) -> Result<(StatusCode, Vec<u8>)> {
     let mut request = http
         .request(method, format!("{base}{path}"))
         .timeout(timeout);
@@ -98,10 +113,15 @@ pub(crate) async fn send<T: DeserializeOwned, B: Serialize>(
     if !status.is_success() {
         return Err(error_from(status, &headers, &bytes));
     }
+    Ok((status, bytes.to_vec()))
+}
+
+/// A successful answer's JSON body (an empty body reads as `null`).
+pub(crate) fn parse_json<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T> {
     let bytes = if bytes.is_empty() {
         &b"null"[..]
     } else {
-        &bytes[..]
+        bytes
     };
     serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {
         status: status.as_u16(),

@@ -262,6 +262,45 @@ impl Desk {
         Ok(job.summary)
     }
 
+    /// A site's history from `from` to `to` (local days, both included) as CSV, for "Export…".
+    pub async fn history_csv(
+        &self,
+        site_id: Uuid,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<String, Problem> {
+        if from > to {
+            return Err(Problem::new(
+                ProblemCode::InvalidInput,
+                "The first day is after the last one.",
+            ));
+        }
+        let zone = self.host.zone();
+        let midnight = |day: chrono::NaiveDate| {
+            day.and_time(chrono::NaiveTime::MIN)
+                .and_local_timezone(zone)
+                .single()
+                .map(|at| at.to_rfc3339())
+        };
+        let (Some(start), Some(end)) = (midnight(from), to.succ_opt().and_then(midnight)) else {
+            return Err(Problem::new(
+                ProblemCode::InvalidInput,
+                "Those days are out of range.",
+            ));
+        };
+        let client = self
+            .inner
+            .lock()
+            .await
+            .client
+            .clone()
+            .ok_or_else(not_signed_in)?;
+        client
+            .jobs_csv(site_id, Some(&start), Some(&end))
+            .await
+            .map_err(|e| Problem::from(&e))
+    }
+
     /// "Sync online registers" from the tray: the site on screen.
     pub async fn sync_current_site(&self) -> Result<(), Problem> {
         let site = {

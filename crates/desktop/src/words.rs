@@ -27,6 +27,10 @@ pub enum ProblemCode {
     Config,
     /// A setting could not be changed.
     Settings,
+    /// What the manager entered cannot be used (a range of days that runs backwards, say).
+    InvalidInput,
+    /// An export could not be written to its file.
+    Export,
     Internal,
 }
 

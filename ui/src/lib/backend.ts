@@ -28,6 +28,8 @@ export interface Backend {
   onUpdate(handler: (notice: UpdateNotice) => void): Promise<() => void>;
   /** Installs the update that is ready and starts the new version. */
   restartToUpdate(): Promise<void>;
+  /** Saves a site's history over local days `from`..`to` (YYYY-MM-DD) as CSV; answers where. */
+  exportHistory(siteId: Uuid, siteName: string, from: string, to: string): Promise<string>;
   /** Puts what support needs (plain text, no secrets) on the clipboard; answers it. */
   copyDiagnostics(): Promise<Diagnostics>;
   /** Opens the log folder in the file manager; answers where it is. */
@@ -59,6 +61,7 @@ export function tauriBackend(): Backend {
     onUpdate: async (handler) => (await event).listen<UpdateNotice>("update", (e) => handler(e.payload)),
     restartToUpdate: () => invoke("restart_to_update"),
     copyDiagnostics: () => invoke("copy_diagnostics"),
+    exportHistory: (siteId, siteName, from, to) => invoke("export_history", { siteId, siteName, from, to }),
     openLogFolder: () => invoke("open_log_folder"),
   };
 }

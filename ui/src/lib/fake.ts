@@ -163,6 +163,10 @@ export function fakeBackend(
       update = notice;
       updateListeners.forEach((l) => l(notice));
     },
+    async exportHistory(siteId, siteName, from, to) {
+      calls.push(`exportHistory ${siteId} ${from} ${to}`);
+      return `/home/alex/Downloads/Register Sync history - ${siteName} - ${from} to ${to}.csv`;
+    },
     async copyDiagnostics() {
       calls.push("copyDiagnostics");
       const text = "Register Sync 0.1.0\nBack Office: https://backoffice.example\nLatest problems: none\n";

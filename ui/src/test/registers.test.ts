@@ -166,6 +166,19 @@ describe("the registers page", () => {
     expect(screen.queryByText(/restart to update/)).toBeNull();
   });
 
+  it("exports a site's history as CSV over the days chosen", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Export…" }));
+    const from = screen.getByLabelText("From") as HTMLInputElement;
+    await fireEvent.input(from, { target: { value: "2026-11-01" } });
+    const to = screen.getByLabelText("to") as HTMLInputElement;
+    await fireEvent.input(to, { target: { value: "2026-11-28" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Save as CSV" }));
+    expect(await screen.findByText(/Saved to .*Main Bar - 2026-11-01 to 2026-11-28\.csv/)).toBeTruthy();
+    expect(backend.calls.some((c) => c.endsWith(" 2026-11-01 2026-11-28"))).toBe(true);
+  });
+
   it("turns automatic update checks off", async () => {
     const backend = fakeBackend();
     render(App, { backend });

@@ -49,6 +49,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::sync_site))
         .routes(routes!(sync::get_job))
         .routes(routes!(sync::list_site_jobs))
+        .routes(routes!(sync::history::export_site_jobs))
         .routes(routes!(events::events))
         .routes(routes!(gateway::connect))
         .routes(routes!(health))

@@ -6,6 +6,7 @@
 pub mod core;
 pub mod driver;
 pub mod engine;
+pub mod history;
 pub mod store;
 
 use regsync_protocol::ErrorCode;

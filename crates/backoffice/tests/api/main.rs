@@ -11,6 +11,7 @@ mod contract;
 mod events;
 mod harness;
 mod headers;
+mod history;
 mod input;
 mod lifecycle;
 mod monitoring;

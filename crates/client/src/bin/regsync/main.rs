@@ -67,13 +67,22 @@ enum Command {
     },
     /// Sync one register, or every online register of a site (`--online --site`).
     Sync(Sync),
-    /// Recent syncs of a site.
+    /// Recent syncs of a site; with --csv, every sync over a time range, one line per register.
     Jobs {
         #[arg(long)]
         site: Option<String>,
         /// How many, newest first (1 to 200).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
         limit: u32,
+        /// Write the history as CSV (for a spreadsheet) instead: jobs and their registers.
+        #[arg(long)]
+        csv: bool,
+        /// With --csv: from this date or time (2026-11-01, or RFC 3339); default 30 days ago.
+        #[arg(long, requires = "csv")]
+        from: Option<String>,
+        /// With --csv: up to (not including) this date or time; default now.
+        #[arg(long, requires = "csv")]
+        to: Option<String>,
     },
     /// Follow changes live until Ctrl-C.
     Watch,
@@ -204,7 +213,14 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Sites => sites(&signed_in(dir).await?, json).await,
         Command::Registers { site } => registers(&signed_in(dir).await?, site, json).await,
         Command::Sync(sync) => sync.run(&signed_in(dir).await?, json).await,
-        Command::Jobs { site, limit } => jobs(&signed_in(dir).await?, site, limit, json).await,
+        Command::Jobs {
+            site,
+            csv: true,
+            from,
+            to,
+            ..
+        } => jobs_csv(&signed_in(dir).await?, site, from, to).await,
+        Command::Jobs { site, limit, .. } => jobs(&signed_in(dir).await?, site, limit, json).await,
         Command::Watch => watch(&signed_in(dir).await?, json).await,
     }
 }
@@ -420,6 +436,29 @@ async fn jobs(
     }
     jobs.sort_by_key(|job| std::cmp::Reverse(job.created_at));
     print_jobs(&jobs, json)?;
+    Ok(Exit::Done)
+}
+
+/// Every site's (or one site's) history over the range as one CSV: one header, then each site's
+/// lines (they carry their site's id).
+async fn jobs_csv(
+    client: &Client,
+    site: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<Exit, Failure> {
+    let mut out = std::io::stdout().lock();
+    for (n, site) in sites_of(client, site.as_deref()).await?.iter().enumerate() {
+        let csv = client
+            .jobs_csv(site.id, from.as_deref(), to.as_deref())
+            .await?;
+        let body = if n == 0 {
+            csv.as_str()
+        } else {
+            csv.split_once("\r\n").map_or("", |(_, lines)| lines)
+        };
+        out.write_all(body.as_bytes())?;
+    }
     Ok(Exit::Done)
 }
 
