@@ -7,5 +7,5 @@ export default defineConfig({
   server: { port: 1420, strictPort: true },
   build: { target: "es2022", outDir: "dist", emptyOutDir: true },
   resolve: process.env.VITEST ? { conditions: ["browser"] } : undefined,
-  test: { environment: "jsdom", globals: true, include: ["src/**/*.test.ts"] },
+  test: { environment: "jsdom", globals: true, include: ["src/**/*.test.ts"], setupFiles: ["src/test/setup.ts"] },
 } as never);

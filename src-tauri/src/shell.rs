@@ -314,6 +314,12 @@ async fn restart_to_update(app: AppHandle) -> Answer<()> {
         .map_err(|message| Problem::new(ProblemCode::Settings, message).into())
 }
 
+/// A history item opened: its job's registers and how each ended.
+#[tauri::command]
+async fn job(desk: State<'_, Arc<Desk>>, job_id: Uuid) -> Answer<regsync_protocol::sync::Job> {
+    Ok(desk.job(job_id).await?)
+}
+
 /// "Export…": a site's history over local days `from`..=`to` as a CSV file in the Downloads
 /// folder; answers where it was saved.
 #[tauri::command]
@@ -589,7 +595,8 @@ pub fn run(demo: bool, hidden: bool) {
             set_automatic_updates,
             update_state,
             restart_to_update,
-            export_history
+            export_history,
+            job
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

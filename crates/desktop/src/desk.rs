@@ -262,6 +262,18 @@ impl Desk {
         Ok(job.summary)
     }
 
+    /// A job with its registers, for a history item opened.
+    pub async fn job(&self, job_id: Uuid) -> Result<regsync_protocol::sync::Job, Problem> {
+        let client = self
+            .inner
+            .lock()
+            .await
+            .client
+            .clone()
+            .ok_or_else(not_signed_in)?;
+        client.job(job_id).await.map_err(|e| Problem::from(&e))
+    }
+
     /// A site's history from `from` to `to` (local days, both included) as CSV, for "Export…".
     pub async fn history_csv(
         &self,

@@ -163,6 +163,11 @@ export function fakeBackend(
       update = notice;
       updateListeners.forEach((l) => l(notice));
     },
+    async job(jobId) {
+      calls.push(`job ${jobId}`);
+      const summary = state.picture.jobs[jobId];
+      return { ...summary, targets: Object.values(state.picture.targets[jobId] ?? {}) };
+    },
     async exportHistory(siteId, siteName, from, to) {
       calls.push(`exportHistory ${siteId} ${from} ${to}`);
       return `/home/alex/Downloads/Register Sync history - ${siteName} - ${from} to ${to}.csv`;

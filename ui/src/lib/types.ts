@@ -131,3 +131,8 @@ export interface Diagnostics {
   text: string;
   copied: boolean;
 }
+
+/** A job with each register it reached and how that ended. */
+export interface Job extends JobSummary {
+  targets: Target[];
+}

@@ -35,6 +35,85 @@ describe("the registers page", () => {
     expect(await screen.findByText("Waiting — in a sale, will sync when it ends")).toBeTruthy();
   });
 
+  it("announces a site sync once, closes its result card, and keeps none for a site left behind", async () => {
+    const state = demoState();
+    state.picture.sites["s2"] = { id: "s2", name: "Terrace", register_count: 0, catalog_revision: 1 };
+    const backend = fakeBackend(state);
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Sync online registers" }));
+    const jobId = `job${backend.calls.length}`;
+    const next: LiveState = structuredClone(state);
+    next.picture.targets[jobId] = Object.fromEntries(
+      ["r1", "r2"].map((id, n) => [
+        `t${n}`,
+        {
+          id: `t${n}`, job_id: jobId, register_id: id, register_name: `Bar ${n + 1}`,
+          state: n === 0 ? "synced" : "skipped_offline", revision: 42, reason: null,
+          updated_at: new Date().toISOString(), wait_expires_at: null,
+        },
+      ]),
+    );
+    next.version = (state.version ?? 0) + 1;
+    backend.push(next);
+    const card = await screen.findByRole("region", { name: "Result of Sync online registers" });
+    // One live region says it, once; the rows' chips are not announced one by one.
+    const announcement = document.getElementById("announcement")!;
+    expect(announcement.textContent).toBe(card.querySelector("strong")!.textContent);
+    expect(document.querySelectorAll("[aria-live]").length).toBe(1);
+    await fireEvent.click(screen.getByRole("button", { name: "Close the result" }));
+    expect(screen.queryByRole("region", { name: "Result of Sync online registers" })).toBeNull();
+
+    // Again, then away to another site and back: no card is left over.
+    await fireEvent.click(screen.getByRole("button", { name: "Sync online registers" }));
+    backend.push({ ...next, version: next.version + 1 });
+    await fireEvent.click(screen.getByRole("button", { name: /^Terrace/ }));
+    await fireEvent.click(screen.getByRole("button", { name: /^Main Bar/ }));
+    expect(screen.queryByRole("region", { name: "Result of Sync online registers" })).toBeNull();
+  });
+
+  it("keeps the Back Office address and email for the next sign-in after signing out", async () => {
+    localStorage.clear();
+    const backend = fakeBackend(demoState(), {
+      url: "https://bo.harbour.example", email: "alex@harbour.example", display_name: "Alex",
+      company: "Harbour", can_manage_sites: true, demo: false,
+    });
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Sign out" }));
+    expect(((await screen.findByLabelText("Back Office")) as HTMLInputElement).value).toBe("https://bo.harbour.example");
+    expect((screen.getByLabelText("Email") as HTMLInputElement).value).toBe("alex@harbour.example");
+    expect((screen.getByLabelText("Password") as HTMLInputElement).value).toBe("");
+  });
+
+  it("opens a history item to its registers and how each ended", async () => {
+    const state = demoState();
+    state.picture.jobs["j1"] = {
+      id: "j1", site_id: Object.keys(state.picture.sites)[0], kind: "site_online", source: "back_office",
+      requested_by: "Alex Manager", retry_when_free: true, created_at: new Date().toISOString(),
+      finished_at: new Date().toISOString(),
+      counts: { synced: 1, waiting: 0, delivered: 0, skipped_busy: 0, skipped_offline: 1, failed: 0, expired: 0, queued: 0 },
+    } as never;
+    state.picture.targets["j1"] = {
+      a: { id: "a", job_id: "j1", register_id: "r3", register_name: "Kitchen", state: "skipped_offline", revision: 42, reason: null, updated_at: new Date().toISOString(), wait_expires_at: null },
+      b: { id: "b", job_id: "j1", register_id: "r1", register_name: "Bar 1", state: "synced", revision: 42, reason: null, updated_at: new Date().toISOString(), wait_expires_at: null },
+    };
+    const backend = fakeBackend(state);
+    render(App, { backend });
+    const item = await screen.findByText(/Alex Manager · online registers · 1 synced, 1 skipped/);
+    await fireEvent.click(item);
+    item.closest("details")!.open = true;
+    await fireEvent(item.closest("details")!, new Event("toggle"));
+    expect(await screen.findByText("Bar 1:")).toBeTruthy();
+    expect(backend.calls).toContain("job j1");
+    const rows = [...item.closest("details")!.querySelectorAll(".job-targets li")].map((li) => li.textContent);
+    expect(rows).toEqual(["Bar 1: Synced", "Kitchen: Skipped — offline"]);
+  });
+
+  it("names each site button as a screen reader should say it", async () => {
+    render(App, { backend: fakeBackend() });
+    const button = await screen.findByRole("button", { name: /^Main Bar,/ });
+    expect(button.getAttribute("aria-label")).toMatch(/^Main Bar, \d+ registers(, needs attention)?$/);
+  });
+
   it("disables actions with the reason when Back Office is unreachable", async () => {
     const state = demoState();
     state.connection = { kind: "offline", as_of: new Date().toISOString() };
@@ -42,7 +121,7 @@ describe("the registers page", () => {
     const button = await screen.findByRole("button", { name: "Sync online registers" });
     expect((button as HTMLButtonElement).disabled).toBe(true);
     expect(button.getAttribute("title")).toMatch(/can't be reached/);
-    expect(screen.getByRole("status").textContent).toMatch(/Offline — as of/);
+    expect(document.getElementById("connection")!.textContent).toMatch(/Offline — as of/);
   });
 
   it("says so when Back Office is down and nothing is cached, instead of a blank page", async () => {
