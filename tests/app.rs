@@ -541,3 +541,91 @@ async fn the_tray_as_the_desktop_shows_it() {
     tray.click("Quit");
     quit(&keyring).await;
 }
+
+/// axe's serious and critical findings, as lines to read in a failure.
+fn serious(violations: &[serde_json::Value]) -> Vec<String> {
+    violations
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| {
+            format!(
+                "{} ({}): {} — {}",
+                v["id"], v["impact"], v["help"], v["nodes"]
+            )
+        })
+        .collect()
+}
+
+/// axe-core inside the real window, on sign-in, the registers page, the result card and the
+/// settings, in the light scheme and the dark one: nothing serious or critical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_passes_axe_in_light_and_dark() {
+    let Harbour {
+        bo,
+        venue,
+        token: _,
+        bar1: _bar1,
+        bar2: _bar2,
+    } = harbour().await;
+    for dark in [false, true] {
+        let keyring = PrivateKeyring::start();
+        let home = tempfile::tempdir().unwrap();
+        let mut env = vec![
+            ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
+            ("HOME", home.path().display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                home.path().join(".config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME",
+                home.path().join(".local/share").display().to_string(),
+            ),
+            ("REGSYNC_NOTIFICATIONS", "0".into()),
+        ];
+        if dark {
+            env.push(("GTK_THEME", "Adwaita:dark".into()));
+        }
+        let desktop = Desktop::start(&env).await;
+        let window = desktop.launch(&app()).await;
+        window.find("#sign-in").await;
+        let scheme = window
+            .script("return matchMedia('(prefers-color-scheme: dark)').matches")
+            .await;
+        assert_eq!(
+            scheme,
+            serde_json::json!(dark),
+            "the window's colour scheme"
+        );
+        let mut found = vec![];
+        let mut check = |page: &str, violations: Vec<serde_json::Value>| {
+            let scheme = if dark { "dark" } else { "light" };
+            found.extend(
+                serious(&violations)
+                    .into_iter()
+                    .map(|v| format!("{page}, {scheme}: {v}")),
+            );
+        };
+        check("sign-in", window.axe().await);
+
+        sign_in(&window, &bo, &venue).await;
+        window.wait_for_text("Kitchen").await;
+        check("registers", window.axe().await);
+        window.click("#sync-online").await;
+        window.find("#site-result").await;
+        window.wait_for_text("2 synced").await;
+        check("result card", window.axe().await);
+        window.click("#settings").await;
+        window.find("#settings-panel input").await;
+        check("settings", window.axe().await);
+        let shot = if dark {
+            "registers-dark.png"
+        } else {
+            "registers-light.png"
+        };
+        window.screenshot(&screenshots().join(shot)).await;
+        window.close().await;
+        quit(&keyring).await;
+        assert!(found.is_empty(), "axe found:\n{}", found.join("\n"));
+    }
+}

@@ -227,6 +227,45 @@ impl Window {
         .await
     }
 
+    /// Runs JavaScript that calls its last argument with a result; answers that result.
+    pub async fn script_async(&self, script: &str) -> Value {
+        self.command(
+            Method::POST,
+            "/execute/async",
+            Some(serde_json::json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// axe-core (from the UI's npm packages) run inside the window on the page as it is now:
+    /// its violations, each with its rule, impact, help text and the elements it found.
+    pub async fn axe(&self) -> Vec<Value> {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../ui/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&source).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (npm ci in ui/ installs axe-core)",
+                source.display()
+            )
+        });
+        self.script(&format!("{source}\nwindow.axe = axe; return true;"))
+            .await;
+        let found = self
+            .script_async(
+                "const done = arguments[arguments.length - 1];
+                 window.axe.run(document, { resultTypes: ['violations'] })
+                   .then((r) => done(r.violations.map((v) => ({
+                     id: v.id, impact: v.impact, help: v.help,
+                     nodes: v.nodes.map((n) => n.target.join(' ') + ' — ' + n.failureSummary),
+                   }))))
+                   .catch((e) => done([{ id: 'axe-error', impact: 'critical', help: String(e), nodes: [] }]));",
+            )
+            .await;
+        found.as_array().cloned().unwrap_or_else(|| {
+            panic!("axe did not answer: {found}");
+        })
+    }
+
     /// The page's visible text.
     pub async fn text(&self) -> String {
         self.script("return document.body.innerText")
