@@ -84,3 +84,25 @@ export function summary(targets: Target[]): string {
   if (failed) parts.push(`${failed} failed`);
   return parts.join(" · ");
 }
+
+/** What the filter of a big site can narrow the table to. */
+export type Show = "all" | "offline" | "sale" | "behind" | "failed";
+
+/** Whether `register` is one the manager asked to see: its name holds `search` (any case) and
+ * it is what `show` names. `failed`: its latest sync failed or expired. */
+export function shown(register: Register, search: string, show: Show, latest?: Target): boolean {
+  const wanted = search.trim().toLocaleLowerCase();
+  if (wanted && !register.name.toLocaleLowerCase().includes(wanted)) return false;
+  switch (show) {
+    case "all":
+      return true;
+    case "offline":
+      return !register.online;
+    case "sale":
+      return register.online && register.in_sale;
+    case "behind":
+      return !register.up_to_date;
+    case "failed":
+      return latest?.state === "failed" || latest?.state === "expired";
+  }
+}

@@ -197,6 +197,76 @@ describe("the registers page", () => {
     console.info(`500 registers rendered in ${Math.round(performance.now() - started)} ms`);
   });
 
+  /** Demo state with `n` online, up-to-date registers named "Register 0" … */
+  function bigSite(n: number): LiveState {
+    const state = demoState();
+    const template = state.picture.registers.r1;
+    state.picture.registers = {};
+    for (let i = 0; i < n; i++) {
+      state.picture.registers[`r${i}`] = { ...template, id: `r${i}`, name: `Register ${i}`, in_sale: false };
+    }
+    return state;
+  }
+
+  it("finds a register by name on a big site and narrows to a kind of problem", async () => {
+    const state = bigSite(500);
+    state.picture.registers.r42 = { ...state.picture.registers.r42, online: false };
+    state.picture.registers.r7 = { ...state.picture.registers.r7, in_sale: true };
+    state.picture.registers.r8 = { ...state.picture.registers.r8, up_to_date: false, revisions_behind: 1 };
+    render(App, { backend: fakeBackend(state) });
+    const find = (await screen.findByLabelText("Find a register")) as HTMLInputElement;
+    await fireEvent.input(find, { target: { value: "register 499" } });
+    expect(screen.getAllByRole("row").length).toBe(2);
+    expect(screen.getByText("1 of 500 shown")).toBeTruthy();
+    await fireEvent.input(find, { target: { value: "" } });
+    const pick = screen.getByLabelText("Show") as HTMLSelectElement;
+    for (const [show, name] of [["offline", "Register 42"], ["sale", "Register 7"], ["behind", "Register 8"]]) {
+      await fireEvent.change(pick, { target: { value: show } });
+      const rows = screen.getAllByRole("row").slice(1);
+      expect(rows.map((r) => r.getAttribute("data-register"))).toEqual([name]);
+    }
+    await fireEvent.change(pick, { target: { value: "failed" } });
+    expect(screen.getByText("No register matches.")).toBeTruthy();
+  }, 30_000);
+
+  it("keeps rows in place under the pointer and says what went offline instead", async () => {
+    const state = bigSite(12);
+    const backend = fakeBackend(state);
+    render(App, { backend });
+    const table = (await screen.findAllByRole("table"))[0];
+    const names = () => screen.getAllByRole("row").slice(1).map((r) => r.getAttribute("data-register"));
+    const before = names();
+    await fireEvent.mouseEnter(table);
+    const next: LiveState = structuredClone(state);
+    next.picture.registers.r9 = { ...next.picture.registers.r9, online: false };
+    next.version = (state.version ?? 0) + 1;
+    backend.push(next);
+    expect(await screen.findByText(/Register 9 went offline — the list reorders when the pointer leaves it/)).toBeTruthy();
+    expect(names()).toEqual(before);
+    expect(document.getElementById("announcement")!.textContent).toContain("Register 9 went offline");
+    await fireEvent.mouseLeave(table);
+    expect(names()[0]).toBe("Register 9");
+  });
+
+  it("applies a burst of 500 changes on a 500-register site", async () => {
+    const state = bigSite(500);
+    const backend = fakeBackend(state);
+    render(App, { backend });
+    await screen.findAllByRole("row");
+    const started = performance.now();
+    let next = state;
+    for (let i = 0; i < 500; i++) {
+      next = structuredClone(next);
+      const r = next.picture.registers[`r${i}`];
+      next.picture.registers[`r${i}`] = { ...r, in_sale: !r.in_sale };
+      next.version = (next.version ?? 0) + 1;
+      backend.push(next);
+    }
+    await waitFor(() => expect(document.querySelectorAll("td.status.sale").length).toBe(500), { timeout: 30_000 });
+    // Reported, not asserted: it depends on the machine (BENCHMARKS.md).
+    console.info(`500 changes applied in ${Math.round(performance.now() - started)} ms`);
+  }, 60_000);
+
   it("keeps the manager's settings: notifications and starting at login", async () => {
     const backend = fakeBackend();
     render(App, { backend });
