@@ -236,6 +236,33 @@ pub async fn reset_password(db: &Db, email: &str, new_password: &str) -> Result<
     crate::auth::revoke_user_sessions(db, user_id).await
 }
 
+/// Limits the user `email` to `sites` (names or ids of their company's sites), or with `None`
+/// gives them every site. Answers the sites' names as they now are (empty: every site).
+pub async fn set_user_sites(db: &Db, email: &str, sites: Option<&[String]>) -> Result<Vec<String>> {
+    let email = normalize_email(email);
+    let found: Option<(Uuid, Uuid)> = on_db!(db, |pool| sqlx::query_as(
+        "SELECT u.id, u.company_id FROM users u WHERE u.email = $1"
+    )
+    .bind(&email)
+    .fetch_optional(pool)
+    .await)?;
+    let (user_id, company_id) = found.ok_or(Error::NotFound("user"))?;
+    let company = company_id.to_string();
+    let mut ids = vec![];
+    let mut names = vec![];
+    for reference in sites.unwrap_or_default() {
+        let site = find_site(db, reference, Some(&company)).await?;
+        ids.push(site.id);
+        names.push(site.name);
+    }
+    let access = regsync_protocol::api::SiteAccessList {
+        all_sites: sites.is_none(),
+        site_ids: ids,
+    };
+    crate::users::set_site_access(db, company_id, user_id, &access).await?;
+    Ok(names)
+}
+
 /// Creates a register at a site and its device credential.
 pub async fn create_register(db: &Db, site: &SiteRecord, name: &str) -> Result<NewRegister> {
     let name = required("name", name)?;

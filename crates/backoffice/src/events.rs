@@ -25,10 +25,12 @@ use crate::auth::Caller;
 use crate::error::Result;
 use crate::{AppState, Db, gateway::Presence, registers, sites, sync};
 
-/// One event, serialized once for every subscriber, with the company it belongs to.
+/// One event, serialized once for every subscriber, with the company and the site it belongs to
+/// (none for a snapshot, which is made for one subscriber).
 #[derive(Debug)]
 pub struct Published {
     pub company_id: Uuid,
+    pub site_id: Option<Uuid>,
     pub kind: &'static str,
     pub json: String,
 }
@@ -126,7 +128,7 @@ async fn publish(
     }
 }
 
-fn published(company_id: Uuid, event: &Event) -> Result<Published> {
+fn published(company_id: Uuid, site_id: Option<Uuid>, event: &Event) -> Result<Published> {
     let kind = match event {
         Event::Snapshot { .. } => "snapshot",
         Event::Register { .. } => "register",
@@ -138,6 +140,7 @@ fn published(company_id: Uuid, event: &Event) -> Result<Published> {
         .map_err(|e| crate::Error::Internal(format!("serializing an event: {e}")))?;
     Ok(Published {
         company_id,
+        site_id,
         kind,
         json,
     })
@@ -146,26 +149,45 @@ fn published(company_id: Uuid, event: &Event) -> Result<Published> {
 async fn load(db: &Db, presence: &Presence, changed: &Changed) -> Result<Vec<Published>> {
     let mut out = Vec::new();
     for (company_id, site) in sites::load_many(db, &changed.sites).await? {
-        out.push(published(company_id, &Event::Site { site })?);
+        out.push(published(company_id, Some(site.id), &Event::Site { site })?);
     }
     for (company_id, register) in registers::load_many(db, presence, &changed.registers).await? {
-        out.push(published(company_id, &Event::Register { register })?);
+        let site_id = Some(register.site_id);
+        out.push(published(
+            company_id,
+            site_id,
+            &Event::Register { register },
+        )?);
     }
-    for (company_id, target) in sync::load_targets(db, &changed.targets).await? {
-        out.push(published(company_id, &Event::Target { target })?);
+    for (company_id, site_id, target) in sync::load_targets(db, &changed.targets).await? {
+        out.push(published(
+            company_id,
+            Some(site_id),
+            &Event::Target { target },
+        )?);
     }
     for (company_id, job) in sync::load_summaries(db, &changed.jobs).await? {
-        out.push(published(company_id, &Event::Job { job })?);
+        out.push(published(
+            company_id,
+            Some(job.site_id),
+            &Event::Job { job },
+        )?);
     }
     Ok(out)
 }
 
-async fn snapshot(app: &AppState, company_id: Uuid) -> Result<Published> {
-    let sites = sites::for_company(&app.db, company_id).await?;
-    let registers = registers::for_company(&app.db, &app.presence, company_id).await?;
-    let jobs = sync::recent_and_open(&app.db, company_id).await?;
+/// Everything of `caller`'s company they may see, now.
+async fn snapshot(app: &AppState, caller: &Caller) -> Result<Published> {
+    let company_id = caller.company_id;
+    let mut sites = sites::for_company(&app.db, company_id).await?;
+    sites.retain(|site| caller.sites.allows(site.id));
+    let mut registers = registers::for_company(&app.db, &app.presence, company_id).await?;
+    registers.retain(|register| caller.sites.allows(register.site_id));
+    let mut jobs = sync::recent_and_open(&app.db, company_id).await?;
+    jobs.retain(|job| caller.sites.allows(job.site_id));
     published(
         company_id,
+        None,
         &Event::Snapshot {
             sites,
             registers,
@@ -199,7 +221,7 @@ pub async fn events(
     let company_id = caller.company_id;
     let mut rx = app.events.subscribe();
     let mut revoked = app.revoked.subscribe();
-    let first = snapshot(&app, company_id).await?;
+    let first = snapshot(&app, &caller).await?;
     let stream = async_stream(move |tx| async move {
         let mut id = 0u64;
         if tx.send(to_sse(&first, id)).await.is_err() {
@@ -233,14 +255,19 @@ pub async fn events(
                 Wake::Check | Wake::End => return,
             };
             let event = match received {
-                Ok(event) if event.company_id == company_id => event,
+                Ok(event)
+                    if event.company_id == company_id
+                        && event.site_id.is_none_or(|site| caller.sites.allows(site)) =>
+                {
+                    event
+                }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::info!(
                         missed,
                         "an event subscriber fell behind; sending a snapshot"
                     );
-                    match snapshot(&app, company_id).await {
+                    match snapshot(&app, &caller).await {
                         Ok(snapshot) => Arc::new(snapshot),
                         Err(error) => {
                             tracing::warn!(%error, "snapshot for a lagging subscriber failed");

@@ -20,6 +20,7 @@ pub mod registers;
 pub mod sites;
 pub mod sync;
 pub mod tls;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;

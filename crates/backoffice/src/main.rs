@@ -188,6 +188,17 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Which sites the user sees: `--site` (repeat it) limits them to those; `--all` gives them
+    /// every site of their company. Takes effect at once.
+    Sites {
+        #[arg(long)]
+        email: String,
+        /// A site's name or id.
+        #[arg(long = "site", required_unless_present = "all", conflicts_with = "all")]
+        sites: Vec<String>,
+        #[arg(long)]
+        all: bool,
+    },
     /// Set a new password and sign the user out everywhere.
     ResetPassword {
         #[arg(long)]
@@ -278,6 +289,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 permissions: &permissions,
             };
             create_user(&db, user).await
+        }
+        Command::User(UserCommand::Sites { email, sites, all }) => {
+            let db = db::open(&cli.database).await?;
+            let limited = (!all).then_some(sites.as_slice());
+            let names = admin::set_user_sites(&db, &email, limited).await?;
+            if names.is_empty() {
+                say(format_args!("{email} sees every site of their company"))
+            } else {
+                say(format_args!("{email} sees only: {}", names.join(", ")))
+            }
         }
         Command::User(UserCommand::ResetPassword {
             email,

@@ -178,8 +178,22 @@ pub async fn get_register(
         .bind(register_id)
         .fetch_one(pool)
         .await)?;
-    parse_rows(&json)?
+    let register = parse_rows(&json)?
         .pop()
-        .map(|row| Json(row.into_register(&app.presence)))
-        .ok_or(Error::NotFound("register"))
+        .map(|row| row.into_register(&app.presence))
+        .ok_or(Error::NotFound("register"))?;
+    caller.see_site(register.site_id, "register")?;
+    Ok(Json(register))
+}
+
+/// The site of a register of `company_id`, if there is such a register.
+pub async fn site_of(db: &Db, company_id: Uuid, register_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT r.site_id FROM registers r JOIN sites s ON s.id = r.site_id
+         WHERE r.id = $1 AND s.company_id = $2"
+    )
+    .bind(register_id)
+    .bind(company_id)
+    .fetch_optional(pool)
+    .await)?)
 }

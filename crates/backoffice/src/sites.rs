@@ -84,7 +84,9 @@ pub async fn ensure_in_company(db: &Db, company_id: Uuid, site_id: Uuid) -> Resu
     )
 )]
 pub async fn list_sites(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<Site>>> {
-    Ok(Json(for_company(&app.db, caller.company_id).await?))
+    let mut sites = for_company(&app.db, caller.company_id).await?;
+    sites.retain(|site| caller.sites.allows(site.id));
+    Ok(Json(sites))
 }
 
 /// One of the caller's sites.
@@ -100,6 +102,7 @@ pub async fn get_site(
     caller: Caller,
     ApiPath(site_id): ApiPath<Uuid>,
 ) -> Result<Json<Site>> {
+    caller.see_site(site_id, "site")?;
     let sql = format!("{SELECT_SITES} WHERE s.company_id = $1 AND s.id = $2");
     let row: Option<SiteRow> = on_db!(&app.db, |pool| sqlx::query_as(&sql)
         .bind(caller.company_id)

@@ -131,6 +131,19 @@ impl std::str::FromStr for Permission {
     }
 }
 
+/// Which sites of their company a user sees: every one, or only those listed. Everything else
+/// answers 404, as another company's ids do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SiteAccessList {
+    /// True: every site of the company, now and to come; `site_ids` is then empty.
+    pub all_sites: bool,
+    /// With `all_sites` false: the only sites the user sees (sites of the user's company).
+    #[serde(default)]
+    pub site_ids: Vec<Uuid>,
+}
+
 /// The signed-in user, their company and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -71,13 +71,55 @@ pub struct Caller {
     pub company_id: Uuid,
     pub display_name: String,
     pub permissions: Vec<Permission>,
+    /// Which of the company's sites this user sees: all, or only some (access per site).
+    pub sites: SiteScope,
     family_id: Uuid,
     /// The access token's digest and end: a long-lived answer (the event stream) ends with it.
     token_hash: Vec<u8>,
     pub expires_at: DateTime<Utc>,
 }
 
+/// The sites of their company a user sees. A site outside it answers 404, exactly as a site of
+/// another company or one that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteScope {
+    All,
+    Only(std::collections::HashSet<Uuid>),
+}
+
+impl SiteScope {
+    pub fn allows(&self, site_id: Uuid) -> bool {
+        match self {
+            SiteScope::All => true,
+            SiteScope::Only(sites) => sites.contains(&site_id),
+        }
+    }
+
+    /// The scope of `user_id`, who sees all sites unless `all_sites` is false.
+    pub async fn of_user(db: &Db, user_id: Uuid, all_sites: bool) -> Result<SiteScope> {
+        if all_sites {
+            return Ok(SiteScope::All);
+        }
+        let sites: Vec<Uuid> = on_db!(db, |pool| sqlx::query_scalar(
+            "SELECT site_id FROM user_sites WHERE user_id = $1"
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await)?;
+        Ok(SiteScope::Only(sites.into_iter().collect()))
+    }
+}
+
 impl Caller {
+    /// The site, if this caller may see it; else the same 404 as for a site that is nowhere.
+    pub fn see_site(&self, site_id: Uuid, what: &'static str) -> Result<()> {
+        if self.sites.allows(site_id) {
+            Ok(())
+        } else {
+            Err(Error::NotFound(what))
+        }
+    }
+
     /// Whether this sign-in still holds: the access token neither expired nor revoked (signed
     /// out here or on another Back Office process, or by an admin).
     pub async fn still_valid(&self, db: &Db) -> Result<bool> {
@@ -130,6 +172,7 @@ impl FromRequestParts<AppState> for SiteAccess {
         let ApiPath(site_id) = ApiPath::<Uuid>::from_request_parts(parts, app).await?;
         caller.require_sites()?;
         crate::sites::ensure_in_company(&app.db, caller.company_id, site_id).await?;
+        caller.see_site(site_id, "site")?;
         Ok(SiteAccess { caller, site_id })
     }
 }
@@ -143,6 +186,7 @@ struct AccessRow {
     company_id: Uuid,
     display_name: String,
     permissions: String,
+    all_sites: bool,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -167,7 +211,7 @@ impl FromRequestParts<AppState> for Caller {
         let digest = token::digest(presented);
         let row: Option<AccessRow> = on_db!(&app.db, |pool| sqlx::query_as(
             "SELECT a.token_hash, a.family_id, a.user_id, a.expires_at,
-                    u.company_id, u.display_name, u.permissions
+                    u.company_id, u.display_name, u.permissions, u.all_sites
              FROM access_tokens a JOIN users u ON u.id = a.user_id
              WHERE a.token_hash = $1"
         )
@@ -188,11 +232,13 @@ impl FromRequestParts<AppState> for Caller {
                 message: "the access token has expired; refresh it".into(),
             });
         }
+        let sites = SiteScope::of_user(&app.db, row.user_id, row.all_sites).await?;
         Ok(Caller {
             user_id: row.user_id,
             company_id: row.company_id,
             display_name: row.display_name,
             permissions: parse_permissions(&row.permissions),
+            sites,
             family_id: row.family_id,
             token_hash: row.token_hash,
             expires_at: row.expires_at,

@@ -52,6 +52,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::history::export_site_jobs))
         .routes(routes!(events::events))
         .routes(routes!(gateway::connect))
+        .routes(routes!(
+            crate::users::get_site_access,
+            crate::users::put_site_access
+        ))
         .routes(routes!(health))
 }
 

@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         (name = "catalog", description = "The menu a sync delivers to registers"),
         (name = "sync", description = "Syncing registers, sync history and live events"),
         (name = "registers", description = "The channel registers connect on"),
+        (name = "users", description = "Who sees which sites (admins)"),
         (name = "meta", description = "Health and this document"),
     )
 )]

@@ -61,6 +61,7 @@ fn targets_json(db: &Db, filter: &str) -> String {
         ("updated_at", "t.updated_at"),
         ("wait_expires_at", "t.wait_expires_at"),
         ("company_id", "j.company_id"),
+        ("site_id", "j.site_id"),
     ];
     let from = format!(
         "FROM sync_targets t
@@ -76,15 +77,21 @@ struct TargetJson {
     #[serde(flatten)]
     target: Target,
     company_id: Uuid,
+    site_id: Uuid,
 }
 
-fn parse_targets(json: &str) -> Result<Vec<(Uuid, Target)>> {
+/// Targets with their company and site.
+fn parse_targets(json: &str) -> Result<Vec<(Uuid, Uuid, Target)>> {
     let rows: Vec<TargetJson> = serde_json::from_str(json)
         .map_err(|e| Error::Internal(format!("reading sync targets: {e}")))?;
-    Ok(rows.into_iter().map(|r| (r.company_id, r.target)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.company_id, r.site_id, r.target))
+        .collect())
 }
 
-pub async fn load_targets(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, Target)>> {
+/// Targets by id, each with its company and site.
+pub async fn load_targets(db: &Db, ids: &BTreeSet<Uuid>) -> Result<Vec<(Uuid, Uuid, Target)>> {
     let ids: Vec<Uuid> = ids.iter().copied().collect();
     let sql = targets_json(db, &db.in_ids("t.id", 1));
     let json: String = on_db!(db, |pool| sqlx::query_scalar(&sql)
@@ -217,7 +224,10 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
         .bind(job_id)
         .fetch_one(conn)
         .await)?;
-    let targets = parse_targets(&json)?.into_iter().map(|(_, t)| t).collect();
+    let targets = parse_targets(&json)?
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect();
     snapshot.rollback().await?;
     Ok(row.with_targets(targets))
 }
@@ -239,6 +249,10 @@ pub async fn sync_register(
     ApiJsonOrDefault(request): ApiJsonOrDefault<SyncRequest>,
 ) -> Result<(StatusCode, Json<Job>)> {
     caller.require_sites()?;
+    if caller.sites != crate::auth::SiteScope::All {
+        let site = crate::registers::site_of(&app.db, caller.company_id, register_id).await?;
+        caller.see_site(site.ok_or(Error::NotFound("register"))?, "register")?;
+    }
     start(&app, &caller, JobTarget::Register(register_id), &request).await
 }
 
@@ -325,14 +339,15 @@ pub async fn get_job(
     // Listening starts before the first read, so a job finishing in between is not missed.
     let mut finished = app.engine.finished_jobs();
     // Whether it finished is one row; the job with all its targets is read once, to answer.
-    let finished_at: Option<Option<DateTime<Utc>>> = on_db!(&app.db, |pool| sqlx::query_scalar(
-        "SELECT finished_at FROM sync_jobs WHERE id = $1 AND company_id = $2"
+    let found: Option<(Option<DateTime<Utc>>, Uuid)> = on_db!(&app.db, |pool| sqlx::query_as(
+        "SELECT finished_at, site_id FROM sync_jobs WHERE id = $1 AND company_id = $2"
     )
     .bind(job_id)
     .bind(caller.company_id)
     .fetch_optional(pool)
     .await)?;
-    let finished_at = finished_at.ok_or(Error::NotFound("sync job"))?;
+    let (finished_at, site_id) = found.ok_or(Error::NotFound("sync job"))?;
+    caller.see_site(site_id, "sync job")?;
     if finished_at.is_some() || wait.is_zero() {
         return Ok(Json(get(&app.db, caller.company_id, job_id).await?));
     }

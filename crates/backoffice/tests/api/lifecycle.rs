@@ -239,6 +239,27 @@ async fn an_operator_sets_up_a_venue_with_the_admin_commands() {
     );
     assert!(err.contains("--password-stdin"), "{err}");
 
+    // Access per site: limited to Main Bar, then every site again.
+    let email = user[user.iter().position(|a| *a == "--email").unwrap() + 1];
+    let (ok, out, err) = admin(
+        &db,
+        &["user", "sites", "--email", email, "--site", "Main Bar"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("sees only: Main Bar"), "{out}");
+    let (ok, _, err) = admin(
+        &db,
+        &["user", "sites", "--email", email, "--site", "Terrace"],
+        None,
+    )
+    .await;
+    assert!(!ok && err.contains("site"), "no such site: {err}");
+    let (ok, out, err) = admin(&db, &["user", "sites", "--email", email, "--all"], None).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("sees every site"), "{out}");
+
     let (ok, out, err) = admin(
         &db,
         &["register", "create", "--site", "Main Bar", "Bar 1"],
