@@ -148,6 +148,27 @@ async fn a_manager_signs_in_syncs_and_stays_signed_in_until_signing_out() {
         .screenshot(&screenshots().join("sync-result.png"))
         .await;
 
+    // A register's own page: its syncs (who asked, how each ended) and when it came online.
+    window
+        .click("#registers tr[data-register='Bar 1'] th button")
+        .await;
+    window.find("#register-panel #register-syncs").await;
+    let panel = window
+        .script("return document.getElementById('register-panel').innerText")
+        .await;
+    let panel = panel.as_str().unwrap_or_default();
+    assert!(panel.contains("Recent syncs"), "{panel}");
+    assert!(
+        panel.matches("Synced").count() >= 2,
+        "two syncs of Bar 1: {panel}"
+    );
+    assert!(panel.contains("Harbour manager"), "{panel}");
+    assert!(panel.contains("● Online"), "{panel}");
+    window
+        .screenshot(&screenshots().join("register-page.png"))
+        .await;
+    window.click("#register-panel .close").await;
+
     // Export…: the site's history as a CSV file, one line per register of each sync.
     window.click("#export-history").await;
     window.click("#export-save").await;

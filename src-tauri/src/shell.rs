@@ -314,6 +314,15 @@ async fn restart_to_update(app: AppHandle) -> Answer<()> {
         .map_err(|message| Problem::new(ProblemCode::Settings, message).into())
 }
 
+/// A register's own page.
+#[tauri::command]
+async fn register_activity(
+    desk: State<'_, Arc<Desk>>,
+    register_id: Uuid,
+) -> Answer<regsync_protocol::sync::RegisterActivity> {
+    Ok(desk.register_activity(register_id).await?)
+}
+
 /// A history item opened: its job's registers and how each ended.
 #[tauri::command]
 async fn job(desk: State<'_, Arc<Desk>>, job_id: Uuid) -> Answer<regsync_protocol::sync::Job> {
@@ -596,7 +605,8 @@ pub fn run(demo: bool, hidden: bool) {
             update_state,
             restart_to_update,
             export_history,
-            job
+            job,
+            register_activity
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

@@ -197,3 +197,104 @@ pub async fn site_of(db: &Db, company_id: Uuid, register_id: Uuid) -> Result<Opt
     .fetch_optional(pool)
     .await)?)
 }
+
+/// Days a register's online and offline times are kept.
+pub const PRESENCE_KEPT_DAYS: i64 = 30;
+/// The most syncs and presence changes a register's page lists.
+const ACTIVITY_SYNCS: i64 = 20;
+const ACTIVITY_PRESENCE: i64 = 100;
+
+/// Notes registers going online or offline (after the engine committed it). A note that cannot
+/// be written is logged and lost: the register's page then misses one line, nothing else.
+pub async fn log_presence(db: Db, went: Vec<(Uuid, bool)>, at: DateTime<Utc>) {
+    for (register_id, online) in went {
+        let written = on_db!(&db, |pool| sqlx::query(
+            "INSERT INTO register_presence (register_id, online, at) VALUES ($1, $2, $3)"
+        )
+        .bind(register_id)
+        .bind(online)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(drop));
+        if let Err(error) = written {
+            tracing::warn!(%error, %register_id, "cannot note a register going online or offline");
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SyncRow {
+    job_id: Uuid,
+    kind: String,
+    source: String,
+    requested_by: Option<String>,
+    created_at: DateTime<Utc>,
+    state: String,
+    revision: Option<i64>,
+    reason: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A register's own page: its recent syncs, and when it went online and offline.
+#[utoipa::path(
+    get, path = "/v1/registers/{register_id}/activity", tag = "sites",
+    security(("bearer" = ["sites"])),
+    responses(
+        (status = 200, body = regsync_protocol::sync::RegisterActivity),
+    )
+)]
+pub async fn get_activity(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(register_id): ApiPath<Uuid>,
+) -> Result<Json<regsync_protocol::sync::RegisterActivity>> {
+    use regsync_protocol::sync::{PresenceChange, RegisterActivity, RegisterSync};
+    caller.require_sites()?;
+    let site = site_of(&app.db, caller.company_id, register_id).await?;
+    caller.see_site(site.ok_or(Error::NotFound("register"))?, "register")?;
+    let rows: Vec<SyncRow> = on_db!(&app.db, |pool| sqlx::query_as(
+        "SELECT j.id AS job_id, j.kind, j.source, j.requested_by_name AS requested_by,
+                j.created_at, t.state, t.revision, t.reason, t.updated_at
+         FROM sync_targets t JOIN sync_jobs j ON j.id = t.job_id
+         WHERE t.register_id = $1
+         ORDER BY j.created_at DESC LIMIT $2"
+    )
+    .bind(register_id)
+    .bind(ACTIVITY_SYNCS)
+    .fetch_all(pool)
+    .await)?;
+    let syncs = rows
+        .into_iter()
+        .map(|row| -> Result<RegisterSync> {
+            Ok(RegisterSync {
+                job_id: row.job_id,
+                kind: crate::sync::parse_kind(&row.kind),
+                source: parse_source(&row.source).unwrap_or(SyncSource::BackOffice),
+                requested_by: row.requested_by,
+                created_at: row.created_at,
+                state: crate::sync::store::stored_state(&row.state)?,
+                revision: row.revision,
+                reason: row.reason,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let since = Utc::now() - chrono::Duration::days(PRESENCE_KEPT_DAYS);
+    let presence: Vec<(bool, DateTime<Utc>)> = on_db!(&app.db, |pool| sqlx::query_as(
+        "SELECT online, at FROM register_presence
+         WHERE register_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3"
+    )
+    .bind(register_id)
+    .bind(since)
+    .bind(ACTIVITY_PRESENCE)
+    .fetch_all(pool)
+    .await)?;
+    Ok(Json(RegisterActivity {
+        syncs,
+        presence: presence
+            .into_iter()
+            .map(|(online, at)| PresenceChange { online, at })
+            .collect(),
+    }))
+}

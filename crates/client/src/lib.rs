@@ -459,6 +459,19 @@ impl Client {
             .await
     }
 
+    /// A register's own page: its recent syncs, and when it went online and offline.
+    pub async fn register_activity(
+        &self,
+        register_id: Uuid,
+    ) -> Result<regsync_protocol::sync::RegisterActivity> {
+        self.call(
+            Method::GET,
+            &format!("/v1/registers/{register_id}/activity"),
+            None::<&()>,
+        )
+        .await
+    }
+
     /// A site's recent jobs, newest first.
     pub async fn jobs(&self, site_id: Uuid, limit: u32) -> Result<Vec<JobSummary>> {
         self.call(

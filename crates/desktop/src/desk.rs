@@ -262,6 +262,24 @@ impl Desk {
         Ok(job.summary)
     }
 
+    /// A register's own page: its recent syncs and when it went online and offline.
+    pub async fn register_activity(
+        &self,
+        register_id: Uuid,
+    ) -> Result<regsync_protocol::sync::RegisterActivity, Problem> {
+        let client = self
+            .inner
+            .lock()
+            .await
+            .client
+            .clone()
+            .ok_or_else(not_signed_in)?;
+        client
+            .register_activity(register_id)
+            .await
+            .map_err(|e| Problem::from(&e))
+    }
+
     /// A job with its registers, for a history item opened.
     pub async fn job(&self, job_id: Uuid) -> Result<regsync_protocol::sync::Job, Problem> {
         let client = self

@@ -79,6 +79,40 @@ pub enum JobKind {
     SiteOnline,
 }
 
+/// What a register's own page shows: its recent syncs and when it went online and offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterActivity {
+    /// Its latest syncs, newest first (at most 20).
+    pub syncs: Vec<RegisterSync>,
+    /// When it went online and offline over the last 30 days, newest first (at most 100).
+    pub presence: Vec<PresenceChange>,
+}
+
+/// One sync of one register: the job's who and when, and how it ended for this register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterSync {
+    pub job_id: Uuid,
+    pub kind: JobKind,
+    pub source: SyncSource,
+    /// Who asked; none when staff started it at the register.
+    pub requested_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub state: TargetState,
+    pub revision: Option<i64>,
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A register going online (`true`) or offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PresenceChange {
+    pub online: bool,
+    pub at: DateTime<Utc>,
+}
+
 /// One register's part in a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,7 +1,7 @@
 // The seam between the page and the app: the only module that calls Tauri's `invoke` and
 // `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
 
-import type { Diagnostics, Job, JobSummary, LiveState, Session, Settings, UpdateNotice, Uuid } from "./types";
+import type { Diagnostics, Job, JobSummary, RegisterActivity, LiveState, Session, Settings, UpdateNotice, Uuid } from "./types";
 
 export interface Backend {
   /** The current session, or null when signed out. */
@@ -28,6 +28,8 @@ export interface Backend {
   onUpdate(handler: (notice: UpdateNotice) => void): Promise<() => void>;
   /** Installs the update that is ready and starts the new version. */
   restartToUpdate(): Promise<void>;
+  /** A register's recent syncs and when it went online and offline (its own page). */
+  registerActivity(registerId: Uuid): Promise<RegisterActivity>;
   /** A job with its registers (a history item opened). */
   job(jobId: Uuid): Promise<Job>;
   /** Saves a site's history over local days `from`..`to` (YYYY-MM-DD) as CSV; answers where. */
@@ -64,6 +66,7 @@ export function tauriBackend(): Backend {
     restartToUpdate: () => invoke("restart_to_update"),
     copyDiagnostics: () => invoke("copy_diagnostics"),
     job: (jobId) => invoke("job", { jobId }),
+    registerActivity: (registerId) => invoke("register_activity", { registerId }),
     exportHistory: (siteId, siteName, from, to) => invoke("export_history", { siteId, siteName, from, to }),
     openLogFolder: () => invoke("open_log_folder"),
   };

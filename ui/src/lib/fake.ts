@@ -163,6 +163,19 @@ export function fakeBackend(
       update = notice;
       updateListeners.forEach((l) => l(notice));
     },
+    async registerActivity(registerId) {
+      calls.push(`registerActivity ${registerId}`);
+      const at = new Date(Date.now() - 3600_000).toISOString();
+      return {
+        syncs: [
+          {
+            job_id: "jx", kind: "register", source: "back_office", requested_by: "Alex Manager",
+            created_at: at, state: "synced", revision: 42, reason: null, updated_at: at,
+          },
+        ],
+        presence: [{ online: true, at }],
+      };
+    },
     async job(jobId) {
       calls.push(`job ${jobId}`);
       const summary = state.picture.jobs[jobId];

@@ -136,3 +136,22 @@ export interface Diagnostics {
 export interface Job extends JobSummary {
   targets: Target[];
 }
+
+/** One sync of one register: who asked, when, and how it ended for this register. */
+export interface RegisterSync {
+  job_id: Uuid;
+  kind: "register" | "site_online";
+  source: string;
+  requested_by: string | null;
+  created_at: string;
+  state: TargetState;
+  revision: number | null;
+  reason: string | null;
+  updated_at: string;
+}
+
+/** A register's own page: its recent syncs and when it went online and offline. */
+export interface RegisterActivity {
+  syncs: RegisterSync[];
+  presence: { online: boolean; at: string }[];
+}

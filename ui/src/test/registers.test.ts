@@ -108,6 +108,19 @@ describe("the registers page", () => {
     expect(rows).toEqual(["Bar 1: Synced", "Kitchen: Skipped — offline"]);
   });
 
+  it("opens a register's own page: its recent syncs and when it came and went", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Bar 1" }));
+    const panel = await screen.findByRole("complementary", { name: "Bar 1" });
+    expect(backend.calls).toContain("registerActivity r1");
+    expect(await within(panel).findByText("Synced")).toBeTruthy();
+    expect(within(panel).getByText(/Alex Manager/)).toBeTruthy();
+    expect(within(panel).getByText(/● Online/)).toBeTruthy();
+    await fireEvent.keyDown(window, { key: "Escape" });
+    expect(screen.queryByRole("complementary", { name: "Bar 1" })).toBeNull();
+  });
+
   it("names each site button as a screen reader should say it", async () => {
     render(App, { backend: fakeBackend() });
     const button = await screen.findByRole("button", { name: /^Main Bar,/ });

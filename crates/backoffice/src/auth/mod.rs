@@ -593,6 +593,15 @@ pub async fn sweep_expired_tokens(app: AppState) {
                     .await
                     .map(drop))?;
             }
+            // A register's online and offline times are kept 30 days.
+            let kept_since = now - chrono::Duration::days(crate::registers::PRESENCE_KEPT_DAYS);
+            on_db!(&app.db, |pool| sqlx::query(
+                "DELETE FROM register_presence WHERE at < $1"
+            )
+            .bind(kept_since)
+            .execute(pool)
+            .await
+            .map(drop))?;
             Ok::<_, sqlx::Error>(())
         };
         if let Err(error) = swept.await {

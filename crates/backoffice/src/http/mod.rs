@@ -40,6 +40,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sites::get_site))
         .routes(routes!(registers::list_registers))
         .routes(routes!(registers::get_register))
+        .routes(routes!(registers::get_activity))
         .routes(routes!(
             catalog::get_catalog,
             catalog::replace_catalog,

@@ -132,6 +132,7 @@ pub async fn start(
                 let parts = Parts {
                     max_sleep: settings.sweep_interval,
                     timing: timing(&settings),
+                    log: db.clone(),
                     presence,
                     hub,
                     finished: finished_tx,
@@ -173,6 +174,8 @@ pub async fn start(
 struct Parts {
     max_sleep: std::time::Duration,
     timing: Timing,
+    /// The shared pool: where registers' online and offline times are noted.
+    log: Db,
     presence: Arc<Presence>,
     hub: Hub,
     finished: broadcast::Sender<Uuid>,
@@ -201,6 +204,7 @@ impl Parts {
         let _ = ready.send(Ok(()));
         let runner = Runner {
             driver,
+            log: self.log,
             max_sleep: self.max_sleep,
             presence: self.presence,
             hub: self.hub,
@@ -215,6 +219,7 @@ impl Parts {
 
 struct Runner<S: Store> {
     driver: Driver<S>,
+    log: Db,
     /// The longest the timer sleeps, so a jump of the wall clock is noticed soon.
     max_sleep: std::time::Duration,
     presence: Arc<Presence>,
@@ -316,11 +321,22 @@ impl<S: Store> Runner<S> {
                 let _ = reply.send(job);
             }
         }
+        let mut went = vec![];
         for (register_id, online, in_sale) in output.presence {
             let entry = self.presence.entry(register_id);
+            if entry.seen().online != online {
+                went.push((register_id, online));
+            }
             entry.set_here(online);
             entry.set_online(online);
             entry.set_in_sale(in_sale);
+        }
+        if !went.is_empty() {
+            tokio::spawn(crate::registers::log_presence(
+                self.log.clone(),
+                went,
+                db::now(),
+            ));
         }
         for (register_id, generation, text) in output.sends {
             if let Some(outbound) = self.connections.get(&(register_id, generation)) {

@@ -40,7 +40,7 @@ pub fn kind_str(kind: JobKind) -> &'static str {
     }
 }
 
-fn parse_kind(stored: &str) -> JobKind {
+pub(crate) fn parse_kind(stored: &str) -> JobKind {
     match stored {
         "register" => JobKind::Register,
         _ => JobKind::SiteOnline,

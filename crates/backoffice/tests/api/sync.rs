@@ -692,3 +692,51 @@ async fn a_register_reporting_a_lower_revision_is_shown_behind() {
     assert_eq!(register["up_to_date"], false);
     assert_eq!(register["revisions_behind"], 1);
 }
+
+/// A register's own page: its recent syncs with who asked and how each ended, and when it went
+/// online and offline.
+#[tokio::test]
+async fn a_registers_activity_lists_its_syncs_and_when_it_came_and_went() {
+    let Scene { bo, venue, token } = Scene::start(FAST).await;
+    let bar1 = &venue.registers[0];
+    let agent = bo.agent(&bar1.credential);
+    bo.wait_online(&token, bar1.register.id, true).await;
+    let first = bo.sync_register(&token, bar1.register.id, true).await;
+    bo.wait_job(&token, &first, "the first sync", done).await;
+    agent.start_sale().unwrap();
+    eventually(WAIT, "Back Office to see the sale", || async {
+        (bo.register(&token, bar1.register.id).await["in_sale"] == true).then_some(())
+    })
+    .await;
+    let second = bo.sync_register(&token, bar1.register.id, false).await;
+    bo.wait_job(&token, &second, "the second sync", done).await;
+    drop(agent);
+    bo.wait_online(&token, bar1.register.id, false).await;
+
+    let path = format!("/v1/registers/{}/activity", bar1.register.id);
+    let activity = eventually(WAIT, "the offline time to be noted", || async {
+        let (status, activity) = bo.get(&path, &token).await;
+        assert_eq!(status, StatusCode::OK, "{activity}");
+        (activity["presence"].as_array().unwrap().len() == 2).then_some(activity)
+    })
+    .await;
+    let syncs = activity["syncs"].as_array().unwrap();
+    assert_eq!(syncs.len(), 2);
+    assert_eq!(syncs[0]["job_id"], second["id"]);
+    assert_eq!(syncs[0]["state"], "skipped_busy");
+    assert_eq!(syncs[1]["state"], "synced");
+    assert_eq!(syncs[1]["requested_by"], "Harbour manager");
+    assert_eq!(syncs[1]["revision"], 1);
+    let presence = activity["presence"].as_array().unwrap();
+    assert_eq!(presence[0]["online"], false, "newest first: {activity}");
+    assert_eq!(presence[1]["online"], true);
+
+    // Another company's manager: no such register.
+    let other = Venue::seed(&bo.db().await, "Elsewhere").await;
+    let theirs = bo.login(&other.manager).await.access_token;
+    assert_error(
+        &bo.get(&path, &theirs).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
