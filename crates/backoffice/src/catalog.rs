@@ -62,16 +62,40 @@ pub async fn load(db: &Db, site_id: Uuid) -> Result<CatalogRevision> {
 pub async fn create_empty(tx: &mut Tx, site_id: Uuid) -> Result<()> {
     let content =
         serde_json::to_string(&Catalog::default()).map_err(|e| Error::Internal(e.to_string()))?;
-    on_tx!(tx, |conn| sqlx::query(
-        "INSERT INTO catalogs (site_id, revision, content, updated_at) VALUES ($1, 1, $2, $3)"
+    let now = crate::db::now();
+    for table in ["catalogs", "catalog_revisions"] {
+        let sql = format!(
+            "INSERT INTO {table} (site_id, revision, content, updated_at) VALUES ($1, 1, $2, $3)"
+        );
+        on_tx!(tx, |conn| sqlx::query(&sql)
+            .bind(site_id)
+            .bind(&content)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(drop))?;
+    }
+    Ok(())
+}
+
+/// Days a menu's past revisions are kept (a register's page says what it is missing).
+pub const REVISIONS_KEPT_DAYS: i64 = 90;
+
+/// The menu of `site_id` at `revision`, if it is still kept.
+pub async fn at_revision(db: &Db, site_id: Uuid, revision: i64) -> Result<Option<Catalog>> {
+    let content: Option<String> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT content FROM catalog_revisions WHERE site_id = $1 AND revision = $2"
     )
     .bind(site_id)
-    .bind(&content)
-    .bind(Utc::now())
-    .execute(conn)
-    .await
-    .map(drop))?;
-    Ok(())
+    .bind(revision)
+    .fetch_optional(pool)
+    .await)?;
+    content
+        .map(|content| {
+            serde_json::from_str(&content)
+                .map_err(|e| Error::Internal(format!("reading a past menu: {e}")))
+        })
+        .transpose()
 }
 
 /// Applies `change` to the current catalog and stores the result as the next revision.
@@ -115,7 +139,9 @@ pub async fn update(
             return Ok(current);
         };
         let now = crate::db::now();
-        let written = on_db!(db, |pool| sqlx::query(
+        // The new revision and its copy in the history, together or not at all.
+        let mut tx = db.begin().await?;
+        let written = on_tx!(&mut tx, |conn| sqlx::query(
             "UPDATE catalogs SET revision = revision + 1, content = $1, updated_at = $2,
                 updated_by = $3
              WHERE site_id = $4 AND revision = $5"
@@ -125,9 +151,24 @@ pub async fn update(
         .bind(updated_by)
         .bind(site_id)
         .bind(current.revision)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|done| done.rows_affected()))?;
+        if written == 1 {
+            on_tx!(&mut tx, |conn| sqlx::query(
+                "INSERT INTO catalog_revisions (site_id, revision, content, updated_at, updated_by)
+                 VALUES ($1, $2, $3, $4, $5)"
+            )
+            .bind(site_id)
+            .bind(current.revision + 1)
+            .bind(&content)
+            .bind(now)
+            .bind(updated_by)
+            .execute(conn)
+            .await
+            .map(drop))?;
+        }
+        tx.commit().await?;
         if written == 1 {
             tracing::info!(%site_id, revision = current.revision + 1, "catalog changed");
             return Ok(CatalogRevision {

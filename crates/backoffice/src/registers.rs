@@ -290,11 +290,45 @@ pub async fn get_activity(
     .bind(ACTIVITY_PRESENCE)
     .fetch_all(pool)
     .await)?;
+    let missing = missing_menu(&app.db, register_id).await?;
     Ok(Json(RegisterActivity {
         syncs,
         presence: presence
             .into_iter()
             .map(|(online, at)| PresenceChange { online, at })
             .collect(),
+        missing,
+    }))
+}
+
+/// What the menu gained and lost between the revision `register_id` holds and the latest.
+async fn missing_menu(
+    db: &Db,
+    register_id: Uuid,
+) -> Result<Option<regsync_protocol::sync::MissingMenu>> {
+    use regsync_protocol::catalog::{Catalog, MenuDiff};
+    let (held, site_id): (i64, Uuid) = on_db!(db, |pool| sqlx::query_as(
+        "SELECT applied_revision, site_id FROM registers WHERE id = $1"
+    )
+    .bind(register_id)
+    .fetch_one(pool)
+    .await)?;
+    let latest = crate::catalog::load(db, site_id).await?;
+    if held >= latest.revision {
+        return Ok(None);
+    }
+    let (old, known) = if held <= 0 {
+        (Catalog::default(), true)
+    } else {
+        match crate::catalog::at_revision(db, site_id, held).await? {
+            Some(old) => (old, true),
+            None => (Catalog::default(), false),
+        }
+    };
+    Ok(Some(regsync_protocol::sync::MissingMenu {
+        from_revision: held,
+        to_revision: latest.revision,
+        known,
+        diff: MenuDiff::between(&old, &latest.catalog),
     }))
 }

@@ -294,3 +294,96 @@ mod tests {
         assert!(err.to_string().contains("prodcts"), "{err}");
     }
 }
+
+/// What changed in a menu from one revision to another, in the names a manager knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MenuDiff {
+    /// Products in the newer menu only.
+    pub added: Vec<String>,
+    /// Products in both whose name, price or category differ (the newer name).
+    pub changed: Vec<String>,
+    /// Products in the older menu only.
+    pub removed: Vec<String>,
+    /// Register settings added, changed or removed (their keys).
+    pub settings: Vec<String>,
+}
+
+impl MenuDiff {
+    /// From `old` to `new`; products are matched by id, each list sorted by name.
+    pub fn between(old: &Catalog, new: &Catalog) -> MenuDiff {
+        use std::collections::BTreeMap as Map;
+        let before: Map<&str, &Product> = old.products.iter().map(|p| (p.id.as_str(), p)).collect();
+        let after: Map<&str, &Product> = new.products.iter().map(|p| (p.id.as_str(), p)).collect();
+        let mut diff = MenuDiff::default();
+        for (id, product) in &after {
+            match before.get(id) {
+                None => diff.added.push(product.name.clone()),
+                Some(was) if was != product => diff.changed.push(product.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for (id, product) in &before {
+            if !after.contains_key(id) {
+                diff.removed.push(product.name.clone());
+            }
+        }
+        let keys: std::collections::BTreeSet<&String> =
+            old.settings.keys().chain(new.settings.keys()).collect();
+        diff.settings = keys
+            .into_iter()
+            .filter(|key| old.settings.get(*key) != new.settings.get(*key))
+            .cloned()
+            .collect();
+        for list in [&mut diff.added, &mut diff.changed, &mut diff.removed] {
+            list.sort();
+        }
+        diff
+    }
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    fn product(id: &str, name: &str, price_cents: i64) -> Product {
+        Product {
+            id: id.into(),
+            name: name.into(),
+            price_cents,
+            category_id: None,
+        }
+    }
+
+    #[test]
+    fn a_diff_names_what_was_added_changed_and_removed() {
+        let old = Catalog {
+            products: vec![
+                product("1", "Latte", 450),
+                product("2", "Mocha", 500),
+                product("3", "Tea", 300),
+            ],
+            settings: [("footer".to_owned(), "Thanks".to_owned())].into(),
+            ..Catalog::default()
+        };
+        let new = Catalog {
+            products: vec![
+                product("1", "Latte", 480),
+                product("3", "Tea", 300),
+                product("4", "Flat white", 460),
+            ],
+            settings: [
+                ("footer".to_owned(), "See you".to_owned()),
+                ("tax".to_owned(), "incl".to_owned()),
+            ]
+            .into(),
+            ..Catalog::default()
+        };
+        let diff = MenuDiff::between(&old, &new);
+        assert_eq!(diff.added, ["Flat white"]);
+        assert_eq!(diff.changed, ["Latte"]);
+        assert_eq!(diff.removed, ["Mocha"]);
+        assert_eq!(diff.settings, ["footer", "tax"]);
+        assert_eq!(MenuDiff::between(&new, &new), MenuDiff::default());
+    }
+}

@@ -87,6 +87,21 @@ pub struct RegisterActivity {
     pub syncs: Vec<RegisterSync>,
     /// When it went online and offline over the last 30 days, newest first (at most 100).
     pub presence: Vec<PresenceChange>,
+    /// What the menu gained and lost since the revision it holds; none when it is up to date.
+    pub missing: Option<MissingMenu>,
+}
+
+/// What a register behind the latest menu does not have yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MissingMenu {
+    /// The revision the register holds (0: it never took a menu).
+    pub from_revision: i64,
+    pub to_revision: i64,
+    /// False when the revision it holds is no longer kept (older than 90 days, or from before
+    /// Back Office kept them): `diff` is then against an empty menu, i.e. everything.
+    pub known: bool,
+    pub diff: crate::catalog::MenuDiff,
 }
 
 /// One sync of one register: the job's who and when, and how it ended for this register.

@@ -154,4 +154,12 @@ export interface RegisterSync {
 export interface RegisterActivity {
   syncs: RegisterSync[];
   presence: { online: boolean; at: string }[];
+  /** What the menu gained and lost since the revision it holds; null when up to date. */
+  missing: {
+    from_revision: number;
+    to_revision: number;
+    /** False when the revision it holds is no longer kept: the lists are then the whole menu. */
+    known: boolean;
+    diff: { added: string[]; changed: string[]; removed: string[]; settings: string[] };
+  } | null;
 }

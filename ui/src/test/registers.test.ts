@@ -117,8 +117,17 @@ describe("the registers page", () => {
     expect(await within(panel).findByText("Synced")).toBeTruthy();
     expect(within(panel).getByText(/Alex Manager/)).toBeTruthy();
     expect(within(panel).getByText(/● Online/)).toBeTruthy();
+    expect(within(panel).queryByText(/What it is missing/)).toBeNull();
     await fireEvent.keyDown(window, { key: "Escape" });
     expect(screen.queryByRole("complementary", { name: "Bar 1" })).toBeNull();
+
+    // Bar 2 is two revisions behind: its page says what it lacks.
+    await fireEvent.click(screen.getByRole("button", { name: "Bar 2" }));
+    const behind = await screen.findByRole("complementary", { name: "Bar 2" });
+    expect(await within(behind).findByText("What it is missing (revision 40 → 42)")).toBeTruthy();
+    expect(within(behind).getByText("Added: Flat white")).toBeTruthy();
+    expect(within(behind).getByText("Changed: Latte")).toBeTruthy();
+    expect(within(behind).getByText("Removed: Mocha")).toBeTruthy();
   });
 
   it("names each site button as a screen reader should say it", async () => {

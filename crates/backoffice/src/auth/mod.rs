@@ -593,6 +593,17 @@ pub async fn sweep_expired_tokens(app: AppState) {
                     .await
                     .map(drop))?;
             }
+            // Past menus are kept 90 days; the current one always.
+            let menus_since = now - chrono::Duration::days(crate::catalog::REVISIONS_KEPT_DAYS);
+            on_db!(&app.db, |pool| sqlx::query(
+                "DELETE FROM catalog_revisions WHERE updated_at < $1
+                 AND revision < (SELECT c.revision FROM catalogs c
+                                 WHERE c.site_id = catalog_revisions.site_id)"
+            )
+            .bind(menus_since)
+            .execute(pool)
+            .await
+            .map(drop))?;
             // A register's online and offline times are kept 30 days.
             let kept_since = now - chrono::Duration::days(crate::registers::PRESENCE_KEPT_DAYS);
             on_db!(&app.db, |pool| sqlx::query(

@@ -731,6 +731,39 @@ async fn a_registers_activity_lists_its_syncs_and_when_it_came_and_went() {
     assert_eq!(presence[0]["online"], false, "newest first: {activity}");
     assert_eq!(presence[1]["online"], true);
 
+    // Up to date: nothing missing.
+    assert!(activity["missing"].is_null(), "{activity}");
+
+    // The menu moves on twice while Bar 1 holds revision 1: its page says what it lacks.
+    let menu = format!("/v1/sites/{}/catalog", venue.site.id);
+    for edit in [
+        json!({ "upsert_products": [
+            { "id": "1", "name": "Latte", "price_cents": 450 },
+            { "id": "2", "name": "Mocha", "price_cents": 500 }
+        ] }),
+        json!({ "upsert_products": [
+            { "id": "1", "name": "Latte", "price_cents": 480 },
+            { "id": "3", "name": "Flat white", "price_cents": 460 }
+        ], "remove_products": ["2"], "set_settings": { "footer": "See you" } }),
+    ] {
+        let (status, body) = bo
+            .call(Method::PATCH, &menu, Some(&token), Some(edit))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, activity) = bo.get(&path, &token).await;
+    let missing = &activity["missing"];
+    assert_eq!(missing["from_revision"], 1, "{activity}");
+    assert_eq!(missing["to_revision"], 3);
+    assert_eq!(missing["known"], true);
+    assert_eq!(missing["diff"]["added"], json!(["Flat white", "Latte"]));
+    assert_eq!(
+        missing["diff"]["removed"],
+        json!([]),
+        "Mocha came and went after revision 1"
+    );
+    assert_eq!(missing["diff"]["settings"], json!(["footer"]));
+
     // Another company's manager: no such register.
     let other = Venue::seed(&bo.db().await, "Elsewhere").await;
     let theirs = bo.login(&other.manager).await.access_token;
