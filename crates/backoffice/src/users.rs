@@ -138,6 +138,7 @@ pub async fn set_site_access(
     security(("bearer" = ["admin"])),
     responses(
         (status = 200, body = SiteAccessList),
+        (status = 403, description = "Only an admin of the company may see it", body = ErrorBody),
     )
 )]
 pub async fn get_site_access(
@@ -159,6 +160,7 @@ pub async fn get_site_access(
     responses(
         (status = 200, description = "The list as it now is", body = SiteAccessList),
         (status = 400, description = "A site that is not one of the company's, or site_ids with all_sites", body = ErrorBody),
+        (status = 403, description = "Only an admin of the company may change it", body = ErrorBody),
     )
 )]
 pub async fn put_site_access(

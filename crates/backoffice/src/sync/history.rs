@@ -69,6 +69,12 @@ fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>> {
 
 /// The range asked for: checked to run forwards and to span at most [`MAX_RANGE_DAYS`].
 fn range(query: &RangeQuery) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    // `?to=` with nothing after it is no `to` at all.
+    let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+    let query = RangeQuery {
+        from: given(&query.from),
+        to: given(&query.to),
+    };
     let to = match &query.to {
         Some(to) => parse_time("to", to)?,
         None => db::now(),
@@ -128,6 +134,7 @@ const SELECT_LINES: &str = "SELECT j.id AS job_id, j.created_at AS job_created_a
     responses(
         (status = 200, description = "CSV (RFC 4180) with a header line; columns: job_id, job_created_at, job_finished_at, kind, source, requested_by, retry_when_free, register_id, register, state, revision, reason, target_updated_at, site_id", content_type = "text/csv", body = String),
         (status = 400, description = "A malformed site id or time, a range that runs backwards or spans more than 366 days", body = ErrorBody),
+        (status = 403, description = "Your account needs the Sites permission", body = ErrorBody),
     )
 )]
 pub async fn export_site_jobs(
@@ -236,6 +243,12 @@ mod tests {
         assert!(range(&query("2026-11-02", "2026-11-01")).is_err());
         assert!(range(&query("2025-01-01", "2026-11-01")).is_err());
         assert!(range(&query("yesterday", "2026-11-01")).is_err());
+        let empty = range(&query("", "")).unwrap();
+        assert_eq!(
+            (empty.1 - empty.0).num_days(),
+            DEFAULT_DAYS,
+            "empty means not given"
+        );
         let default = range(&RangeQuery {
             from: None,
             to: None,
