@@ -650,3 +650,89 @@ async fn the_window_passes_axe_in_light_and_dark() {
         assert!(found.is_empty(), "axe found:\n{}", found.join("\n"));
     }
 }
+
+/// The pids of `app` processes on `display` (several test binaries may run the same build).
+fn app_processes(app: &std::path::Path, display: &str) -> Vec<u32> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let exe = std::fs::read_link(entry.path().join("exe")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let on_display = environ
+            .split(|b| *b == 0)
+            .any(|var| var == format!("DISPLAY={display}").as_bytes());
+        if exe == app && on_display {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// WebKit runs the page in a process of its own. When it dies (a graphics driver crash, say),
+/// the window does not stay blank: the page is loaded again and shows the registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_comes_back_when_its_webkit_process_dies() {
+    let Harbour {
+        bo,
+        venue,
+        token: _,
+        bar1: _bar1,
+        bar2: _bar2,
+    } = harbour().await;
+    let keyring = PrivateKeyring::start();
+    let home = tempfile::tempdir().unwrap();
+    let desktop = desktop(&keyring, home.path(), false).await;
+    let app = std::fs::canonicalize(app()).unwrap();
+    let window = desktop.launch(&app).await;
+    sign_in(&window, &bo, &venue).await;
+    window.wait_for_text("Kitchen").await;
+
+    let apps = app_processes(&app, desktop.display());
+    assert_eq!(apps.len(), 1, "{apps:?}");
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", apps[0])).unwrap();
+    let page = children
+        .split_whitespace()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.starts_with("WebKitWebProces"))
+        })
+        .expect("the page's WebKit process")
+        .to_owned();
+    let loads = desktop.log().matches("the page loaded").count();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(page.parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // WebDriver ends its session with the page's process; the app's own log and its processes
+    // tell the rest: the page is loaded again, in a new process, and asks for the session.
+    eventually(WAIT, "the page to be loaded again", || async {
+        let log = desktop.log();
+        (log.contains("the page's process ended; loading the page again")
+            && log.matches("the page loaded").count() > loads)
+            .then_some(())
+    })
+    .await;
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", apps[0])).unwrap();
+    let pages: Vec<&str> = children
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.starts_with("WebKitWebProces"))
+        })
+        .collect();
+    assert!(
+        !pages.is_empty() && !pages.contains(&page.as_str()),
+        "a new page process: {pages:?}"
+    );
+    // The WebDriver session is gone with the old page: end the app as the desktop would.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(apps[0]).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    quit(&keyring).await;
+}

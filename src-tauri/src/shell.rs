@@ -103,8 +103,10 @@ impl Host for Computer {
 
 // ---- commands: one line of work each ------------------------------------------------------------
 
+/// The page's first question when it loads (once per load: the log shows a reload).
 #[tauri::command]
 async fn session(desk: State<'_, Arc<Desk>>) -> Answer<Option<SessionView>> {
+    tracing::info!("the page loaded");
     Ok(desk.session().await)
 }
 
@@ -465,6 +467,25 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
+/// WebKitGTK runs the page in a process of its own; if that process dies (a graphics driver
+/// crash, seen under software rendering after hours of updates), the window would stay blank
+/// until the app restarts. The page is loaded again instead, and says where it is.
+#[cfg(target_os = "linux")]
+fn reload_when_the_page_process_dies(window: &tauri::WebviewWindow) {
+    let watched = window.with_webview(|webview| {
+        use webkit2gtk::WebViewExt as _;
+        webview
+            .inner()
+            .connect_web_process_terminated(|view, reason| {
+                tracing::warn!(?reason, "the page's process ended; loading the page again");
+                view.reload();
+            });
+    });
+    if let Err(error) = watched {
+        tracing::warn!(%error, "cannot watch the page's process");
+    }
+}
+
 fn show_window(app: &AppHandle) {
     if let Some(window) = app.get_webview_window("main") {
         let _ = window.show();
@@ -558,6 +579,10 @@ pub fn run(demo: bool, hidden: bool) {
             if let Err(error) = &tray {
                 // No tray host (a bare X server, some desktops): the window still works.
                 tracing::warn!(%error, "no system tray");
+            }
+            #[cfg(target_os = "linux")]
+            if let Some(window) = app.get_webview_window("main") {
+                reload_when_the_page_process_dies(&window);
             }
             // The window starts hidden (tauri.conf.json) so a start at login can stay in the tray.
             if !(hidden && tray.is_ok()) {

@@ -169,6 +169,11 @@ impl Desktop {
     }
 
     /// Everything tauri-driver and the apps it started have logged so far.
+    /// The X display this desktop runs on (`:N`).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
     /// What the display's clipboard holds now (xclip reads it as any other app would paste).
     pub fn clipboard(&self) -> String {
         let out = std::process::Command::new("xclip")
