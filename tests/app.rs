@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use regsync_testkit::{
     Agent, BackOffice, Desktop, FAST, PASSWORD, PrivateKeyring, Scene, Venue, WAIT, eventually,
+    home_env,
 };
 
 /// Waits until the app has quit: a new launch while the old one is still shutting down would be
@@ -51,18 +52,7 @@ async fn harbour() -> Harbour {
 /// A display and WebDriver for the app, on the private bus (keychain, notifications, tray), in a
 /// home of its own.
 async fn desktop(keyring: &PrivateKeyring, home: &std::path::Path, notify: bool) -> Desktop {
-    let mut env = vec![
-        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.display().to_string()),
-        (
-            "XDG_CONFIG_HOME",
-            home.join(".config").display().to_string(),
-        ),
-        (
-            "XDG_DATA_HOME",
-            home.join(".local/share").display().to_string(),
-        ),
-    ];
+    let mut env = home_env(keyring, home);
     if !notify {
         env.push(("REGSYNC_NOTIFICATIONS", "0".into()));
     }
@@ -591,19 +581,8 @@ async fn the_window_passes_axe_in_light_and_dark() {
     for dark in [false, true] {
         let keyring = PrivateKeyring::start();
         let home = tempfile::tempdir().unwrap();
-        let mut env = vec![
-            ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-            ("HOME", home.path().display().to_string()),
-            (
-                "XDG_CONFIG_HOME",
-                home.path().join(".config").display().to_string(),
-            ),
-            (
-                "XDG_DATA_HOME",
-                home.path().join(".local/share").display().to_string(),
-            ),
-            ("REGSYNC_NOTIFICATIONS", "0".into()),
-        ];
+        let mut env = home_env(&keyring, home.path());
+        env.push(("REGSYNC_NOTIFICATIONS", "0".into()));
         if dark {
             env.push(("GTK_THEME", "Adwaita:dark".into()));
         }

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use regsync_testkit::{Desktop, FAST, PASSWORD, PrivateKeyring, Scene, WAIT, eventually};
+use regsync_testkit::{Desktop, FAST, PASSWORD, PrivateKeyring, Scene, WAIT, eventually, home_env};
 
 const APP_PACKAGE: &str = "register-sync";
 const BACKOFFICE_PACKAGE: &str = "regsync-backoffice";
@@ -190,17 +190,9 @@ async fn the_desktop_package_installs_starts_from_its_installed_path_and_removes
     let keyring = PrivateKeyring::start();
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join(".config");
-    let desktop = Desktop::start(&[
-        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.path().display().to_string()),
-        ("XDG_CONFIG_HOME", config.display().to_string()),
-        (
-            "XDG_DATA_HOME",
-            home.path().join(".local/share").display().to_string(),
-        ),
-        ("REGSYNC_NOTIFICATIONS", "0".into()),
-    ])
-    .await;
+    let mut env = home_env(&keyring, home.path());
+    env.push(("REGSYNC_NOTIFICATIONS", "0".into()));
+    let desktop = Desktop::start(&env).await;
     let window = desktop.launch(&files.binary()).await;
     window.find("#sign-in").await;
     window.wait_for_text("Stay signed in on this PC").await;

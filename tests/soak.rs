@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use regsync_testkit::{Desktop, PASSWORD, PrivateKeyring, Scene, eventually};
+use regsync_testkit::{Desktop, PASSWORD, PrivateKeyring, Scene, eventually, home_env};
 use serde_json::json;
 
 /// A busy venue: a change every two seconds somewhere on the site.
@@ -91,21 +91,12 @@ async fn the_tray_app_keeps_its_memory_flat_under_a_hundred_times_a_busy_venue()
 
     let keyring = PrivateKeyring::start();
     let home = tempfile::tempdir().unwrap();
-    let desktop = Desktop::start(&[
-        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.path().display().to_string()),
-        (
-            "XDG_CONFIG_HOME",
-            home.path().join(".config").display().to_string(),
-        ),
-        (
-            "XDG_DATA_HOME",
-            home.path().join(".local/share").display().to_string(),
-        ),
+    let mut env = home_env(&keyring, home.path());
+    env.extend([
         ("REGSYNC_NOTIFICATIONS", "0".into()),
         ("REGSYNC_LOG", "warn".into()),
-    ])
-    .await;
+    ]);
+    let desktop = Desktop::start(&env).await;
     let window = desktop.launch(&app).await;
     window.type_into("#url", &bo.url).await;
     window.type_into("#email", &venue.manager).await;

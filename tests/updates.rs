@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use regsync_testkit::{
-    Desktop, FAST, PASSWORD, PrivateKeyring, Scene, WAIT, Window, eventually, free_port,
+    Desktop, FAST, PASSWORD, PrivateKeyring, Scene, WAIT, Window, eventually, free_port, home_env,
 };
 
 /// What the update server answers for the manifest.
@@ -158,22 +158,13 @@ struct Office {
 async fn office(endpoint: &str, pubkey: &str) -> Office {
     let keyring = PrivateKeyring::start();
     let home = tempfile::tempdir().unwrap();
-    let desktop = Desktop::start(&[
-        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
-        ("HOME", home.path().display().to_string()),
-        (
-            "XDG_CONFIG_HOME",
-            home.path().join(".config").display().to_string(),
-        ),
-        (
-            "XDG_DATA_HOME",
-            home.path().join(".local/share").display().to_string(),
-        ),
+    let mut env = home_env(&keyring, home.path());
+    env.extend([
         ("REGSYNC_NOTIFICATIONS", "0".into()),
         ("REGSYNC_UPDATE_ENDPOINT", endpoint.to_owned()),
         ("REGSYNC_UPDATE_PUBKEY", pubkey.to_owned()),
-    ])
-    .await;
+    ]);
+    let desktop = Desktop::start(&env).await;
     Office {
         desktop,
         keyring,

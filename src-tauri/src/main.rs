@@ -11,6 +11,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod shell;
+mod support;
 mod updates;
 
 fn main() {

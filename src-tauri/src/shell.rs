@@ -2,13 +2,11 @@
 //! [`Desk`]'s (`crates/desktop`); this file gives it the computer — the keychain, the
 //! notification service, the tray and the window — and hands the page's commands to it.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{FixedOffset, Local};
 use regsync_client::{Endpoint, keychain};
 use regsync_desktop::desk::{Desk, Host, LiveView};
-use regsync_desktop::diagnostics::About;
 use regsync_desktop::notify::Notification;
 use regsync_desktop::session::SessionView;
 use regsync_desktop::tray::{TrayIcon, TraySummary};
@@ -21,7 +19,6 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, State, WindowEvent};
 use tauri_plugin_autostart::ManagerExt as _;
-use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_notification::NotificationExt;
 use uuid::Uuid;
 
@@ -39,7 +36,7 @@ impl From<Problem> for UiError {
     }
 }
 
-type Answer<T> = Result<T, UiError>;
+pub(crate) type Answer<T> = Result<T, UiError>;
 
 // ---- the computer, for the desk -----------------------------------------------------------------
 
@@ -217,78 +214,6 @@ async fn set_start_at_login(
     Ok(settings_view(&app, &desk))
 }
 
-/// What "Copy diagnostics" put on the clipboard (and whether it could).
-#[derive(Debug, Serialize)]
-struct Diagnostics {
-    text: String,
-    copied: bool,
-}
-
-/// "Copy diagnostics": onto the clipboard from here (a web view may not write it), and to the
-/// page, which shows what was copied.
-#[tauri::command]
-async fn copy_diagnostics(app: AppHandle, desk: State<'_, Arc<Desk>>) -> Answer<Diagnostics> {
-    let text = desk.diagnostics(&about(&app)).await;
-    let copied = app.clipboard().write_text(text.clone());
-    if let Err(error) = &copied {
-        tracing::warn!(%error, "cannot copy the diagnostics");
-    }
-    Ok(Diagnostics {
-        text,
-        copied: copied.is_ok(),
-    })
-}
-
-/// "Open log folder": opens it in the file manager and answers where it is, so the page can say
-/// so even when no file manager opens.
-#[tauri::command]
-async fn open_log_folder(app: AppHandle) -> Answer<String> {
-    let folder = about(&app).log_folder;
-    let shown = folder.display().to_string();
-    open_folder(&folder).map_err(|error| {
-        tracing::warn!(%error, folder = %shown, "cannot open the log folder");
-        Problem::new(
-            ProblemCode::Settings,
-            format!("Couldn't open the folder; the logs are in {shown}"),
-        )
-    })?;
-    Ok(shown)
-}
-
-fn about(app: &AppHandle) -> About {
-    About {
-        version: app.package_info().version.to_string(),
-        os: regsync_desktop::diagnostics::os_name(),
-        log_folder: log_folder(app),
-    }
-}
-
-/// The OS's log folder for the app (`~/.local/share/<id>/logs` on Linux, `~/Library/Logs/<id>`
-/// on macOS, `%LOCALAPPDATA%\<id>\logs` on Windows).
-fn log_folder(app: &AppHandle) -> PathBuf {
-    app.path()
-        .app_log_dir()
-        .unwrap_or_else(|_| std::env::temp_dir().join("register-sync-logs"))
-}
-
-/// Opens `folder` with the desktop's file manager.
-fn open_folder(folder: &Path) -> std::io::Result<()> {
-    let opener = if cfg!(target_os = "windows") {
-        "explorer"
-    } else if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    std::process::Command::new(opener)
-        .arg(folder)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(drop)
-}
-
 #[tauri::command]
 async fn set_automatic_updates(
     app: AppHandle,
@@ -304,18 +229,6 @@ async fn set_automatic_updates(
     Ok(settings_view(&app, &desk))
 }
 
-#[tauri::command]
-async fn update_state(desk: State<'_, Arc<Desk>>) -> Answer<UpdateNotice> {
-    Ok(desk.update())
-}
-
-#[tauri::command]
-async fn restart_to_update(app: AppHandle) -> Answer<()> {
-    crate::updates::restart_into(&app)
-        .await
-        .map_err(|message| Problem::new(ProblemCode::Settings, message).into())
-}
-
 /// A register's own page.
 #[tauri::command]
 async fn register_activity(
@@ -329,35 +242,6 @@ async fn register_activity(
 #[tauri::command]
 async fn job(desk: State<'_, Arc<Desk>>, job_id: Uuid) -> Answer<regsync_protocol::sync::Job> {
     Ok(desk.job(job_id).await?)
-}
-
-/// "Export…": a site's history over local days `from`..=`to` as a CSV file in the Downloads
-/// folder; answers where it was saved.
-#[tauri::command]
-async fn export_history(
-    app: AppHandle,
-    desk: State<'_, Arc<Desk>>,
-    site_id: Uuid,
-    site_name: String,
-    from: chrono::NaiveDate,
-    to: chrono::NaiveDate,
-) -> Answer<String> {
-    let csv = desk.history_csv(site_id, from, to).await?;
-    let folder = app
-        .path()
-        .download_dir()
-        .or_else(|_| app.path().home_dir())
-        .map_err(|e| Problem::new(ProblemCode::Export, format!("No folder to save in: {e}")))?;
-    let path = folder.join(regsync_desktop::files::export_name(&site_name, from, to));
-    let written = std::fs::create_dir_all(&folder).and_then(|()| std::fs::write(&path, csv));
-    written.map_err(|e| {
-        Problem::new(
-            ProblemCode::Export,
-            format!("Couldn't save {}: {e}", path.display()),
-        )
-    })?;
-    tracing::info!(path = %path.display(), "history exported");
-    Ok(path.display().to_string())
 }
 
 // ---- the tray and the window --------------------------------------------------------------------
@@ -527,25 +411,6 @@ async fn start_demo(desk: &Arc<Desk>, holder: &DemoHolder) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Logs to standard error and to rotating files in the OS log folder; standard error alone when
-/// that folder cannot be written (the app must start all the same).
-fn start_logging(app: &AppHandle) {
-    const FILTER: &str = "info,sqlx=warn";
-    let folder = log_folder(app);
-    if let Err(error) = std::fs::create_dir_all(&folder)
-        .map_err(|e| e.to_string())
-        .and_then(|()| regsync_log::init_with_files(FILTER, &folder))
-    {
-        regsync_log::init(FILTER);
-        tracing::warn!(%error, "logging to standard error only");
-    }
-    tracing::info!(
-        version = %app.package_info().version,
-        folder = %folder.display(),
-        "Register Sync starting"
-    );
-}
-
 /// `hidden`: started at login, so the app goes straight to the tray (when there is one).
 pub fn run(demo: bool, hidden: bool) {
     tauri::Builder::default()
@@ -562,7 +427,7 @@ pub fn run(demo: bool, hidden: bool) {
                 .build(),
         )
         .setup(move |app| {
-            start_logging(app.handle());
+            crate::support::start_logging(app.handle());
             let computer = Arc::new(Computer {
                 app: app.handle().clone(),
             });
@@ -624,12 +489,12 @@ pub fn run(demo: bool, hidden: bool) {
             settings,
             set_notifications,
             set_start_at_login,
-            copy_diagnostics,
-            open_log_folder,
+            crate::support::copy_diagnostics,
+            crate::support::open_log_folder,
             set_automatic_updates,
-            update_state,
-            restart_to_update,
-            export_history,
+            crate::updates::update_state,
+            crate::updates::restart_to_update,
+            crate::support::export_history,
             job,
             register_activity
         ])

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use regsync_desktop::desk::Desk;
 use regsync_desktop::updates::{Refusal, UpdateNotice};
-use tauri::{AppHandle, Manager};
+use regsync_desktop::words::{Problem, ProblemCode};
+use tauri::{AppHandle, Manager, State};
+
+use crate::shell::Answer;
 use tauri_plugin_updater::{Update, Updater, UpdaterExt};
 
 /// How often a running app checks again.
@@ -123,6 +126,20 @@ fn refusal(error: &tauri_plugin_updater::Error) -> Option<Refusal> {
         Error::Reqwest(error) if error.is_decode() => Some(Refusal::Manifest),
         _ => None,
     }
+}
+
+/// What there is to say about the app's own updates (the page asks when it loads).
+#[tauri::command]
+pub async fn update_state(desk: State<'_, Arc<Desk>>) -> Answer<UpdateNotice> {
+    Ok(desk.update())
+}
+
+/// "Restart now".
+#[tauri::command]
+pub async fn restart_to_update(app: AppHandle) -> Answer<()> {
+    restart_into(&app)
+        .await
+        .map_err(|message| Problem::new(ProblemCode::Settings, message).into())
 }
 
 /// Installs the verified update (the package manager on Linux, the installer on Windows) and

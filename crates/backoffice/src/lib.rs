@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod housekeeping;
 pub mod http;
 pub mod metrics;
 pub mod registers;
@@ -203,7 +204,7 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    let housekeeping = tokio::spawn(auth::sweep_expired_tokens(app.clone()));
+    let housekeeping = tokio::spawn(housekeeping::sweep(app.clone()));
     // SQLite's write-ahead log is copied into the file off the path of any request.
     let checkpoints = match &app.db {
         Db::Sqlite(pool) => tokio::spawn(db::checkpoint(pool.clone(), CHECKPOINT_INTERVAL)),

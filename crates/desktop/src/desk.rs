@@ -227,6 +227,16 @@ impl Desk {
         crate::diagnostics::report(about, url.as_deref(), &reachable, &problems)
     }
 
+    /// The client, to read from Back Office (a reading that fails says why in its own words).
+    async fn reading_client(&self) -> Result<Client, Problem> {
+        self.inner
+            .lock()
+            .await
+            .client
+            .clone()
+            .ok_or_else(not_signed_in)
+    }
+
     /// The client, when Back Office can be asked to do something now.
     async fn acting_client(&self) -> Result<Client, Problem> {
         let inner = self.inner.lock().await;
@@ -267,13 +277,7 @@ impl Desk {
         &self,
         register_id: Uuid,
     ) -> Result<regsync_protocol::sync::RegisterActivity, Problem> {
-        let client = self
-            .inner
-            .lock()
-            .await
-            .client
-            .clone()
-            .ok_or_else(not_signed_in)?;
+        let client = self.reading_client().await?;
         client
             .register_activity(register_id)
             .await
@@ -282,13 +286,7 @@ impl Desk {
 
     /// A job with its registers, for a history item opened.
     pub async fn job(&self, job_id: Uuid) -> Result<regsync_protocol::sync::Job, Problem> {
-        let client = self
-            .inner
-            .lock()
-            .await
-            .client
-            .clone()
-            .ok_or_else(not_signed_in)?;
+        let client = self.reading_client().await?;
         client.job(job_id).await.map_err(|e| Problem::from(&e))
     }
 
@@ -318,13 +316,7 @@ impl Desk {
                 "Those days are out of range.",
             ));
         };
-        let client = self
-            .inner
-            .lock()
-            .await
-            .client
-            .clone()
-            .ok_or_else(not_signed_in)?;
+        let client = self.reading_client().await?;
         client
             .jobs_csv(site_id, Some(&start), Some(&end))
             .await

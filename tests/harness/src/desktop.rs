@@ -22,6 +22,23 @@ pub struct Desktop {
     env: Vec<(String, String)>,
 }
 
+/// What the app needs of a user's session besides a display: the private bus (keychain,
+/// notifications, tray) and a home of its own, with its config and data folders.
+pub fn home_env(keyring: &crate::PrivateKeyring, home: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address.clone()),
+        ("HOME", home.display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            home.join(".config").display().to_string(),
+        ),
+        (
+            "XDG_DATA_HOME",
+            home.join(".local/share").display().to_string(),
+        ),
+    ]
+}
+
 impl Desktop {
     /// Starts a display and tauri-driver whose app processes get `env` (and inherit the rest).
     pub async fn start(env: &[(&str, String)]) -> Desktop {

@@ -26,7 +26,7 @@ mod venue;
 pub use backoffice::{BackOffice, FAST, assert_error, on_postgres};
 pub use chaos::{chaos, chaos_args};
 pub use cluster::{Balancer, Cluster};
-pub use desktop::{Desktop, Window};
+pub use desktop::{Desktop, Window, home_env};
 pub use keyring::PrivateKeyring;
 pub use postgres::Postgres;
 pub use raw::{EventStream, RawRegister};
