@@ -463,6 +463,60 @@ async fn notifications_the_tray_and_the_offline_view() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_registers_queued_from_the_window_sync_when_they_reconnect() {
+    use regsync_testkit::Notifications;
+
+    let Harbour {
+        bo,
+        venue,
+        token,
+        bar1: _bar1,
+        bar2: _bar2,
+    } = harbour().await;
+    let keyring = PrivateKeyring::start();
+    let notifications = Notifications::start(&keyring);
+    let home = tempfile::tempdir().unwrap();
+    let desktop = desktop(&keyring, home.path(), true).await;
+    let window = desktop.launch(&app()).await;
+    sign_in(&window, &bo, &venue).await;
+    window.wait_for_text("● Live").await;
+    window.wait_for_text("Kitchen").await;
+
+    // "Also sync offline registers when they reconnect", then "Sync online registers".
+    window.click("#queue-offline").await;
+    window.click("#sync-online").await;
+    window
+        .wait_for_text("Kitchen: Queued — offline, syncs when it reconnects, until")
+        .await;
+    window
+        .wait_for_text("2 synced · 1 offline, syncing when it reconnects")
+        .await;
+    notifications
+        .wait_for(&[
+            "Main Bar: 2 registers synced",
+            "Kitchen is offline; it will sync when it reconnects.",
+        ])
+        .await;
+    window
+        .screenshot(&screenshots().join("queued-offline.png"))
+        .await;
+
+    // The Kitchen comes back: it syncs, and the manager hears of it.
+    let kitchen = bo.agent(&venue.registers[2].credential);
+    bo.wait_online(&token, venue.registers[2].register.id, true)
+        .await;
+    notifications
+        .wait_for(&[
+            "Kitchen synced",
+            "It came back online; it now has menu revision 1.",
+        ])
+        .await;
+    window.wait_for_text("3 synced").await;
+    assert_eq!(kitchen.applied_revision(), 1);
+    window.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_as_the_desktop_shows_it() {
     use regsync_testkit::{TrayEntry, TrayHost, rgba};
 

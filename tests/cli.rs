@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use regsync_testkit::{BackOffice, FAST, PASSWORD, PrivateKeyring, Venue};
+use regsync_testkit::{BackOffice, FAST, PASSWORD, PrivateKeyring, Venue, WAIT, eventually};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -340,6 +340,84 @@ async fn every_command_against_back_office_with_registers() {
     .unwrap();
     assert!(seen);
     watch.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn sync_queues_offline_registers_until_they_reconnect_when_asked() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+    desk.login(&bo, &venue.manager).await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    bo.wait_online(&token, venue.registers[0].register.id, true)
+        .await;
+
+    let started = std::time::Instant::now();
+    let args = [
+        "sync",
+        "--online",
+        "--site",
+        "Main Bar",
+        "--queue-offline",
+        "--queue-for",
+        "2h",
+    ];
+    let output = desk.run(&args, None).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // Not all synced yet (exit 4), but nothing is left to wait for now but the queued ones.
+    assert_eq!(code(&output), Some(4), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "waited {:?} for registers that are offline",
+        started.elapsed()
+    );
+    let until = (chrono::Local::now() + chrono::Duration::hours(2)).format("%H:%M");
+    for name in ["Bar 2", "Kitchen"] {
+        let line = text.lines().find(|l| l.contains(name)).unwrap_or_default();
+        assert!(
+            line.contains("queued — offline, syncs when it reconnects, until"),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        text.contains(&until.to_string())
+            || text.contains(
+                &(chrono::Local::now() + chrono::Duration::minutes(119))
+                    .format("%H:%M")
+                    .to_string()
+            ),
+        "until two hours from now: {text}"
+    );
+    assert!(text.contains("2 queued until they reconnect"), "{text}");
+
+    // A queue longer than three days is refused before anything is asked.
+    let output = desk
+        .run(
+            &["sync", "Kitchen", "--queue-offline", "--queue-for", "4d"],
+            None,
+        )
+        .await;
+    assert_eq!(code(&output), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("three days"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = desk
+        .run(&["sync", "Kitchen", "--queue-for", "1h"], None)
+        .await;
+    assert_eq!(code(&output), Some(2), "--queue-for needs --queue-offline");
+
+    // The Kitchen reconnects: its queued sync lands.
+    let kitchen = bo.agent(&venue.registers[2].credential);
+    eventually(WAIT, "the Kitchen synced on reconnecting", || async {
+        (kitchen.applied_revision() == 1).then_some(())
+    })
+    .await;
+    let jobs = desk.json(&["jobs", "--site", "Main Bar"]).await;
+    assert_eq!(jobs[0]["counts"]["synced"], 2, "{jobs}");
+    assert_eq!(jobs[0]["counts"]["awaiting_reconnect"], 1, "{jobs}");
 }
 
 #[tokio::test]

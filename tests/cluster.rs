@@ -233,6 +233,58 @@ async fn a_register_that_reconnects_to_another_node_takes_its_delivered_sync_alo
 }
 
 #[tokio::test]
+async fn offline_registers_queued_on_one_node_sync_when_they_reconnect_to_any() {
+    let cluster = Cluster::start(2, &args()).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let venue = Venue::seed(&cluster.db(), "Harbour").await;
+    let token = a.login(&venue.manager).await.access_token;
+    let (bar1, bar2) = (&venue.registers[0], &venue.registers[1]);
+    // Bar 1 was last connected to node B and went offline there; Bar 2 never connected at all.
+    let (on_b, _) = RawRegister::hello(b, &bar1.credential, false, json!([])).await;
+    a.wait_online(&token, bar1.register.id, true).await;
+    drop(on_b);
+    a.wait_online(&token, bar1.register.id, false).await;
+
+    let body = json!({ "queue_offline": true, "queue_minutes": 60 });
+    let path = format!("/v1/sites/{}/sync", venue.site.id);
+    let (status, job) = a.call(Method::POST, &path, Some(&token), Some(body)).await;
+    assert_eq!(status, 202, "{job}");
+    for name in ["Bar 1", "Bar 2", "Kitchen"] {
+        assert_eq!(state_of(&job, name), "awaiting_reconnect", "{job}");
+    }
+
+    // Bar 1 comes back on node A, Bar 2 on node B: each is delivered by the node it reaches.
+    let (mut bar1_on_a, _) = RawRegister::hello(a, &bar1.credential, false, json!([])).await;
+    let (mut bar2_on_b, _) = RawRegister::hello(b, &bar2.credential, false, json!([])).await;
+    for raw in [&mut bar1_on_a, &mut bar2_on_b] {
+        let command = raw.recv().await.expect("the queued sync, on reconnecting");
+        assert_eq!(command["type"], "sync", "{command}");
+        assert_eq!(command["requested_by"], "Harbour manager");
+        raw.send(json!({
+            "type": "sync_result", "target_id": command["target_id"],
+            "outcome": { "status": "applied", "revision": command["revision"], "applied_at": chrono_now() },
+        }))
+        .await;
+    }
+    let job = b
+        .wait_job(&token, &job, "Bar 1 and Bar 2 synced", |job| {
+            state_of(job, "Bar 1") == "synced" && state_of(job, "Bar 2") == "synced"
+        })
+        .await;
+    assert_eq!(state_of(&job, "Kitchen"), "awaiting_reconnect");
+    assert!(job["finished_at"].is_null(), "the Kitchen is still queued");
+    let agent = cluster.agent(&venue.registers[2].credential);
+    let job = a
+        .wait_job(&token, &job, "the job finished", |job| {
+            job["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(state_of(&job, "Kitchen"), "synced");
+    assert_eq!(agent.applied_revision(), 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_lost_postgres_listener_costs_seconds_not_syncs() {
     let cluster = Cluster::start(2, &args()).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);

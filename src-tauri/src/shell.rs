@@ -146,8 +146,12 @@ async fn sync_site(
     desk: State<'_, Arc<Desk>>,
     site_id: Uuid,
     retry_when_free: bool,
+    queue_offline: Option<bool>,
 ) -> Answer<JobSummary> {
-    Ok(desk.sync_site(site_id, retry_when_free).await?)
+    let queue_offline = queue_offline.unwrap_or(false);
+    Ok(desk
+        .sync_site(site_id, retry_when_free, queue_offline)
+        .await?)
 }
 
 #[tauri::command]

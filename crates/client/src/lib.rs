@@ -525,7 +525,14 @@ impl Client {
                     self.inner.timeout + Duration::from_secs(secs),
                 )
                 .await?;
-            if job.summary.finished_at.is_some() || tokio::time::Instant::now() >= deadline {
+            // Registers queued until they reconnect may take a day: what is in flight is the
+            // outcome for now.
+            let counts = &job.summary.counts;
+            let settled = counts.open() == counts.awaiting_reconnect;
+            if job.summary.finished_at.is_some()
+                || settled
+                || tokio::time::Instant::now() >= deadline
+            {
                 return Ok(job);
             }
             if asked.elapsed() < hold / 2 {

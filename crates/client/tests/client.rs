@@ -58,6 +58,7 @@ async fn every_manager_route_works_through_the_client() {
             site.id,
             &SyncRequest {
                 retry_when_free: false,
+                ..SyncRequest::default()
             },
         )
         .await

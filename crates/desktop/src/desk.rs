@@ -251,22 +251,36 @@ impl Desk {
     ) -> Result<JobSummary, Problem> {
         let client = self.acting_client().await?;
         let job = client
-            .sync_register(register_id, &SyncRequest { retry_when_free })
+            .sync_register(
+                register_id,
+                &SyncRequest {
+                    retry_when_free,
+                    ..SyncRequest::default()
+                },
+            )
             .await
             .map_err(|e| Problem::from(&e))?;
         // The page follows the targets on the live picture; a site's thousand need not cross twice.
         Ok(job.summary)
     }
 
+    /// "Sync online registers"; with `queue_offline`, offline ones are synced when they
+    /// reconnect (within a day) instead of being skipped.
     pub async fn sync_site(
         &self,
         site_id: Uuid,
         retry_when_free: bool,
+        queue_offline: bool,
     ) -> Result<JobSummary, Problem> {
         self.set_current_site(site_id).await;
         let client = self.acting_client().await?;
+        let request = SyncRequest {
+            retry_when_free,
+            queue_offline,
+            queue_minutes: None,
+        };
         let job = client
-            .sync_site(site_id, &SyncRequest { retry_when_free })
+            .sync_site(site_id, &request)
             .await
             .map_err(|e| Problem::from(&e))?;
         Ok(job.summary)
@@ -330,7 +344,7 @@ impl Desk {
             inner.live.picture.current_site(inner.current_site)
         };
         let site = site.ok_or_else(|| Problem::new(ProblemCode::NotFound, "no site to sync"))?;
-        self.sync_site(site, true).await.map(|_| ())
+        self.sync_site(site, true, false).await.map(|_| ())
     }
 
     /// The site on screen, which the tray's sync item names.

@@ -6,7 +6,7 @@
 use regsync_protocol::api::SyncSource;
 use regsync_protocol::sync::{JobCounts, JobKind, JobSummary, Target, TargetState};
 
-use crate::state::{Change, Picture};
+use crate::state::{Change, Picture, Waited};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Notification {
@@ -47,18 +47,25 @@ pub fn for_change(change: &Change, picture: &Picture) -> Option<Notification> {
                 .jobs
                 .get(&after.job_id)
                 .is_some_and(|job| job.source == SyncSource::BackOffice);
-            if !waited || !from_manager {
+            let (Some(waited), true) = (waited, from_manager) else {
                 return None;
-            }
-            match after.state {
-                TargetState::Synced => Some(Notification {
+            };
+            let revision = after.revision.unwrap_or_default();
+            match (after.state, waited) {
+                (TargetState::Synced, Waited::Sale) => Some(Notification {
                     title: format!("{} synced", after.register_name),
-                    body: format!(
-                        "Its sale ended; it now has menu revision {}.",
-                        after.revision.unwrap_or_default()
-                    ),
+                    body: format!("Its sale ended; it now has menu revision {revision}."),
                 }),
-                TargetState::Expired => Some(Notification {
+                (TargetState::Synced, Waited::Reconnect) => Some(Notification {
+                    title: format!("{} synced", after.register_name),
+                    body: format!("It came back online; it now has menu revision {revision}."),
+                }),
+                (TargetState::Expired, Waited::Reconnect) => Some(Notification {
+                    title: format!("{} was not synced", after.register_name),
+                    body: "It did not come back online in time. Sync it again when it is online."
+                        .to_owned(),
+                }),
+                (TargetState::Expired, Waited::Sale) => Some(Notification {
                     title: format!("{} was not synced", after.register_name),
                     body: format!(
                         "{}. Sync it again when it is free.",
@@ -196,6 +203,10 @@ impl<'a> Settled<'a> {
                 title: format!("{} is waiting", one.register_name),
                 body: "It is in a sale; it will sync when the sale ends.".to_owned(),
             }),
+            TargetState::AwaitingReconnect => Some(Notification {
+                title: format!("{} is offline", one.register_name),
+                body: "It will sync when it reconnects.".to_owned(),
+            }),
             _ => None,
         }
     }
@@ -220,7 +231,7 @@ impl<'a> Settled<'a> {
         let revision = self.targets.iter().filter_map(|t| t.revision).max();
         let mut body = match revision {
             Some(revision) if c.skipped_busy + c.skipped_offline == 0 => {
-                format!("Every online register has menu revision {revision}.")
+                format!("Every online register has menu revision {revision}. ")
             }
             _ => String::new(),
         };
@@ -233,7 +244,20 @@ impl<'a> Settled<'a> {
         }
         if c.skipped_offline > 0 {
             let who = self.who(TargetState::SkippedOffline, c.skipped_offline);
-            body.push_str(&format!("{who} {} offline.", was(c.skipped_offline)));
+            body.push_str(&format!("{who} {} offline. ", was(c.skipped_offline)));
+        }
+        if c.awaiting_reconnect > 0 {
+            let n = c.awaiting_reconnect;
+            let who = self.who(TargetState::AwaitingReconnect, n);
+            let (verb, it) = if n == 1 {
+                ("is", "it")
+            } else {
+                ("are", "they")
+            };
+            body.push_str(&format!(
+                "{who} {verb} offline; {it} will sync when {it} reconnect{}.",
+                if n == 1 { "s" } else { "" }
+            ));
         }
         Notification {
             title: format!(

@@ -46,9 +46,10 @@ pub struct Picture {
     pub targets: BTreeMap<Uuid, BTreeMap<Uuid, Target>>,
     /// When the picture was last known to match Back Office.
     pub as_of: Option<DateTime<Utc>>,
-    /// Targets seen waiting for a sale to end and not finished yet.
+    /// Targets seen waiting for a sale to end or for their register to reconnect, and not
+    /// finished yet: what they waited for first.
     #[serde(default, skip)]
-    pub waited: std::collections::BTreeSet<Uuid>,
+    pub waited: BTreeMap<Uuid, Waited>,
     /// Jobs already seen settled.
     #[serde(default, skip)]
     pub settled: std::collections::BTreeSet<Uuid>,
@@ -65,13 +66,23 @@ pub enum Change {
         after: JobSummary,
         first_settled: bool,
     },
-    /// `waited`: the target has been waiting for its register's sale to end.
+    /// `waited`: what the target has been waiting for, if it has: the manager was told it
+    /// would sync later, and hears when it did.
     Target {
         before: Option<Target>,
         after: Target,
-        waited: bool,
+        waited: Option<Waited>,
     },
     Other,
+}
+
+/// What a target waited for before it could be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// Its register was in a sale.
+    Sale,
+    /// Its register was offline, and the job queued it until it reconnected.
+    Reconnect,
 }
 
 impl Picture {
@@ -153,12 +164,16 @@ impl Picture {
                 }
             }
             Event::Target { target } => {
-                let waited =
-                    self.waited.contains(&target.id) || target.state == TargetState::Waiting;
+                let waits = match target.state {
+                    TargetState::Waiting => Some(Waited::Sale),
+                    TargetState::AwaitingReconnect => Some(Waited::Reconnect),
+                    _ => None,
+                };
+                let waited = self.waited.get(&target.id).copied().or(waits);
                 if target.state.is_terminal() {
                     self.waited.remove(&target.id);
-                } else if target.state == TargetState::Waiting {
-                    self.waited.insert(target.id);
+                } else if let Some(waits) = waits {
+                    self.waited.entry(target.id).or_insert(waits);
                 }
                 let before = self
                     .targets

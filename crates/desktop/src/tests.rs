@@ -594,3 +594,80 @@ fn the_fuzzers_cache_seed_is_a_cache_file_the_app_reads() {
         Err(crate::cache::Unusable::Foreign)
     ));
 }
+
+#[test]
+fn offline_registers_queued_by_a_site_sync_are_named_and_told_of_when_they_sync_or_not() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let queued = job(
+        &bar,
+        JobCounts {
+            synced: 4,
+            awaiting_reconnect: 2,
+            ..Default::default()
+        },
+        true,
+    );
+    let mut targets: Vec<Target> = (1..=4)
+        .map(|i| {
+            target(
+                &queued,
+                &format!("R{i}"),
+                TargetState::Synced,
+                Some(42),
+                None,
+            )
+        })
+        .collect();
+    for name in ["Kitchen", "Terrace"] {
+        targets.push(target(
+            &queued,
+            name,
+            TargetState::AwaitingReconnect,
+            None,
+            None,
+        ));
+    }
+    let raised = run_job(&mut live, &queued, &targets);
+    assert_eq!(
+        raised,
+        [Notification {
+            title: "Main Bar: 4 registers synced".into(),
+            body: "Every online register has menu revision 42. Kitchen and Terrace are offline; \
+                   they will sync when they reconnect."
+                .into()
+        }]
+    );
+
+    // The Kitchen reconnects and syncs; the Terrace's queue runs out.
+    let mut kitchen = targets[4].clone();
+    for state in [TargetState::Delivered, TargetState::Synced] {
+        kitchen.state = state;
+        kitchen.revision = Some(42);
+        let target = kitchen.clone();
+        let change = live.apply(Update::Event(Event::Target { target }), Utc::now());
+        let raised = for_change(&change, &live.picture);
+        if state == TargetState::Synced {
+            assert_eq!(
+                raised,
+                Some(Notification {
+                    title: "Kitchen synced".into(),
+                    body: "It came back online; it now has menu revision 42.".into()
+                })
+            );
+        } else {
+            assert_eq!(raised, None, "nothing while it is being delivered");
+        }
+    }
+    let mut terrace = targets[5].clone();
+    terrace.state = TargetState::Expired;
+    terrace.reason = Some("the register did not come back online in time".into());
+    let change = live.apply(Update::Event(Event::Target { target: terrace }), Utc::now());
+    assert_eq!(
+        for_change(&change, &live.picture),
+        Some(Notification {
+            title: "Terrace was not synced".into(),
+            body: "It did not come back online in time. Sync it again when it is online.".into()
+        })
+    );
+}

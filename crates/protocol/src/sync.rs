@@ -17,23 +17,28 @@ pub enum TargetState {
     Delivered,
     /// The register was in a sale; it will be sent again when the sale ends.
     Waiting,
+    /// The register was offline and the job asked to queue it: sent when it reconnects, until
+    /// `wait_expires_at`.
+    AwaitingReconnect,
     /// Terminal: the register has the menu (`revision`).
     Synced,
     /// Terminal: the register was in a sale and the job did not ask to wait.
     SkippedBusy,
     /// Terminal: the register was offline when the sync was asked for.
     SkippedOffline,
-    /// Terminal: the sale did not end before the wait ran out.
+    /// Terminal: the sale did not end, or the offline register did not reconnect, before the
+    /// wait ran out.
     Expired,
     /// Terminal: see `reason`.
     Failed,
 }
 
 impl TargetState {
-    pub const ALL: [TargetState; 8] = [
+    pub const ALL: [TargetState; 9] = [
         TargetState::Queued,
         TargetState::Delivered,
         TargetState::Waiting,
+        TargetState::AwaitingReconnect,
         TargetState::Synced,
         TargetState::SkippedBusy,
         TargetState::SkippedOffline,
@@ -41,11 +46,16 @@ impl TargetState {
         TargetState::Failed,
     ];
 
+    /// The states a target can still leave.
+    pub const OPEN: [TargetState; 4] = [
+        TargetState::Queued,
+        TargetState::Delivered,
+        TargetState::Waiting,
+        TargetState::AwaitingReconnect,
+    ];
+
     pub fn is_terminal(self) -> bool {
-        !matches!(
-            self,
-            TargetState::Queued | TargetState::Delivered | TargetState::Waiting
-        )
+        !TargetState::OPEN.contains(&self)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +63,7 @@ impl TargetState {
             TargetState::Queued => "queued",
             TargetState::Delivered => "delivered",
             TargetState::Waiting => "waiting",
+            TargetState::AwaitingReconnect => "awaiting_reconnect",
             TargetState::Synced => "synced",
             TargetState::SkippedBusy => "skipped_busy",
             TargetState::SkippedOffline => "skipped_offline",
@@ -142,7 +153,8 @@ pub struct Target {
     /// Why it failed or was skipped, in words for the manager.
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
-    /// While waiting: when the wait runs out.
+    /// While waiting for a sale to end or for an offline register to reconnect: when the wait
+    /// runs out.
     pub wait_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -153,6 +165,9 @@ pub struct JobCounts {
     pub queued: u32,
     pub delivered: u32,
     pub waiting: u32,
+    /// Offline registers queued until they reconnect (absent from Back Offices before 0.2).
+    #[serde(default)]
+    pub awaiting_reconnect: u32,
     pub synced: u32,
     pub skipped_busy: u32,
     pub skipped_offline: u32,
@@ -181,6 +196,7 @@ impl JobCounts {
             TargetState::Queued => &mut self.queued,
             TargetState::Delivered => &mut self.delivered,
             TargetState::Waiting => &mut self.waiting,
+            TargetState::AwaitingReconnect => &mut self.awaiting_reconnect,
             TargetState::Synced => &mut self.synced,
             TargetState::SkippedBusy => &mut self.skipped_busy,
             TargetState::SkippedOffline => &mut self.skipped_offline,
@@ -200,7 +216,7 @@ impl JobCounts {
 
     /// Targets not yet in a terminal state.
     pub fn open(&self) -> u32 {
-        self.queued + self.delivered + self.waiting
+        self.queued + self.delivered + self.waiting + self.awaiting_reconnect
     }
 }
 
@@ -239,12 +255,44 @@ pub struct SyncRequest {
     /// skipping it.
     #[serde(default = "default_true")]
     pub retry_when_free: bool,
+    /// Registers offline now are queued and synced when they reconnect (never during a sale),
+    /// instead of being skipped. Off by default: "Sync online registers" means online ones.
+    #[serde(default)]
+    pub queue_offline: bool,
+    /// How long queued offline registers wait to reconnect, in minutes: 1 to
+    /// [`MAX_QUEUE_MINUTES`], [`DEFAULT_QUEUE_MINUTES`] when absent. Only with `queue_offline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4320))]
+    pub queue_minutes: Option<u32>,
 }
+
+/// How long offline registers stay queued unless asked otherwise: a day.
+pub const DEFAULT_QUEUE_MINUTES: u32 = 24 * 60;
+/// The longest they may: three days. A menu older than that should be asked for again.
+pub const MAX_QUEUE_MINUTES: u32 = 3 * 24 * 60;
 
 impl Default for SyncRequest {
     fn default() -> Self {
         Self {
             retry_when_free: true,
+            queue_offline: false,
+            queue_minutes: None,
+        }
+    }
+}
+
+impl SyncRequest {
+    /// How long offline registers wait, if the request queues them; an error in words for a
+    /// length out of range or given without `queue_offline`.
+    pub fn queue_for(&self) -> Result<Option<u32>, String> {
+        match (self.queue_offline, self.queue_minutes) {
+            (false, None) => Ok(None),
+            (false, Some(_)) => Err("queue_minutes needs queue_offline".into()),
+            (true, None) => Ok(Some(DEFAULT_QUEUE_MINUTES)),
+            (true, Some(m)) if (1..=MAX_QUEUE_MINUTES).contains(&m) => Ok(Some(m)),
+            (true, Some(_)) => Err(format!(
+                "queue_minutes must be between 1 and {MAX_QUEUE_MINUTES} (three days)"
+            )),
         }
     }
 }
@@ -293,14 +341,7 @@ mod tests {
             .into_iter()
             .filter(|s| !s.is_terminal())
             .collect();
-        assert_eq!(
-            open,
-            [
-                TargetState::Queued,
-                TargetState::Delivered,
-                TargetState::Waiting
-            ]
-        );
+        assert_eq!(open, TargetState::OPEN);
     }
 
     #[test]
@@ -319,5 +360,27 @@ mod tests {
     fn sync_requests_wait_for_sales_by_default() {
         let request: SyncRequest = serde_json::from_str("{}").unwrap();
         assert!(request.retry_when_free);
+        assert_eq!(request.queue_for(), Ok(None));
+    }
+
+    #[test]
+    fn offline_registers_queue_for_a_day_unless_asked_and_never_past_three() {
+        let ask = |json: &str| {
+            serde_json::from_str::<SyncRequest>(json)
+                .unwrap()
+                .queue_for()
+        };
+        assert_eq!(ask(r#"{"queue_offline":true}"#), Ok(Some(1440)));
+        assert_eq!(
+            ask(r#"{"queue_offline":true,"queue_minutes":90}"#),
+            Ok(Some(90))
+        );
+        assert_eq!(
+            ask(r#"{"queue_offline":true,"queue_minutes":4320}"#),
+            Ok(Some(4320))
+        );
+        assert!(ask(r#"{"queue_offline":true,"queue_minutes":4321}"#).is_err());
+        assert!(ask(r#"{"queue_offline":true,"queue_minutes":0}"#).is_err());
+        assert!(ask(r#"{"queue_minutes":60}"#).is_err());
     }
 }

@@ -15,7 +15,8 @@ export interface Backend {
   /** Called when the session ends without the user signing out (revoked, expired elsewhere). */
   onSignedOut(handler: () => void): Promise<() => void>;
   syncRegister(registerId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
-  syncSite(siteId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
+  /** `queueOffline`: offline registers sync when they reconnect (within a day), not skipped. */
+  syncSite(siteId: Uuid, retryWhenFree: boolean, queueOffline: boolean): Promise<JobSummary>;
   /** Tells the tray which site "Sync online registers" is for. */
   setCurrentSite(siteId: Uuid): Promise<void>;
   settings(): Promise<Settings>;
@@ -55,7 +56,8 @@ export function tauriBackend(): Backend {
     onChange: async (handler) => (await event).listen<LiveState>("live", (e) => handler(e.payload)),
     onSignedOut: async (handler) => (await event).listen("signed_out", () => handler()),
     syncRegister: (registerId, retryWhenFree) => invoke("sync_register", { registerId, retryWhenFree }),
-    syncSite: (siteId, retryWhenFree) => invoke("sync_site", { siteId, retryWhenFree }),
+    syncSite: (siteId, retryWhenFree, queueOffline) =>
+      invoke("sync_site", { siteId, retryWhenFree, queueOffline }),
     setCurrentSite: (siteId) => invoke("set_current_site", { siteId }),
     settings: () => invoke("settings"),
     setNotifications: (on) => invoke("set_notifications", { on }),

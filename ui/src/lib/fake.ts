@@ -124,8 +124,8 @@ export function fakeBackend(
       const register = state.picture.registers[registerId];
       return job([], register.site_id);
     },
-    async syncSite(siteId) {
-      calls.push(`syncSite ${siteId}`);
+    async syncSite(siteId, _retryWhenFree, queueOffline) {
+      calls.push(queueOffline ? `syncSite ${siteId} queueOffline` : `syncSite ${siteId}`);
       return job([], siteId);
     },
     async setCurrentSite(siteId) {

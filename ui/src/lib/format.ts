@@ -48,8 +48,22 @@ export function byProblemsThenName(a: Register, b: Register): number {
   return weight(b) - weight(a) || a.name.localeCompare(b.name, undefined, { numeric: true });
 }
 
-export function chip(state: TargetState, reason: string | null): string {
+/** A time as "18:30" when it is today, else "Sat 18:30", in local time. */
+export function untilWords(at: string, now: Date = new Date()): string {
+  const when = new Date(at);
+  const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (when.toDateString() === now.toDateString()) return time;
+  return `${when.toLocaleDateString([], { weekday: "short" })} ${time}`;
+}
+
+/** A target's outcome in words; `until`: when a wait (a sale's, or an offline register's
+ * queue) runs out. */
+export function chip(state: TargetState, reason: string | null, until: string | null = null): string {
   switch (state) {
+    case "awaiting_reconnect":
+      return until
+        ? `Queued — offline, syncs when it reconnects, until ${untilWords(until)}`
+        : "Queued — offline, syncs when it reconnects";
     case "queued":
     case "delivered":
       return "Syncing…";
@@ -62,7 +76,9 @@ export function chip(state: TargetState, reason: string | null): string {
     case "skipped_offline":
       return "Skipped — offline";
     case "expired":
-      return "Expired — the sale did not end in time";
+      return reason === "the register did not come back online in time"
+        ? "Expired — did not come back online in time"
+        : "Expired — the sale did not end in time";
     case "failed":
       return `Failed — ${reason ?? "unknown reason"}`;
   }
@@ -75,11 +91,13 @@ export function summary(targets: Target[]): string {
   const synced = count(["synced"]);
   const running = count(["queued", "delivered"]);
   const waiting = count(["waiting"]);
+  const queued = count(["awaiting_reconnect"]);
   const skipped = count(["skipped_busy", "skipped_offline"]);
   const failed = count(["failed", "expired"]);
   if (running) parts.push(`${running} syncing`);
   if (synced) parts.push(`${synced} synced`);
   if (waiting) parts.push(`${waiting} waiting for ${waiting === 1 ? "its sale" : "their sales"} to end`);
+  if (queued) parts.push(`${queued} offline, syncing when ${queued === 1 ? "it reconnects" : "they reconnect"}`);
   if (skipped) parts.push(`${skipped} skipped`);
   if (failed) parts.push(`${failed} failed`);
   return parts.join(" · ");

@@ -29,6 +29,7 @@ export type TargetState =
   | "queued"
   | "delivered"
   | "waiting"
+  | "awaiting_reconnect"
   | "synced"
   | "skipped_busy"
   | "skipped_offline"
@@ -51,6 +52,8 @@ export interface JobCounts {
   queued: number;
   delivered: number;
   waiting: number;
+  /** Offline registers queued until they reconnect; absent from older Back Offices. */
+  awaiting_reconnect?: number;
   synced: number;
   skipped_busy: number;
   skipped_offline: number;

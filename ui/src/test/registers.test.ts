@@ -71,6 +71,35 @@ describe("the registers page", () => {
     expect(screen.queryByRole("region", { name: "Result of Sync online registers" })).toBeNull();
   });
 
+  it("queues offline registers when asked and says until when they are queued", async () => {
+    const state = demoState();
+    const backend = fakeBackend(state);
+    render(App, { backend });
+    const siteId = Object.keys(state.picture.sites)[0];
+    await fireEvent.click(await screen.findByRole("button", { name: "Sync online registers" }));
+    expect(backend.calls).toContain(`syncSite ${siteId}`);
+    await fireEvent.click(screen.getByRole("checkbox", { name: "Also sync offline registers when they reconnect" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Sync online registers" }));
+    expect(backend.calls).toContain(`syncSite ${siteId} queueOffline`);
+
+    const jobId = `job${backend.calls.length}`;
+    const until = new Date();
+    until.setHours(18, 30, 0, 0);
+    const next: LiveState = structuredClone(state);
+    next.picture.targets[jobId] = {
+      k: {
+        id: "k", job_id: jobId, register_id: "r3", register_name: "Kitchen", state: "awaiting_reconnect",
+        revision: null, reason: null, updated_at: new Date().toISOString(), wait_expires_at: until.toISOString(),
+      },
+    };
+    next.version = (state.version ?? 0) + 1;
+    backend.push(next);
+    const card = await screen.findByRole("region", { name: "Result of Sync online registers" });
+    const time = until.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    expect(within(card).getByText(`Kitchen: Queued — offline, syncs when it reconnects, until ${time}`)).toBeTruthy();
+    expect(within(card).getByText("1 offline, syncing when it reconnects")).toBeTruthy();
+  });
+
   it("keeps the Back Office address and email for the next sign-in after signing out", async () => {
     localStorage.clear();
     const backend = fakeBackend(demoState(), {

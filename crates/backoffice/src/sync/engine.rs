@@ -68,8 +68,9 @@ impl EngineHandle {
         let _ = self.tx.send(input);
     }
 
-    /// Ids of jobs as they finish (once saved), for answering "tell me when it is done".
-    pub fn finished_jobs(&self) -> broadcast::Receiver<Uuid> {
+    /// Ids of jobs as they change and as they finish (once saved), for answering "tell me when
+    /// it is done".
+    pub fn job_changes(&self) -> broadcast::Receiver<Uuid> {
         self.finished.subscribe()
     }
 
@@ -350,11 +351,16 @@ impl<S: Store> Runner<S> {
                 let _ = outbound.send(Outbound::Close(reason));
             }
         }
-        for job_id in output.finished {
-            // Nobody listening is fine.
+        let touched = output.touched;
+        // Jobs that finished, and those that changed (one left with only registers queued until
+        // they reconnect is settled for now). Nobody listening is fine.
+        for job_id in output
+            .finished
+            .into_iter()
+            .chain(touched.jobs.iter().copied())
+        {
             let _ = self.finished.send(job_id);
         }
-        let touched = output.touched;
         self.hub.report(Changed {
             registers: touched.registers,
             sites: Default::default(),

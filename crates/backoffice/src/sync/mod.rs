@@ -232,12 +232,13 @@ pub async fn get(db: &Db, company_id: Uuid, job_id: Uuid) -> Result<Job> {
     Ok(row.with_targets(targets))
 }
 
-/// Sync one register. A register offline is reported `skipped_offline`; one in a sale waits for
-/// the sale to end (or is skipped, with `retry_when_free: false`). Answers once the job is saved.
+/// Sync one register. A register offline is reported `skipped_offline`, or with `queue_offline`
+/// waits (`awaiting_reconnect`) to be synced when it reconnects; one in a sale waits for the sale
+/// to end (or is skipped, with `retry_when_free: false`). Answers once the job is saved.
 #[utoipa::path(
     post, path = "/v1/registers/{register_id}/sync", tag = "sync",
     security(("bearer" = ["sites"])),
-    request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
+    request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true, `queue_offline` to false"),
     responses(
         (status = 202, description = "The job, as saved; follow it at /v1/jobs/{id} or on /v1/events", body = Job),
     )
@@ -263,6 +264,9 @@ async fn start(
     target: JobTarget,
     request: &SyncRequest,
 ) -> Result<(StatusCode, Json<Job>)> {
+    let queue_minutes = request
+        .queue_for()
+        .map_err(|problem| Error::bad_request(ErrorCode::InvalidField, problem))?;
     let job = app
         .engine
         .create_job(JobRequest {
@@ -271,17 +275,20 @@ async fn start(
             source: SyncSource::BackOffice,
             requested_by: Some((caller.user_id, caller.display_name.clone())),
             retry_when_free: request.retry_when_free,
+            queue_offline: queue_minutes.map(|m| chrono::TimeDelta::minutes(i64::from(m))),
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 /// Sync every online register of a site ("Sync online registers"). Offline registers are listed
-/// as `skipped_offline`, so the manager sees which ones did not get the menu.
+/// as `skipped_offline`, so the manager sees which ones did not get the menu; with
+/// `queue_offline` they wait (`awaiting_reconnect`) and are synced when they reconnect, until
+/// `queue_minutes` (a day by default) runs out.
 #[utoipa::path(
     post, path = "/v1/sites/{site_id}/sync", tag = "sync",
     security(("bearer" = ["sites"])),
-    request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true"),
+    request_body(content = Option<SyncRequest>, description = "Optional; `retry_when_free` defaults to true, `queue_offline` to false"),
     responses(
         (status = 202, description = "The job, as saved", body = Job),
         (status = 409, description = "The site has no registers", body = ErrorBody),
@@ -305,7 +312,8 @@ pub struct JobQuery {
     wait_secs: Option<u32>,
 }
 
-/// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes.
+/// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes,
+/// or has nothing left in flight but offline registers queued until they reconnect.
 #[utoipa::path(
     get, path = "/v1/jobs/{job_id}", tag = "sync",
     security(("bearer" = ["sites"])),
@@ -337,36 +345,48 @@ pub async fn get_job(
             .saturating_sub(Duration::from_secs(1)),
     );
     // Listening starts before the first read, so a job finishing in between is not missed.
-    let mut finished = app.engine.finished_jobs();
-    // Whether it finished is one row; the job with all its targets is read once, to answer.
-    let found: Option<(Option<DateTime<Utc>>, Uuid)> = on_db!(&app.db, |pool| sqlx::query_as(
-        "SELECT finished_at, site_id FROM sync_jobs WHERE id = $1 AND company_id = $2"
+    let mut changes = app.engine.job_changes();
+    let site_id: Option<Uuid> = on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT site_id FROM sync_jobs WHERE id = $1 AND company_id = $2"
     )
     .bind(job_id)
     .bind(caller.company_id)
     .fetch_optional(pool)
     .await)?;
-    let (finished_at, site_id) = found.ok_or(Error::NotFound("sync job"))?;
-    caller.see_site(site_id, "sync job")?;
-    if finished_at.is_some() || wait.is_zero() {
+    caller.see_site(site_id.ok_or(Error::NotFound("sync job"))?, "sync job")?;
+    if wait.is_zero() || settled(&app.db, job_id).await? {
         return Ok(Json(get(&app.db, caller.company_id, job_id).await?));
     }
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        match tokio::time::timeout_at(deadline, finished.recv()).await {
+        match tokio::time::timeout_at(deadline, changes.recv()).await {
             Ok(Ok(id)) if id != job_id => continue,
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                // Missed some: look rather than guess.
-                let job = get(&app.db, caller.company_id, job_id).await?;
-                if job.summary.finished_at.is_some() {
-                    return Ok(Json(job));
+            // It changed, or some changes were missed: look rather than guess.
+            Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) => {
+                if settled(&app.db, job_id).await? {
+                    break;
                 }
             }
-            // Ours finished, time is up, or Back Office is stopping.
+            // Time is up, or Back Office is stopping.
             _ => break,
         }
     }
     Ok(Json(get(&app.db, caller.company_id, job_id).await?))
+}
+
+/// Whether a job has nothing in flight: finished, or left with only registers queued until they
+/// reconnect (which may take a day). One small query.
+async fn settled(db: &Db, job_id: Uuid) -> Result<bool> {
+    let settled: bool = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT finished_at IS NOT NULL OR NOT EXISTS (
+             SELECT 1 FROM sync_targets
+             WHERE job_id = $1 AND state IN ('queued', 'delivered', 'waiting'))
+         FROM sync_jobs WHERE id = $1"
+    )
+    .bind(job_id)
+    .fetch_one(pool)
+    .await)?;
+    Ok(settled)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -15,6 +15,7 @@ mod history;
 mod input;
 mod lifecycle;
 mod monitoring;
+mod queue;
 mod randomized;
 mod recovery;
 mod sync;

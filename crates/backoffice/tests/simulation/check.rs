@@ -5,7 +5,10 @@
 //! 3. a target id is applied at most once per install, and no revision ever goes back;
 //! 4. `last_synced_at` moves only when a register really applied something new, never back;
 //! 5. what Back Office shows of a register (revision, up to date) is what it last reported
-//!    (checked when the world is healed and every register has said hello).
+//!    (checked when the world is healed and every register has said hello);
+//! 6. an offline register queued by a job (`awaiting_reconnect`) is delivered only before the
+//!    queue ends and ended only when it has, and (one Back Office) the register's hello delivers
+//!    it in the same batch: it never waits while its register is connected.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +33,13 @@ pub struct Checker {
     pub batches: u64,
     /// Open targets past their deadline, since when (simulated time).
     overdue_since: BTreeMap<Uuid, i64>,
+    /// Targets awaiting their register's reconnection: (register, the queue's end).
+    awaiting: BTreeMap<Uuid, (Uuid, i64)>,
+    /// Of those, how many were delivered on reconnection and how many ran out.
+    pub reconnected: u64,
+    pub queue_ran_out: u64,
+    /// One Back Office: a register's hello must deliver its queued targets in the same batch.
+    pub one_node: bool,
 }
 
 fn block<F: std::future::Future>(future: F) -> F::Output {
@@ -37,6 +47,13 @@ fn block<F: std::future::Future>(future: F) -> F::Output {
 }
 
 impl Checker {
+    pub fn new(one_node: bool) -> Checker {
+        Checker {
+            one_node,
+            ..Checker::default()
+        }
+    }
+
     /// Reads the batches committed since the last step.
     pub fn absorb(&mut self, log: Vec<Batch>, registers: &[SimRegister]) -> Result<(), String> {
         for batch in log {
@@ -57,6 +74,10 @@ impl Checker {
                 } else if t.stamp.deadline_ms.is_none() {
                     return Err(format!("open target {} has no deadline", t.id));
                 }
+                if let (TargetState::AwaitingReconnect, Some(end)) = (t.state, t.stamp.deadline_ms)
+                {
+                    self.awaiting.insert(t.id, (t.register_id, end));
+                }
             }
             for m in &batch.moves {
                 let Some(entry) = self.targets.get_mut(&m.id) else {
@@ -73,6 +94,20 @@ impl Checker {
                 if !m.to.is_terminal() && m.stamp.deadline_ms.is_none() {
                     return Err(format!("open target {} lost its deadline", m.id));
                 }
+                if let Some((_, end)) = self.awaiting.remove(&m.id) {
+                    let at = batch.at.map_or(0, |at| at.timestamp_millis());
+                    match m.to {
+                        TargetState::Delivered if at < end => self.reconnected += 1,
+                        TargetState::Expired if at >= end => self.queue_ran_out += 1,
+                        to => {
+                            return Err(format!(
+                                "queued offline target {} went {} at {at}, its queue ending at {end}",
+                                m.id,
+                                to.as_str()
+                            ));
+                        }
+                    }
+                }
                 if let Some(old) = entry.1 {
                     self.deadlines.remove(&(old, m.id));
                 }
@@ -85,6 +120,15 @@ impl Checker {
                 }
             }
             for (register_id, change) in &batch.registers {
+                let hello = change.set_revision.is_some();
+                if self.one_node && hello {
+                    let waiting = self.awaiting.iter().find(|(_, (r, _))| r == register_id);
+                    if let Some((id, _)) = waiting {
+                        return Err(format!(
+                            "register {register_id} said hello and its queued target {id} stayed awaiting"
+                        ));
+                    }
+                }
                 let Some(synced) = &change.synced else {
                     continue;
                 };

@@ -65,11 +65,14 @@ fn the_sync_invariants_hold_under_faults() {
     let per_seed = (steps / seeds.len() as u64).max(1);
     let started = Instant::now();
     let (mut total, mut batches, mut targets, mut crashes) = (0, 0, 0, 0);
+    let (mut reconnected, mut ran_out) = (0, 0);
     let mut ended = std::collections::BTreeMap::new();
     for seed in seeds {
         let world = run(seed, per_seed);
         total += world.steps;
         batches += world.checker.batches;
+        reconnected += world.checker.reconnected;
+        ran_out += world.checker.queue_ran_out;
         targets += world.checker.targets();
         crashes += world.crashes;
         for (state, n) in &world.checker.ended {
@@ -79,9 +82,14 @@ fn the_sync_invariants_hold_under_faults() {
     let elapsed = started.elapsed();
     eprintln!(
         "simulated {total} steps in {:.1} s ({:.0} steps/s): {batches} batches committed, \
-         {targets} targets ({ended:?}), {crashes} crashes of Back Office",
+         {targets} targets ({ended:?}), {crashes} crashes of Back Office; queued offline \
+         registers: {reconnected} delivered on reconnection, {ran_out} ran out",
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
+    );
+    assert!(
+        (reconnected > 0 && ran_out > 0) || total < 20_000,
+        "the queue for offline registers was not exercised both ways"
     );
     // The world must have exercised what the invariants are about.
     for state in [
@@ -122,10 +130,13 @@ fn the_sync_invariants_hold_on_three_nodes() {
     let per_seed = (steps / seeds.len() as u64).max(1);
     let started = Instant::now();
     let (mut total, mut targets, mut crashes) = (0, 0, 0);
+    let (mut reconnected, mut ran_out) = (0, 0);
     let mut ended = std::collections::BTreeMap::new();
     for seed in seeds {
         let world = run_on(seed, per_seed, 3);
         total += world.steps;
+        reconnected += world.checker.reconnected;
+        ran_out += world.checker.queue_ran_out;
         targets += world.checker.targets();
         crashes += world.crashes;
         for (state, n) in &world.checker.ended {
@@ -134,8 +145,13 @@ fn the_sync_invariants_hold_on_three_nodes() {
     }
     eprintln!(
         "three nodes: simulated {total} steps in {:.1} s: {targets} targets ({ended:?}), \
-         {crashes} node crashes",
+         {crashes} node crashes; queued offline registers: {reconnected} delivered on \
+         reconnection, {ran_out} ran out",
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        (reconnected > 0 && ran_out > 0) || total < 20_000,
+        "the queue for offline registers was not exercised both ways on three nodes"
     );
     for state in ["synced", "skipped_busy", "skipped_offline", "failed"] {
         assert!(

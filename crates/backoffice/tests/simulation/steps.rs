@@ -168,11 +168,13 @@ impl World {
             x if x < 0.47 => {
                 let id = self.registers[r].id;
                 let retry = self.rng_mut().random_bool(0.7);
-                self.manager_sync(Scope::Register(id), retry);
+                let queue = self.queue();
+                self.manager_sync(Scope::Register(id), retry, queue);
             }
             x if x < 0.50 => {
                 let retry = self.rng_mut().random_bool(0.7);
-                self.manager_sync(Scope::SiteOnline(SITE), retry);
+                let queue = self.queue();
+                self.manager_sync(Scope::SiteOnline(SITE), retry, queue);
             }
             x if x < 0.52 => self.edit_menu(),
             x if x < 0.52 + faults.cut * 10.0 => self.disconnect(r),
@@ -180,6 +182,14 @@ impl World {
             x if x < 0.522 + faults.cut * 10.0 + faults.crash => self.crash(),
             _ => {}
         }
+    }
+
+    /// Whether a manager's sync queues offline registers, and for how long: a third do, for one
+    /// to twenty simulated minutes (so some reconnect in time and some do not).
+    fn queue(&mut self) -> Option<chrono::TimeDelta> {
+        let queue = self.rng_mut().random_bool(0.3);
+        let minutes = self.rng_mut().random_range(1..=20);
+        queue.then(|| chrono::TimeDelta::minutes(minutes))
     }
 
     /// Back Office starts again and, as its runner does, ends at once what is overdue.

@@ -147,7 +147,7 @@ impl World {
             next_generation: 1,
             next_token: 1,
             faults: Faults::ON,
-            checker: Checker::default(),
+            checker: Checker::new(nodes == 1),
             steps: 0,
             crashes: 0,
             trace: Default::default(),
@@ -386,7 +386,13 @@ impl World {
         self.note(format!("{} register {register} reinstalled", self.now_ms));
     }
 
-    pub fn manager_sync(&mut self, scope: Scope, retry_when_free: bool) {
+    /// A manager's sync; with `queue_offline`, offline registers wait that long to reconnect.
+    pub fn manager_sync(
+        &mut self,
+        scope: Scope,
+        retry_when_free: bool,
+        queue_offline: Option<TimeDelta>,
+    ) {
         let token = self.next_token;
         self.next_token += 1;
         let request = JobRequest {
@@ -395,6 +401,7 @@ impl World {
             source: SyncSource::BackOffice,
             requested_by: Some((MANAGER, "Alex".into())),
             retry_when_free,
+            queue_offline,
         };
         if let Some(node) = self.some_node() {
             self.bo(node, vec![Request::CreateJob { token, request }]);

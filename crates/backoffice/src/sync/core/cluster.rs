@@ -46,7 +46,8 @@ impl Core {
             if free {
                 self.free(register_id, now);
             }
-            self.send_open(register_id, &[TargetState::Queued], now);
+            let states = [TargetState::Queued, TargetState::AwaitingReconnect];
+            self.send_open(register_id, &states, now);
         }
     }
 
@@ -73,12 +74,7 @@ impl Core {
 
     /// Drops what this node holds of a register's open targets, without moving them.
     fn forget_register(&mut self, register_id: Uuid) {
-        let states = [
-            TargetState::Queued,
-            TargetState::Delivered,
-            TargetState::Waiting,
-        ];
-        for target_id in self.open.of_register(register_id, &states) {
+        for target_id in self.open.of_register(register_id, &TargetState::OPEN) {
             if let Some(target) = self.open.remove(&target_id)
                 && let Some(job) = self.jobs.get_mut(&target.job_id)
             {

@@ -24,34 +24,53 @@ impl Core {
             },
         );
         self.step.batch.jobs.push(job);
+        // A queue that ends before it starts queues nothing (the driver never asks for one).
+        let queue_until = spec.queue_until.filter(|until| *until > now);
         for (register_id, register_name, target_id) in spec.registers {
             let online = self.links.contains_key(&register_id);
-            // Connected to another node: saved queued, for that node to deliver.
+            // Held by another node: that node delivers it, now or when it reconnects there.
             let elsewhere = spec.elsewhere.get(&register_id).filter(|_| !online);
-            let (state, reason) = if online || elsewhere.is_some() {
-                (TargetState::Queued, None)
-            } else {
-                (TargetState::SkippedOffline, Some("offline".to_owned()))
+            let (state, stamp) = match (online, elsewhere, queue_until) {
+                (true, _, _) => (TargetState::Queued, deadline_stamp(deadline)),
+                (false, Some(e), _) if e.online => (TargetState::Queued, deadline_stamp(deadline)),
+                (false, _, Some(until)) => (
+                    TargetState::AwaitingReconnect,
+                    Stamp {
+                        deadline_ms: Some(ms(until)),
+                        wait_expires_at: Some(until),
+                        ..Stamp::default()
+                    },
+                ),
+                (false, _, None) => (
+                    TargetState::SkippedOffline,
+                    Stamp {
+                        reason: Some("offline".to_owned()),
+                        ..Stamp::default()
+                    },
+                ),
             };
-            if let Some(node) = elsewhere {
-                self.step.wake.insert(*node);
-            }
+            let here = match elsewhere {
+                Some(e) if !state.is_terminal() => {
+                    self.step.wake.insert(e.node);
+                    false
+                }
+                _ => !state.is_terminal(),
+            };
+            let deadline_ms = stamp.deadline_ms;
             self.step.batch.add_target(NewTarget {
                 id: target_id,
                 job_id,
                 register_id,
                 register_name,
                 state,
-                stamp: Stamp {
-                    reason,
-                    deadline_ms: (online || elsewhere.is_some()).then_some(deadline),
-                    ..Stamp::default()
-                },
+                stamp,
             });
             self.step.touched.targets.insert(target_id);
-            if online {
-                self.open_target(target_id, register_id, job_id, deadline);
-                self.apply_event(target_id, TargetEvent::Send, now, None, None);
+            if let (true, Some(deadline_ms)) = (here, deadline_ms) {
+                self.open_target(target_id, register_id, job_id, state, deadline_ms);
+                if online {
+                    self.apply_event(target_id, TargetEvent::Send, now, None, None);
+                }
             }
         }
         self.step.touched.jobs.insert(job_id);
@@ -64,6 +83,7 @@ impl Core {
         target_id: Uuid,
         register_id: Uuid,
         job_id: Uuid,
+        state: TargetState,
         deadline_ms: i64,
     ) {
         self.open.insert(
@@ -71,7 +91,7 @@ impl Core {
             OpenTarget {
                 register_id,
                 job_id,
-                state: TargetState::Queued,
+                state,
                 deadline_ms,
             },
         );
@@ -87,5 +107,13 @@ impl Core {
             self.step.batch.finished.push(job_id);
             self.step.effects.push(Effect::Finished { job_id });
         }
+    }
+}
+
+/// A new target about to be sent, due to be answered by `deadline_ms`.
+fn deadline_stamp(deadline_ms: i64) -> Stamp {
+    Stamp {
+        deadline_ms: Some(deadline_ms),
+        ..Stamp::default()
     }
 }

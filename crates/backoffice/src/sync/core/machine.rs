@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! queued ──deliver──▶ delivered ──register applies──────────────▶ synced            terminal
-//!   │                     ├──register in a sale, no retry──────────▶ skipped_busy      terminal
-//!   │                     ├──register in a sale, retry_when_free──▶ waiting ──free──▶ queued
-//!   │                     │                                            └──deadline──▶ expired
-//!   │                     └──error / deadline─────────────────────▶ failed            terminal
-//!   └──register offline when asked───────────────────────────────▶ skipped_offline   terminal
+//!   │                 ▲   ├──register in a sale, no retry──────────▶ skipped_busy      terminal
+//!   │                 │   ├──register in a sale, retry_when_free──▶ waiting ──free──▶ queued
+//!   │                 │   │                                            └──deadline──▶ expired
+//!   │                 │   └──error / deadline─────────────────────▶ failed            terminal
+//!   │                 └──reconnects── awaiting_reconnect ──deadline──▶ expired        terminal
+//!   └──register offline when asked, no queue_offline─────────────▶ skipped_offline   terminal
 //! ```
+//!
+//! A register offline when asked starts `awaiting_reconnect` if the job asked to queue it
+//! (otherwise `skipped_offline`): its hello delivers it, like any queued target, and the register
+//! still refuses it during a sale (delivered → waiting). It never waits past its deadline, the
+//! queue's end.
 //!
 //! Terminal states never move again: whichever of "the register answered" and "the deadline
 //! passed" comes first wins, and the other is ignored. That is what makes every target end in
@@ -66,9 +72,16 @@ pub enum Next {
 /// The transition table, top to bottom as the diagram above reads.
 pub fn next(state: TargetState, event: TargetEvent) -> Next {
     use TargetEvent as E;
-    use TargetState::{Delivered, Expired, Failed, Queued, SkippedBusy, Synced, Waiting};
+    use TargetState::{
+        AwaitingReconnect, Delivered, Expired, Failed, Queued, SkippedBusy, Synced, Waiting,
+    };
     match (state, event) {
         (state, _) if state.is_terminal() => Next::Ignore,
+        // Offline and queued: only its reconnection (a send) or the queue's end moves it. An
+        // answer cannot come: it was never sent.
+        (AwaitingReconnect, E::Send) => Next::To(Delivered),
+        (AwaitingReconnect, E::Deadline) => Next::To(Expired),
+        (AwaitingReconnect, _) => Next::Ignore,
         // A delivered target is sent again after a reconnect; applying is by target id, so the
         // register applies it once.
         (Queued | Delivered, E::Send) => Next::To(Delivered),
@@ -110,11 +123,13 @@ mod tests {
             retry_when_free: false,
         };
         #[rustfmt::skip]
-        let expected: [(S, [Next; 8]); 3] = [
+        let expected: [(S, [Next; 8]); 4] = [
             //              Send                   Applied               Busy(retry)          Busy(no retry)            Failed                 Free                 Disconnected  Deadline
             (S::Queued,    [Next::To(S::Delivered), Next::To(S::Synced), Next::Ignore,         Next::Ignore,             Next::Ignore,          Next::Ignore,        Next::Stay,   Next::To(S::Failed)]),
             (S::Delivered, [Next::To(S::Delivered), Next::To(S::Synced), Next::To(S::Waiting), Next::To(S::SkippedBusy), Next::To(S::Failed),   Next::Ignore,        Next::Stay,   Next::To(S::Failed)]),
             (S::Waiting,   [Next::Ignore,           Next::To(S::Synced), Next::Ignore,         Next::Ignore,             Next::Ignore,          Next::To(S::Queued), Next::Ignore, Next::To(S::Expired)]),
+            (S::AwaitingReconnect,
+                           [Next::To(S::Delivered), Next::Ignore,        Next::Ignore,         Next::Ignore,             Next::Ignore,          Next::Ignore,        Next::Ignore, Next::To(S::Expired)]),
         ];
         assert_eq!(E::ALL[2], retry);
         assert_eq!(E::ALL[3], no_retry);

@@ -93,9 +93,21 @@ pub struct JobSpec {
     pub job: NewJob,
     /// Each register with its name and the id its target gets.
     pub registers: Vec<(Uuid, String, Uuid)>,
-    /// Several nodes: the registers connected to another node, and which. Their targets are
-    /// saved queued for that node to deliver.
-    pub elsewhere: HashMap<Uuid, Uuid>,
+    /// Several nodes: the registers held by another node (the one they are connected to, or
+    /// last were), with that node and whether they are online there. Their targets are saved
+    /// for that node to deliver.
+    pub elsewhere: HashMap<Uuid, Elsewhere>,
+    /// Registers offline now wait until then to reconnect and be synced, instead of being
+    /// skipped.
+    pub queue_until: Option<DateTime<Utc>>,
+}
+
+/// Several nodes: a register held by another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elsewhere {
+    pub node: Uuid,
+    /// Connected to it now.
+    pub online: bool,
 }
 
 /// Several nodes: this node now holds a register, at `epoch`, with these open targets (which

@@ -59,7 +59,13 @@ impl Core {
         if !in_sale {
             self.free(id, now);
         }
-        self.send_open(id, &[TargetState::Queued, TargetState::Delivered], now);
+        // Queued while it was offline: delivered now, or over if the queue ran out.
+        let states = [
+            TargetState::Queued,
+            TargetState::Delivered,
+            TargetState::AwaitingReconnect,
+        ];
+        self.send_open(id, &states, now);
     }
 
     pub(super) fn on_disconnected(

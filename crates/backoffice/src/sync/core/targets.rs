@@ -154,8 +154,36 @@ impl Core {
             return;
         }
         for target_id in self.open.of_register(register_id, states) {
-            self.apply_event(target_id, TargetEvent::Send, now, None, None);
+            // A queue that ran out (its end not handled yet) is over, not delivered late.
+            let over = self.open.get(&target_id).is_some_and(|t| {
+                t.state == TargetState::AwaitingReconnect && t.deadline_ms <= ms(now)
+            });
+            if over {
+                let reason = self.deadline_reason(target_id);
+                self.apply_event(target_id, TargetEvent::Deadline, now, reason, None);
+            } else {
+                self.apply_event(target_id, TargetEvent::Send, now, None, None);
+            }
         }
+    }
+
+    /// Why a target ends at its deadline, in words for the manager.
+    fn deadline_reason(&self, target_id: Uuid) -> Option<String> {
+        let target = self.open.get(&target_id)?;
+        Some(match target.state {
+            TargetState::Waiting => format!(
+                "the sale did not end within {}",
+                human(self.timing.wait_expiry)
+            ),
+            TargetState::AwaitingReconnect => {
+                "the register did not come back online in time".into()
+            }
+            _ if self.links.contains_key(&target.register_id) => format!(
+                "no answer from the register within {}",
+                human(self.timing.result_timeout)
+            ),
+            _ => "lost its connection during the sync".to_owned(),
+        })
     }
 
     /// Ends targets whose deadline passed: waits expire, unanswered deliveries fail.
@@ -166,23 +194,10 @@ impl Core {
         }
         self.step.batch.at = Some(now);
         for target_id in due {
-            let Some(target) = self.open.get(&target_id) else {
+            let Some(reason) = self.deadline_reason(target_id) else {
                 continue;
             };
-            let reason = if target.state == TargetState::Waiting {
-                format!(
-                    "the sale did not end within {}",
-                    human(self.timing.wait_expiry)
-                )
-            } else if self.links.contains_key(&target.register_id) {
-                format!(
-                    "no answer from the register within {}",
-                    human(self.timing.result_timeout)
-                )
-            } else {
-                "lost its connection during the sync".to_owned()
-            };
-            tracing::info!(%target_id, register_id = %target.register_id, %reason, "sync target ended by its deadline");
+            tracing::info!(%target_id, %reason, "sync target ended by its deadline");
             self.apply_event(target_id, TargetEvent::Deadline, now, Some(reason), None);
         }
     }
@@ -220,7 +235,10 @@ impl Core {
                 },
             ),
         };
-        let wait_expires_at = (to == TargetState::Waiting).then(|| now + timing.wait_expiry);
+        let wait_expires_at = match to {
+            TargetState::Waiting => Some(now + timing.wait_expiry),
+            _ => None,
+        };
         let link = self.links.get(&target.register_id).copied();
         let deliver = to == TargetState::Delivered && event == TargetEvent::Send;
         self.step.batch.add_move(Move {

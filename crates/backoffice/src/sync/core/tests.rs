@@ -43,6 +43,16 @@ fn connect(core: &mut Core, generation: u64, in_sale: bool, now: DateTime<Utc>) 
 }
 
 fn sync(core: &mut Core, retry_when_free: bool, now: DateTime<Utc>) -> Step {
+    sync_queueing(core, retry_when_free, None, now)
+}
+
+/// A sync that queues the register, if offline, until `queue_until`.
+fn sync_queueing(
+    core: &mut Core,
+    retry_when_free: bool,
+    queue_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Step {
     let job = NewJob {
         id: JOB,
         company_id: Uuid::from_u128(1),
@@ -57,6 +67,7 @@ fn sync(core: &mut Core, retry_when_free: bool, now: DateTime<Utc>) -> Step {
         job,
         registers: vec![(REGISTER, "Bar 1".into(), TARGET)],
         elsewhere: std::collections::HashMap::new(),
+        queue_until,
     };
     core.handle(Input::CreateJob { token: 1, spec }, now);
     core.take()
@@ -278,7 +289,15 @@ fn a_sync_for_a_register_on_another_node_is_saved_queued_for_it_and_that_node_wo
     let spec = JobSpec {
         job,
         registers: vec![(REGISTER, "Bar 1".into(), TARGET)],
-        elsewhere: [(REGISTER, OTHER_NODE)].into(),
+        elsewhere: [(
+            REGISTER,
+            Elsewhere {
+                node: OTHER_NODE,
+                online: true,
+            },
+        )]
+        .into(),
+        queue_until: None,
     };
     core.handle(Input::CreateJob { token: 1, spec }, at(0));
     let step = core.take();
@@ -378,4 +397,130 @@ fn a_claim_elsewhere_closes_the_connection_here_unless_this_node_claimed_it_sinc
         step.batch.is_empty(),
         "nothing written: it is not this node's to write"
     );
+}
+
+#[test]
+fn an_offline_register_queued_by_the_job_is_synced_when_it_reconnects() {
+    let mut core = core();
+    let step = sync_queueing(&mut core, true, Some(at(3600)), at(0));
+    let target = &step.batch.targets[0];
+    assert_eq!(target.state, TargetState::AwaitingReconnect);
+    assert_eq!(target.stamp.wait_expires_at, Some(at(3600)));
+    assert_eq!(
+        sends(&step),
+        0,
+        "nothing is sent to a register that is offline"
+    );
+    assert!(step.batch.finished.is_empty(), "the job waits for it");
+    assert_eq!(
+        core.poll_timeout(),
+        Some(at(3600)),
+        "the queue's end is its deadline"
+    );
+
+    connect(&mut core, 1, false, at(600));
+    let step = core.take();
+    assert_eq!(sends(&step), 1, "its hello delivers it");
+    assert_eq!(step.batch.moves[0].from, TargetState::AwaitingReconnect);
+    assert_eq!(step.batch.moves[0].to, TargetState::Delivered);
+    assert_eq!(
+        core.poll_timeout(),
+        Some(at(660)),
+        "then it has the answer's deadline"
+    );
+
+    let applied = SyncOutcome::Applied {
+        revision: 4,
+        applied_at: at(601),
+    };
+    answer(&mut core, applied, at(601));
+    let step = core.take();
+    assert_eq!(step.batch.moves[0].to, TargetState::Synced);
+    assert_eq!(step.batch.finished, [JOB]);
+}
+
+#[test]
+fn a_queued_offline_register_back_in_a_sale_waits_for_the_sale_to_end() {
+    let mut core = core();
+    sync_queueing(&mut core, true, Some(at(3600)), at(0));
+    connect(&mut core, 1, true, at(600));
+    core.take();
+    answer(&mut core, SyncOutcome::Busy, at(601));
+    let step = core.take();
+    assert_eq!(step.batch.moves[0].to, TargetState::Waiting);
+    assert_eq!(sends(&step), 0, "not sent again during the sale");
+}
+
+#[test]
+fn a_queue_that_runs_out_expires_the_target_and_a_late_hello_sends_nothing() {
+    let mut core = core();
+    sync_queueing(&mut core, true, Some(at(3600)), at(0));
+    core.handle_timeout(at(3599));
+    assert!(core.take().batch.moves.is_empty(), "not before its end");
+    core.handle_timeout(at(3600));
+    let step = core.take();
+    let moved = &step.batch.moves[0];
+    assert_eq!(
+        (moved.from, moved.to),
+        (TargetState::AwaitingReconnect, TargetState::Expired)
+    );
+    assert_eq!(
+        moved.stamp.reason.as_deref(),
+        Some("the register did not come back online in time")
+    );
+    assert_eq!(step.batch.finished, [JOB]);
+    connect(&mut core, 1, false, at(3700));
+    assert_eq!(sends(&core.take()), 0);
+}
+
+#[test]
+fn a_hello_after_the_queue_ran_out_but_before_its_timer_ends_it_instead_of_sending() {
+    let mut core = core();
+    sync_queueing(&mut core, true, Some(at(3600)), at(0));
+    connect(&mut core, 1, false, at(3601));
+    let step = core.take();
+    assert_eq!(sends(&step), 0);
+    assert_eq!(step.batch.moves[0].to, TargetState::Expired);
+}
+
+#[test]
+fn without_a_queue_an_offline_register_is_skipped_as_before() {
+    let mut core = core();
+    let step = sync_queueing(&mut core, true, None, at(0));
+    assert_eq!(step.batch.targets[0].state, TargetState::SkippedOffline);
+    assert_eq!(step.batch.finished, [JOB]);
+}
+
+#[test]
+fn an_offline_register_held_by_another_node_is_queued_for_that_node() {
+    let mut core = core();
+    let job = NewJob {
+        id: JOB,
+        company_id: Uuid::from_u128(1),
+        site_id: Uuid::from_u128(2),
+        kind: JobKind::Register,
+        source: SyncSource::BackOffice,
+        requested_by: None,
+        retry_when_free: true,
+        created_at: at(0),
+    };
+    let other = OTHER_NODE;
+    let spec = JobSpec {
+        job,
+        registers: vec![(REGISTER, "Bar 1".into(), TARGET)],
+        elsewhere: [(
+            REGISTER,
+            Elsewhere {
+                node: other,
+                online: false,
+            },
+        )]
+        .into(),
+        queue_until: Some(at(3600)),
+    };
+    core.handle(Input::CreateJob { token: 1, spec }, at(0));
+    let step = core.take();
+    assert_eq!(step.batch.targets[0].state, TargetState::AwaitingReconnect);
+    assert!(step.wake.contains(&other), "the holder is told to adopt it");
+    assert_eq!(core.poll_timeout(), None, "its end is the holder's to keep");
 }

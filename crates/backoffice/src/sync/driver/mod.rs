@@ -64,6 +64,9 @@ pub struct JobRequest {
     /// The manager who asked: their id and the name shown on the register banner.
     pub requested_by: Option<(Uuid, String)>,
     pub retry_when_free: bool,
+    /// Registers offline now wait this long to reconnect and be synced, instead of being
+    /// skipped.
+    pub queue_offline: Option<chrono::TimeDelta>,
 }
 
 /// What to do now that a batch is committed (or, on failure, the errors to answer with).

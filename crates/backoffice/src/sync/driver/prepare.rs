@@ -73,6 +73,7 @@ impl<S: Store> Driver<S> {
                         source: SyncSource::Register,
                         requested_by: None,
                         retry_when_free: false,
+                        queue_offline: None,
                     };
                     (0, request)
                 }
@@ -151,6 +152,7 @@ impl<S: Store> Driver<S> {
             job,
             registers,
             elsewhere,
+            queue_until: request.queue_offline.map(|wait| now + wait),
         })
     }
 

@@ -19,7 +19,7 @@ use regsync_protocol::api::SyncSource;
 use regsync_protocol::sync::{Job, TargetState};
 use uuid::Uuid;
 
-use super::core::{Batch, Claim, KnownTarget, Move, OpenRow};
+use super::core::{Batch, Claim, Elsewhere, KnownTarget, Move, OpenRow};
 pub use crate::cluster::Notice;
 use crate::error::Result;
 
@@ -106,9 +106,9 @@ pub trait StoreTx {
         Ok(None)
     }
 
-    /// Several nodes: of these registers, the ones connected to another node that is alive,
-    /// with that node. Empty for a store with one Back Office.
-    async fn elsewhere(&mut self, _registers: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
+    /// Several nodes: of these registers, the ones held by another node that is alive (connected
+    /// to it, or last connected to it), with that node. Empty for a store with one Back Office.
+    async fn elsewhere(&mut self, _registers: &[Uuid]) -> Result<HashMap<Uuid, Elsewhere>> {
         Ok(HashMap::new())
     }
 

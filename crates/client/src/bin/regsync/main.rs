@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 use regsync_client::{Client, Error, Update, keychain};
 use regsync_protocol::ExitCode as Exit;
 use regsync_protocol::api::{Register, Site};
-use regsync_protocol::sync::{SyncRequest, TargetState};
+use regsync_protocol::sync::{MAX_QUEUE_MINUTES, SyncRequest, TargetState};
 use uuid::Uuid;
 
 mod config;
@@ -385,6 +385,14 @@ struct Sync {
     /// Skip registers in a sale instead of syncing them when the sale ends.
     #[arg(long)]
     no_retry: bool,
+    /// Queue registers that are offline now: they sync when they reconnect (never during a
+    /// sale), until the queue ends.
+    #[arg(long)]
+    queue_offline: bool,
+    /// How long offline registers stay queued: minutes, hours or days ("90m", "6h", "2d");
+    /// a day unless given, three days at most.
+    #[arg(long, requires = "queue_offline", value_parser = queue_minutes)]
+    queue_for: Option<u32>,
     /// Return at once instead of waiting for the outcome.
     #[arg(long)]
     no_wait: bool,
@@ -397,6 +405,8 @@ impl Sync {
     async fn run(self, client: &Client, json: bool) -> Result<Exit, Failure> {
         let request = SyncRequest {
             retry_when_free: !self.no_retry,
+            queue_offline: self.queue_offline,
+            queue_minutes: self.queue_for,
         };
         let job = if self.online {
             let site = find_site(client, self.site.as_deref().unwrap_or_default()).await?;
@@ -408,12 +418,14 @@ impl Sync {
             let register = find_register(client, &reference, self.site.as_deref()).await?;
             client.sync_register(register.id, &request).await?
         };
-        let job = if self.no_wait {
-            job
-        } else {
-            let within = Duration::from_secs(self.wait_secs);
-            client.wait_for_job(job.summary.id, within).await?
-        };
+        // Registers queued until they reconnect are not waited for: the rest is the outcome now.
+        let job =
+            if self.no_wait || job.summary.counts.open() == job.summary.counts.awaiting_reconnect {
+                job
+            } else {
+                let within = Duration::from_secs(self.wait_secs);
+                client.wait_for_job(job.summary.id, within).await?
+            };
         print_job(&job, json)?;
         let all_synced = job.targets.iter().all(|t| t.state == TargetState::Synced);
         Ok(if self.no_wait || all_synced {
@@ -421,6 +433,30 @@ impl Sync {
         } else {
             Exit::NotAllSynced
         })
+    }
+}
+
+/// "90m", "6h", "2d" (or plain minutes) as minutes, within what Back Office accepts.
+fn queue_minutes(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "m"),
+    };
+    let n: u32 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a length such as 90m, 6h or 2d"))?;
+    let minutes = match unit.trim() {
+        "m" | "min" => Some(n),
+        "h" => n.checked_mul(60),
+        "d" => n.checked_mul(24 * 60),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{text}` is not a length such as 90m, 6h or 2d"))?;
+    if (1..=MAX_QUEUE_MINUTES).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err("the queue lasts from a minute to three days (3d)".into())
     }
 }
 

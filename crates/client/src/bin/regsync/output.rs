@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use chrono::{DateTime, Local, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use regsync_client::Update;
-use regsync_protocol::sync::{Event, Job, JobSummary, TargetState};
+use regsync_protocol::sync::{Event, Job, JobSummary, Target, TargetState};
 use serde::Serialize;
 
 pub(crate) fn relative(at: Option<DateTime<Utc>>) -> String {
@@ -21,6 +21,16 @@ pub(crate) fn relative(at: Option<DateTime<Utc>>) -> String {
         at.with_timezone(&Local)
             .format("%Y-%m-%d %H:%M")
             .to_string()
+    }
+}
+
+/// A time later today as "18:30", another day as "Sat 18:30", in local time.
+pub(crate) fn until_words(at: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&Local);
+    if local.date_naive() == Local::now().date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%a %H:%M").to_string()
     }
 }
 
@@ -48,14 +58,37 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn state_words(state: TargetState, reason: Option<&str>) -> String {
+/// A target's outcome in words.
+pub(crate) fn target_words(target: &Target) -> String {
+    state_words(
+        target.state,
+        target.reason.as_deref(),
+        target.wait_expires_at,
+    )
+}
+
+pub(crate) fn state_words(
+    state: TargetState,
+    reason: Option<&str>,
+    until: Option<DateTime<Utc>>,
+) -> String {
     match state {
+        TargetState::AwaitingReconnect => match until {
+            Some(until) => format!(
+                "queued — offline, syncs when it reconnects, until {}",
+                until_words(until)
+            ),
+            None => "queued — offline, syncs when it reconnects".into(),
+        },
         TargetState::Queued | TargetState::Delivered => "syncing…".into(),
         TargetState::Waiting => "waiting — in a sale, will sync when it ends".into(),
         TargetState::Synced => "synced".into(),
         TargetState::SkippedBusy => "skipped — in a sale".into(),
         TargetState::SkippedOffline => "skipped — offline".into(),
-        TargetState::Expired => "expired — the sale did not end in time".into(),
+        TargetState::Expired => match reason {
+            Some(reason) => format!("expired — {reason}"),
+            None => "expired — the sale did not end in time".into(),
+        },
         TargetState::Failed => format!("failed — {}", reason.unwrap_or("unknown reason")),
     }
 }
@@ -66,7 +99,7 @@ pub(crate) fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
     }
     let mut t = table(&["Register", "Outcome", "Menu revision"]);
     for target in &job.targets {
-        let words = state_words(target.state, target.reason.as_deref());
+        let words = target_words(target);
         t.add_row(vec![
             target.register_name.clone(),
             colour(&words, target.state == TargetState::Synced),
@@ -76,9 +109,14 @@ pub(crate) fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
     println!("{t}");
     let c = &job.summary.counts;
     println!(
-        "{} synced · {} waiting · {} skipped · {} failed or expired{}",
+        "{} synced · {} waiting{} · {} skipped · {} failed or expired{}",
         c.synced,
         c.waiting + c.queued + c.delivered,
+        if c.awaiting_reconnect > 0 {
+            format!(" · {} queued until they reconnect", c.awaiting_reconnect)
+        } else {
+            String::new()
+        },
         c.skipped_busy + c.skipped_offline,
         c.failed + c.expired,
         if job.summary.finished_at.is_some() {
@@ -146,11 +184,9 @@ pub(crate) fn watch_line(update: Update) -> Option<String> {
         Update::Event(Event::Site { site }) => {
             format!("{}: menu revision {}", site.name, site.catalog_revision)
         }
-        Update::Event(Event::Target { target }) => format!(
-            "{}: {}",
-            target.register_name,
-            state_words(target.state, target.reason.as_deref())
-        ),
+        Update::Event(Event::Target { target }) => {
+            format!("{}: {}", target.register_name, target_words(&target))
+        }
         Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
             "sync by {} finished: {} synced",
             job.requested_by.as_deref().unwrap_or("staff"),

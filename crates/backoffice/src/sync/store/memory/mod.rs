@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{CatalogAt, Notice, RegisterRecord, Scope, Store, StoreTx, TargetRecord, stale_move};
 use crate::db::by_name;
 use crate::error::{Error, Result};
-use crate::sync::core::{Batch, Claim, KnownTarget, NewJob, OpenRow};
+use crate::sync::core::{Batch, Claim, Elsewhere, KnownTarget, NewJob, OpenRow};
 
 mod write;
 
@@ -363,7 +363,7 @@ impl StoreTx for MemoryTx {
         Ok(Some(state.open_rows(|r| self.holds(&state, r))))
     }
 
-    async fn elsewhere(&mut self, registers: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
+    async fn elsewhere(&mut self, registers: &[Uuid]) -> Result<HashMap<Uuid, Elsewhere>> {
         let Some(me) = self.store.node else {
             return Ok(HashMap::new());
         };
@@ -373,7 +373,11 @@ impl StoreTx for MemoryTx {
             .filter(|r| !self.claims.contains_key(r))
             .filter_map(|r| {
                 let (node, _, online) = state.sessions.get(r)?;
-                (*node != me && *online && !state.dead.contains(node)).then_some((*r, *node))
+                let here = Elsewhere {
+                    node: *node,
+                    online: *online,
+                };
+                (*node != me && !state.dead.contains(node)).then_some((*r, here))
             })
             .collect())
     }
@@ -472,6 +476,14 @@ impl StoreTx for MemoryTx {
         if let Some(node) = self.store.node {
             for (register_id, epoch) in &self.claims {
                 state.sessions.insert(*register_id, (node, *epoch, true));
+            }
+            // An offline register no node holds yet is this node's, as on PostgreSQL.
+            let unheld = self.pending.iter().flat_map(|b| &b.targets);
+            for t in unheld.filter(|t| t.state == TargetState::AwaitingReconnect) {
+                state
+                    .sessions
+                    .entry(t.register_id)
+                    .or_insert((node, 1, false));
             }
             for batch in &self.pending {
                 for (register_id, (online, _)) in &batch.presence {

@@ -19,11 +19,11 @@ use super::{
 use crate::db::by_name;
 use crate::error::{Error, Result};
 use crate::registers::parse_source;
-use crate::sync::core::{Batch, Claim, KnownTarget, OpenRow};
+use crate::sync::core::{Batch, Claim, Elsewhere, KnownTarget, OpenRow};
 
 mod write;
 
-const OPEN: &str = "('queued', 'delivered', 'waiting')";
+const OPEN: &str = "('queued', 'delivered', 'waiting', 'awaiting_reconnect')";
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -75,7 +75,7 @@ const SELECT_OPEN: &str = "SELECT t.id, t.register_id, t.job_id, t.state, t.dead
      FROM sync_targets t
      JOIN sync_jobs j ON j.id = t.job_id
      JOIN register_sessions s ON s.register_id = t.register_id
-     WHERE t.state IN ('queued', 'delivered', 'waiting')";
+     WHERE t.state IN ('queued', 'delivered', 'waiting', 'awaiting_reconnect')";
 
 async fn open_rows(
     conn: &mut sqlx::PgConnection,
@@ -274,11 +274,11 @@ impl StoreTx for PgTx {
             .map(Some)
     }
 
-    async fn elsewhere(&mut self, registers: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
-        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT s.register_id, s.node_id FROM register_sessions s
+    async fn elsewhere(&mut self, registers: &[Uuid]) -> Result<HashMap<Uuid, Elsewhere>> {
+        let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+            "SELECT s.register_id, s.node_id, s.online FROM register_sessions s
              JOIN nodes n ON n.id = s.node_id
-             WHERE s.register_id = ANY($1) AND s.node_id <> $2 AND s.online
+             WHERE s.register_id = ANY($1) AND s.node_id <> $2
                AND n.heartbeat_at > now() - make_interval(secs => $3::bigint / 1000.0)",
         )
         .bind(registers)
@@ -286,7 +286,10 @@ impl StoreTx for PgTx {
         .bind(self.grace_ms)
         .fetch_all(&mut *self.tx)
         .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows
+            .into_iter()
+            .map(|(register, node, online)| (register, Elsewhere { node, online }))
+            .collect())
     }
 
     async fn claim(&mut self, register_id: Uuid) -> Result<Option<Claim>> {

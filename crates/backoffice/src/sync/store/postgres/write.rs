@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use regsync_protocol::sync::TargetState;
 use uuid::Uuid;
 
 use super::{PgStore, PgTx, state};
@@ -144,6 +145,26 @@ impl PgTx {
         .bind(at)
         .execute(&mut *self.tx)
         .await?;
+        // An offline register no node holds yet is this node's: it delivers the queued sync
+        // when the register connects here, or ends it when the queue runs out (a register that
+        // connects elsewhere is claimed with it).
+        let unheld: Vec<Uuid> = targets
+            .iter()
+            .filter(|t| t.state == TargetState::AwaitingReconnect)
+            .map(|t| t.register_id)
+            .collect();
+        if !unheld.is_empty() {
+            sqlx::query(
+                "INSERT INTO register_sessions (register_id, node_id, epoch, online, in_sale,
+                    changed_at)
+                 SELECT r, $2, 1, false, false, now() FROM UNNEST($1::uuid[]) AS r
+                 ON CONFLICT (register_id) DO NOTHING",
+            )
+            .bind(&unheld)
+            .bind(self.node)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use crate::sync::core::{Batch, KnownTarget, OpenRow};
 
 mod write;
 
-const OPEN: &str = "('queued', 'delivered', 'waiting')";
+const OPEN: &str = "('queued', 'delivered', 'waiting', 'awaiting_reconnect')";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
