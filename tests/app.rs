@@ -517,6 +517,71 @@ async fn offline_registers_queued_from_the_window_sync_when_they_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_set_up_in_the_window_runs_and_is_announced_as_scheduled() {
+    use regsync_testkit::Notifications;
+
+    let mut args = FAST.to_vec();
+    args.extend(["--schedule-poll-secs", "1"]);
+    let Scene { bo, venue, token } = Scene::start(&args).await;
+    let bar1 = bo.agent(&venue.registers[0].credential);
+    bo.wait_online(&token, venue.registers[0].register.id, true)
+        .await;
+    let keyring = PrivateKeyring::start();
+    let notifications = Notifications::start(&keyring);
+    let home = tempfile::tempdir().unwrap();
+    let desktop = desktop(&keyring, home.path(), true).await;
+    let window = desktop.launch(&app()).await;
+    sign_in(&window, &bo, &venue).await;
+    window.wait_for_text("● Live").await;
+
+    // Weekdays at 06:00, from the page.
+    window.click("#open-schedules").await;
+    window.wait_for_text("No scheduled syncs").await;
+    window.click("#schedule-form input[value='sat']").await;
+    window.click("#schedule-form input[value='sun']").await;
+    window
+        .script(
+            "const time = document.querySelector('#schedule-time'); time.value = '06:00'; \
+             time.dispatchEvent(new Event('input', { bubbles: true }));",
+        )
+        .await;
+    window.click("#save-schedule").await;
+    window.wait_for_text("Weekdays at 06:00").await;
+    window.wait_for_text("Next scheduled sync").await;
+    let path = format!("/v1/sites/{}/schedules", venue.site.id);
+    let (_, saved) = bo.get(&path, &token).await;
+    let schedule = &saved["schedules"][0];
+    assert_eq!(schedule["time"], "06:00", "{saved}");
+    assert_eq!(
+        schedule["days"],
+        serde_json::json!(["mon", "tue", "wed", "thu", "fri"])
+    );
+    window.painted().await;
+    window
+        .screenshot(&screenshots().join("schedules.png"))
+        .await;
+
+    // Its time comes: an ordinary job, announced and listed as the schedule's.
+    let id: uuid::Uuid = schedule["id"].as_str().unwrap().parse().unwrap();
+    let due = chrono::Utc::now().timestamp_millis() - 1000;
+    regsync_backoffice::on_db!(&bo.db().await, |pool| sqlx::query(
+        "UPDATE site_schedules SET next_run_ms = $1 WHERE id = $2"
+    )
+    .bind(due)
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .unwrap();
+    notifications
+        .wait_for(&["Main Bar: 1 register synced (scheduled)"])
+        .await;
+    window.wait_for_text("schedule · online registers").await;
+    assert_eq!(bar1.applied_revision(), 1);
+    window.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_as_the_desktop_shows_it() {
     use regsync_testkit::{TrayEntry, TrayHost, rgba};
 
@@ -669,6 +734,10 @@ async fn the_window_passes_axe_in_light_and_dark() {
         window.find("#site-result").await;
         window.wait_for_text("2 synced").await;
         check("result card", window.axe().await);
+        window.click("#open-schedules").await;
+        window.find("#schedule-form").await;
+        check("scheduled syncs", window.axe().await);
+        window.click("#open-schedules").await;
         window.click("#settings").await;
         window.find("#settings-panel input").await;
         check("settings", window.axe().await);

@@ -421,6 +421,103 @@ async fn sync_queues_offline_registers_until_they_reconnect_when_asked() {
 }
 
 #[tokio::test]
+async fn schedules_are_added_listed_changed_and_removed_in_the_site_s_time_zone() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+    desk.login(&bo, &venue.manager).await;
+
+    let set = desk
+        .json(&[
+            "schedule",
+            "time-zone",
+            "--site",
+            "Main Bar",
+            "Europe/London",
+        ])
+        .await;
+    assert_eq!(set["time_zone"], "Europe/London");
+    let added = desk
+        .json(&["schedule", "add", "--site", "main bar", "--at", "05:30"])
+        .await;
+    assert_eq!(
+        added["days"].as_array().unwrap().len(),
+        7,
+        "every day unless told"
+    );
+    assert_eq!(added["time"], "05:30");
+    let id = added["id"].as_str().unwrap().to_owned();
+    let weekly = desk
+        .run(
+            &[
+                "schedule",
+                "add",
+                "--site",
+                "Main Bar",
+                "--at",
+                "6:00",
+                "--days",
+                "monday,fri",
+            ],
+            None,
+        )
+        .await;
+    let text = String::from_utf8_lossy(&weekly.stdout);
+    assert_eq!(code(&weekly), Some(0), "{text}");
+    assert!(
+        text.contains("schedule added: mon, fri at 06:00 (Europe/London); next run"),
+        "{text}"
+    );
+
+    let list = desk.run(&["schedule", "list"], None).await;
+    let text = String::from_utf8_lossy(&list.stdout);
+    for expected in [
+        "every day at 05:30 (Europe/London)",
+        "mon, fri at 06:00",
+        &id,
+    ] {
+        assert!(text.contains(expected), "`{expected}` missing:\n{text}");
+    }
+
+    let changed = desk
+        .json(&[
+            "schedule", "change", &id, "--at", "04:45", "--days", "sat,sun",
+        ])
+        .await;
+    assert_eq!(changed["time"], "04:45");
+    assert_eq!(changed["days"], serde_json::json!(["sat", "sun"]));
+    let removed = desk.run(&["schedule", "remove", &id], None).await;
+    assert_eq!(code(&removed), Some(0));
+    let sites = desk.json(&["schedule", "list"]).await;
+    assert_eq!(sites[0]["schedules"].as_array().unwrap().len(), 1);
+
+    // Bad input is refused before anything is asked; an unknown zone by Back Office.
+    for args in [
+        &["schedule", "add", "--site", "Main Bar", "--at", "25:00"][..],
+        &[
+            "schedule", "add", "--site", "Main Bar", "--at", "05:30", "--days", "someday",
+        ][..],
+    ] {
+        let output = desk.run(args, None).await;
+        assert_eq!(code(&output), Some(2), "{args:?}");
+    }
+    let output = desk
+        .run(
+            &[
+                "schedule",
+                "time-zone",
+                "--site",
+                "Main Bar",
+                "Mars/Olympus",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code(&output), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a time zone"));
+}
+
+#[tokio::test]
 async fn an_unreachable_back_office_is_its_own_exit_code() {
     let mut bo = BackOffice::start(FAST).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;

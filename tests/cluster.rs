@@ -285,6 +285,66 @@ async fn offline_registers_queued_on_one_node_sync_when_they_reconnect_to_any() 
 }
 
 #[tokio::test]
+async fn a_schedule_runs_once_however_many_nodes_look_for_it() {
+    let mut args = args();
+    args.extend(["--schedule-poll-secs", "1"]);
+    let cluster = Cluster::start(3, &args).await;
+    let a = &cluster.nodes[0];
+    let venue = Venue::seed(&cluster.db(), "Harbour").await;
+    let token = a.login(&venue.manager).await.access_token;
+    let agent = cluster.agent(&venue.registers[0].credential);
+    a.wait_online(&token, venue.registers[0].register.id, true)
+        .await;
+    let path = format!("/v1/sites/{}/schedules", venue.site.id);
+    let body =
+        json!({ "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "time": "05:30" });
+    let (status, schedule) = a.call(Method::POST, &path, Some(&token), Some(body)).await;
+    assert_eq!(status, 201, "{schedule}");
+
+    // Due now, missed by a while: every node's runner sees it; one claims it.
+    let id: Uuid = schedule["id"].as_str().unwrap().parse().unwrap();
+    let due = chrono::Utc::now().timestamp_millis() - 60_000;
+    sqlx::query("UPDATE site_schedules SET next_run_ms = $1 WHERE id = $2")
+        .bind(due)
+        .bind(id)
+        .execute(&cluster.pool)
+        .await
+        .unwrap();
+    let jobs_path = format!("/v1/sites/{}/jobs", venue.site.id);
+    let job = eventually(WAIT, "the scheduled job", || async {
+        let (_, jobs) = a.get(&jobs_path, &token).await;
+        jobs.as_array()?
+            .iter()
+            .find(|j| j["source"] == "schedule")
+            .cloned()
+    })
+    .await;
+    let done = a
+        .wait_job(&token, &job, "the scheduled job to finish", |job| {
+            job["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(state_of(&done, "Bar 1"), "synced");
+    // Claimed once: the next run is after now, and one job was made.
+    let (_, listed) = a.get(&path, &token).await;
+    let next: chrono::DateTime<chrono::Utc> = listed["schedules"][0]["next_run_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(next > chrono::Utc::now(), "{listed}");
+    let (_, jobs) = a.get(&jobs_path, &token).await;
+    let scheduled = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["source"] == "schedule")
+        .count();
+    assert_eq!(scheduled, 1, "{jobs}");
+    agent.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_lost_postgres_listener_costs_seconds_not_syncs() {
     let cluster = Cluster::start(2, &args()).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);

@@ -10,6 +10,7 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod schedules;
 mod shell;
 mod support;
 mod updates;

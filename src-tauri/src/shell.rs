@@ -500,7 +500,11 @@ pub fn run(demo: bool, hidden: bool) {
             crate::updates::restart_to_update,
             crate::support::export_history,
             job,
-            register_activity
+            register_activity,
+            crate::schedules::schedules,
+            crate::schedules::save_schedule,
+            crate::schedules::remove_schedule,
+            crate::schedules::set_time_zone
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

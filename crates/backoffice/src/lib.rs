@@ -18,6 +18,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod metrics;
 pub mod registers;
+pub mod schedules;
 pub mod sites;
 pub mod sync;
 pub mod tls;
@@ -68,6 +69,9 @@ pub struct Settings {
     /// On PostgreSQL, as several nodes: how long a node may miss its heartbeat before the
     /// others take it for dead and take over its registers.
     pub node_grace: Duration,
+    /// The longest the schedule runner sleeps before looking again (it wakes at the next run,
+    /// and when a schedule here changes, anyway): how late another node's change is seen.
+    pub schedule_poll: Duration,
 }
 
 impl Default for Settings {
@@ -88,6 +92,7 @@ impl Default for Settings {
             offline_grace: Duration::from_secs(30),
             sweep_interval: Duration::from_millis(500),
             node_grace: Duration::from_secs(10),
+            schedule_poll: Duration::from_secs(30),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct App {
     pub node: Option<uuid::Uuid>,
     /// API request latencies, for `/metrics`.
     pub requests: metrics::Requests,
+    /// A schedule was added, changed or removed here: the runner looks again.
+    pub schedules_changed: tokio::sync::Notify,
     pub(crate) account_failures: auth::limiter::FailureLimiter,
     pub(crate) address_failures: auth::limiter::FailureLimiter,
 }
@@ -148,6 +155,7 @@ impl App {
         Ok(Arc::new(App {
             node: node_id,
             requests: metrics::Requests::default(),
+            schedules_changed: tokio::sync::Notify::new(),
             revoked: tokio::sync::broadcast::channel(256).0,
             presence,
             engine,
@@ -205,6 +213,7 @@ pub async fn serve_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping::sweep(app.clone()));
+    let schedules = tokio::spawn(schedules::run(app.clone(), app.settings.schedule_poll));
     // SQLite's write-ahead log is copied into the file off the path of any request.
     let checkpoints = match &app.db {
         Db::Sqlite(pool) => tokio::spawn(db::checkpoint(pool.clone(), CHECKPOINT_INTERVAL)),
@@ -256,6 +265,7 @@ pub async fn serve_with(
     drop(listener);
     graceful.shutdown().await;
     housekeeping.abort();
+    schedules.abort();
     checkpoints.abort();
     Ok(())
 }

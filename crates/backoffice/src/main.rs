@@ -128,6 +128,10 @@ struct ServeArgs {
     /// take it for dead and take over its registers.
     #[arg(long, env = "REGSYNC_NODE_GRACE_SECS", default_value_t = 10)]
     node_grace_secs: u64,
+    /// Seconds at most between looks for scheduled syncs due (the runner also wakes at each next
+    /// run): how late a schedule changed on another node, or a clock that jumped, is noticed.
+    #[arg(long, env = "REGSYNC_SCHEDULE_POLL_SECS", default_value_t = 30)]
+    schedule_poll_secs: u64,
 }
 
 impl ServeArgs {
@@ -147,6 +151,7 @@ impl ServeArgs {
             result_timeout: Duration::from_secs(self.result_timeout_secs),
             offline_grace: Duration::from_secs(self.offline_grace_secs),
             node_grace: Duration::from_secs(self.node_grace_secs.max(1)),
+            schedule_poll: Duration::from_secs(self.schedule_poll_secs.max(1)),
             ..Settings::default()
         }
     }

@@ -31,6 +31,7 @@ pub fn source_str(source: SyncSource) -> &'static str {
     match source {
         SyncSource::BackOffice => "back_office",
         SyncSource::Register => "register",
+        SyncSource::Schedule => "schedule",
     }
 }
 
@@ -38,6 +39,7 @@ pub fn parse_source(stored: &str) -> Option<SyncSource> {
     match stored {
         "back_office" => Some(SyncSource::BackOffice),
         "register" => Some(SyncSource::Register),
+        "schedule" => Some(SyncSource::Schedule),
         _ => None,
     }
 }

@@ -17,6 +17,8 @@ struct SiteRow {
     name: String,
     register_count: i64,
     catalog_revision: i64,
+    time_zone: String,
+    next_run_ms: Option<i64>,
 }
 
 impl From<SiteRow> for Site {
@@ -26,13 +28,18 @@ impl From<SiteRow> for Site {
             name: row.name,
             register_count: row.register_count,
             catalog_revision: row.catalog_revision,
+            time_zone: row.time_zone,
+            next_scheduled_sync: row
+                .next_run_ms
+                .and_then(chrono::DateTime::from_timestamp_millis),
         }
     }
 }
 
 const SELECT_SITES: &str = "SELECT s.id, s.company_id, s.name,
         (SELECT COUNT(*) FROM registers r WHERE r.site_id = s.id) AS register_count,
-        COALESCE(c.revision, 0) AS catalog_revision
+        COALESCE(c.revision, 0) AS catalog_revision, s.time_zone,
+        (SELECT MIN(sc.next_run_ms) FROM site_schedules sc WHERE sc.site_id = s.id) AS next_run_ms
      FROM sites s LEFT JOIN catalogs c ON c.site_id = s.id";
 
 /// Sites by id, each with its company, for live events.

@@ -21,6 +21,7 @@ use regsync_protocol::api::{
     CatalogRevision, Health, LoginRequest, Me, RefreshRequest, Register, ReplaceCatalog, Session,
     Site,
 };
+use regsync_protocol::schedule::{Schedule, ScheduleRequest, SiteSchedules, TimeZoneRequest};
 use regsync_protocol::sync::{Job, JobSummary, SyncRequest};
 use regsync_protocol::{CatalogEdit, ErrorCode};
 use reqwest::Method;
@@ -450,6 +451,64 @@ impl Client {
             Method::POST,
             &format!("/v1/sites/{site_id}/sync"),
             Some(request),
+        )
+        .await
+    }
+
+    /// A site's schedules (soonest first) and its time zone.
+    pub async fn schedules(&self, site_id: Uuid) -> Result<SiteSchedules> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sites/{site_id}/schedules"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Adds a schedule to a site.
+    pub async fn add_schedule(&self, site_id: Uuid, request: &ScheduleRequest) -> Result<Schedule> {
+        self.call(
+            Method::POST,
+            &format!("/v1/sites/{site_id}/schedules"),
+            Some(request),
+        )
+        .await
+    }
+
+    /// Changes a schedule's days and time.
+    pub async fn change_schedule(
+        &self,
+        schedule_id: Uuid,
+        request: &ScheduleRequest,
+    ) -> Result<Schedule> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/schedules/{schedule_id}"),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn remove_schedule(&self, schedule_id: Uuid) -> Result<()> {
+        let _: Empty = self
+            .call(
+                Method::DELETE,
+                &format!("/v1/schedules/{schedule_id}"),
+                None::<&()>,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a site's time zone (an IANA name); answers its schedules with their new next runs.
+    pub async fn set_time_zone(&self, site_id: Uuid, time_zone: &str) -> Result<SiteSchedules> {
+        let request = TimeZoneRequest {
+            time_zone: time_zone.to_owned(),
+        };
+        self.call(
+            Method::PUT,
+            &format!("/v1/sites/{site_id}/time_zone"),
+            Some(&request),
         )
         .await
     }

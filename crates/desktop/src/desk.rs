@@ -574,5 +574,6 @@ impl Desk {
     }
 }
 
+mod schedules;
 #[cfg(test)]
 mod tests;

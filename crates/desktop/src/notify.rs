@@ -40,13 +40,18 @@ pub fn for_change(change: &Change, picture: &Picture) -> Option<Notification> {
             after,
             first_settled,
             ..
-        } => (*first_settled && after.source == SyncSource::BackOffice)
-            .then(|| job_settled(after, picture)),
+        } => (*first_settled && after.source != SyncSource::Register).then(|| {
+            let mut notification = job_settled(after, picture);
+            if after.source == SyncSource::Schedule {
+                notification.title.push_str(" (scheduled)");
+            }
+            notification
+        }),
         Change::Target { after, waited, .. } => {
             let from_manager = picture
                 .jobs
                 .get(&after.job_id)
-                .is_some_and(|job| job.source == SyncSource::BackOffice);
+                .is_some_and(|job| job.source != SyncSource::Register);
             let (Some(waited), true) = (waited, from_manager) else {
                 return None;
             };

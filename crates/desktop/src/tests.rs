@@ -15,6 +15,8 @@ fn site(name: &str, revision: i64) -> Site {
         name: name.into(),
         register_count: 0,
         catalog_revision: revision,
+        time_zone: "UTC".into(),
+        next_scheduled_sync: None,
     }
 }
 
@@ -669,5 +671,26 @@ fn offline_registers_queued_by_a_site_sync_are_named_and_told_of_when_they_sync_
             title: "Terrace was not synced".into(),
             body: "It did not come back online in time. Sync it again when it is online.".into()
         })
+    );
+}
+
+#[test]
+fn a_scheduled_sync_is_announced_as_scheduled() {
+    let bar = site("Main Bar", 42);
+    let mut live = live_with(vec![bar.clone()], vec![]);
+    let mut scheduled = job(&bar, counts(2, 0, 0, 0, 0), true);
+    scheduled.source = SyncSource::Schedule;
+    scheduled.requested_by = None;
+    let targets: Vec<Target> = ["Bar 1", "Bar 2"]
+        .into_iter()
+        .map(|name| target(&scheduled, name, TargetState::Synced, Some(42), None))
+        .collect();
+    let raised = run_job(&mut live, &scheduled, &targets);
+    assert_eq!(
+        raised,
+        [Notification {
+            title: "Main Bar: 2 registers synced (scheduled)".into(),
+            body: "Every online register has menu revision 42.".into()
+        }]
     );
 }

@@ -179,6 +179,16 @@ pub struct Site {
     pub register_count: i64,
     /// The menu revision registers of this site should have.
     pub catalog_revision: i64,
+    /// Its IANA time zone ("Europe/London"), which its schedules follow.
+    #[serde(default = "utc_zone")]
+    pub time_zone: String,
+    /// When its next scheduled sync runs, if it has a schedule.
+    #[serde(default)]
+    pub next_scheduled_sync: Option<DateTime<Utc>>,
+}
+
+fn utc_zone() -> String {
+    "UTC".to_owned()
 }
 
 /// Who or what started a sync.
@@ -190,6 +200,8 @@ pub enum SyncSource {
     BackOffice,
     /// Staff, on the register itself.
     Register,
+    /// One of the site's schedules.
+    Schedule,
 }
 
 /// One register, with everything the registers page shows.

@@ -10,6 +10,7 @@ pub mod api;
 pub mod catalog;
 pub mod error;
 pub mod register;
+pub mod schedule;
 pub mod sync;
 mod whole;
 

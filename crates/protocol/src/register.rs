@@ -92,6 +92,9 @@ pub enum ServerMessage {
         revision: i64,
         /// Who asked, for the banner staff see; absent when staff asked on the register.
         requested_by: Option<String>,
+        /// A schedule of the site started it (the banner says so instead of a name).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        scheduled: bool,
         catalog: Catalog,
     },
 }
@@ -100,6 +103,9 @@ pub enum ServerMessage {
 pub fn banner_text(requested_by: &str) -> String {
     format!("Updated from Back Office by {requested_by}")
 }
+
+/// The banner staff see after a scheduled sync.
+pub const SCHEDULED_BANNER: &str = "Updated from Back Office (scheduled)";
 
 #[cfg(test)]
 mod tests {

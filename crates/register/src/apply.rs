@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use regsync_protocol::Catalog;
-use regsync_protocol::register::{RegisterMessage, SyncOutcome, banner_text};
+use regsync_protocol::register::{RegisterMessage, SCHEDULED_BANNER, SyncOutcome, banner_text};
 use uuid::Uuid;
 
 use crate::state::{Store, Stored};
@@ -11,12 +11,18 @@ use crate::{AgentEvent, CrashPoint, Local, Shared};
 
 pub(crate) struct Crashed;
 
+/// Who started a sync, for the banner: a manager by name, a schedule, or nobody (staff, here).
+pub(crate) struct Asker {
+    pub requested_by: Option<String>,
+    pub scheduled: bool,
+}
+
 /// Handles one sync command under the sale lock and queues its answer before releasing it.
 pub(crate) fn apply(
     shared: &Shared,
     target_id: Uuid,
     revision: i64,
-    requested_by: Option<String>,
+    asker: Asker,
     catalog: Catalog,
 ) -> Result<(), Crashed> {
     if shared.crash_at == Some(CrashPoint::BeforeApplying) {
@@ -26,7 +32,7 @@ pub(crate) fn apply(
     let sync = SyncCommand {
         target_id,
         revision,
-        requested_by,
+        requested_by: asker.requested_by,
         catalog,
     };
     let (outcome, event) = decide(&mut local, &shared.store, sync, Utc::now());
@@ -40,12 +46,12 @@ pub(crate) fn apply(
     local.send(&RegisterMessage::SyncResult { target_id, outcome });
     shared.publish_locked(&local, &event);
     drop(local);
-    if let AgentEvent::Applied {
-        requested_by: Some(name),
-        ..
-    } = &event
-    {
-        shared.hooks.banner(&banner_text(name));
+    if let AgentEvent::Applied { requested_by, .. } = &event {
+        match requested_by {
+            Some(name) => shared.hooks.banner(&banner_text(name)),
+            None if asker.scheduled => shared.hooks.banner(SCHEDULED_BANNER),
+            None => {}
+        }
     }
     shared.hooks.event(&event);
     Ok(())

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::apply::apply;
+use crate::apply::{Asker, apply};
 use crate::{AgentConfig, AgentEvent, Shared};
 
 /// The register channel's URL: `wss://` for `https://`, `ws://` for `http://`, which only a
@@ -248,8 +248,9 @@ async fn follow(
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
-                    Ok(ServerMessage::Sync { target_id, revision, requested_by, catalog }) => {
-                        if apply(shared, target_id, revision, requested_by, catalog).is_err() {
+                    Ok(ServerMessage::Sync { target_id, revision, requested_by, scheduled, catalog }) => {
+                        let asker = Asker { requested_by, scheduled };
+                        if apply(shared, target_id, revision, asker, catalog).is_err() {
                             // Dropped without a close handshake, as a power cut would.
                             return Ended::Crash;
                         }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::apply::apply;
+use crate::apply::{Asker, apply};
 use crate::connection::connect_url;
 use regsync_protocol::register::SyncOutcome;
 use regsync_transport::TransportError;
@@ -49,9 +49,9 @@ fn menu(footer: &str) -> Catalog {
 fn a_repeated_target_is_applied_once_and_answered_the_same() {
     let (agent, mut rx) = offline_agent(None);
     let target = Uuid::now_v7();
-    let _ = apply(&agent.shared, target, 2, None, menu("two"));
+    let _ = apply(&agent.shared, target, 2, nobody(), menu("two"));
     let mut events = agent.subscribe();
-    let _ = apply(&agent.shared, target, 2, None, menu("two"));
+    let _ = apply(&agent.shared, target, 2, nobody(), menu("two"));
     let sent = answers(&mut rx);
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0], sent[1], "the same answer both times");
@@ -67,8 +67,8 @@ fn a_repeated_target_is_applied_once_and_answered_the_same() {
 #[test]
 fn an_older_menu_never_replaces_a_newer_one() {
     let (agent, mut rx) = offline_agent(None);
-    let _ = apply(&agent.shared, Uuid::now_v7(), 5, None, menu("five"));
-    let _ = apply(&agent.shared, Uuid::now_v7(), 3, None, menu("three"));
+    let _ = apply(&agent.shared, Uuid::now_v7(), 5, nobody(), menu("five"));
+    let _ = apply(&agent.shared, Uuid::now_v7(), 3, nobody(), menu("three"));
     assert_eq!(agent.applied_revision(), 5);
     assert_eq!(agent.catalog(), menu("five"));
     let sent = answers(&mut rx);
@@ -86,7 +86,7 @@ fn a_sync_during_a_sale_is_refused_and_answers_keep_the_order_of_events() {
     let (agent, mut rx) = offline_agent(None);
     agent.start_sale().unwrap();
     let target = Uuid::now_v7();
-    let _ = apply(&agent.shared, target, 2, None, menu("two"));
+    let _ = apply(&agent.shared, target, 2, nobody(), menu("two"));
     assert_eq!(
         agent.applied_revision(),
         0,
@@ -113,7 +113,7 @@ fn an_applied_menu_survives_a_restart_with_its_recent_targets() {
     let path = dir.path().join("register.json");
     let target = Uuid::now_v7();
     let (agent, _rx) = offline_agent(Some(path.clone()));
-    let _ = apply(&agent.shared, target, 4, Some("Alex".into()), menu("four"));
+    let _ = apply(&agent.shared, target, 4, manager("Alex"), menu("four"));
     drop(agent);
     let (agent, _rx) = offline_agent(Some(path));
     assert_eq!(agent.applied_revision(), 4);
@@ -143,4 +143,18 @@ fn connect_urls_follow_the_scheme() {
         connect_url("https://bo.example", false).unwrap(),
         "wss://bo.example/v1/registers/connect"
     );
+}
+
+fn nobody() -> Asker {
+    Asker {
+        requested_by: None,
+        scheduled: false,
+    }
+}
+
+fn manager(name: &str) -> Asker {
+    Asker {
+        requested_by: Some(name.into()),
+        scheduled: false,
+    }
 }

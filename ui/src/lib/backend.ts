@@ -1,7 +1,7 @@
 // The seam between the page and the app: the only module that calls Tauri's `invoke` and
 // `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
 
-import type { Diagnostics, Job, JobSummary, RegisterActivity, LiveState, Session, Settings, UpdateNotice, Uuid } from "./types";
+import type { Day, Diagnostics, Job, JobSummary, RegisterActivity, LiveState, Session, Settings, SiteSchedules, UpdateNotice, Uuid } from "./types";
 
 export interface Backend {
   /** The current session, or null when signed out. */
@@ -39,6 +39,12 @@ export interface Backend {
   copyDiagnostics(): Promise<Diagnostics>;
   /** Opens the log folder in the file manager; answers where it is. */
   openLogFolder(): Promise<string>;
+  /** A site's scheduled syncs and its time zone; each change answers them as they now are. */
+  schedules(siteId: Uuid): Promise<SiteSchedules>;
+  /** Adds a schedule, or changes `scheduleId`. */
+  saveSchedule(siteId: Uuid, scheduleId: Uuid | null, days: Day[], time: string): Promise<SiteSchedules>;
+  removeSchedule(siteId: Uuid, scheduleId: Uuid): Promise<SiteSchedules>;
+  setTimeZone(siteId: Uuid, timeZone: string): Promise<SiteSchedules>;
 }
 
 export function tauriBackend(): Backend {
@@ -71,6 +77,10 @@ export function tauriBackend(): Backend {
     registerActivity: (registerId) => invoke("register_activity", { registerId }),
     exportHistory: (siteId, siteName, from, to) => invoke("export_history", { siteId, siteName, from, to }),
     openLogFolder: () => invoke("open_log_folder"),
+    schedules: (siteId) => invoke("schedules", { siteId }),
+    saveSchedule: (siteId, scheduleId, days, time) => invoke("save_schedule", { siteId, scheduleId, days, time }),
+    removeSchedule: (siteId, scheduleId) => invoke("remove_schedule", { siteId, scheduleId }),
+    setTimeZone: (siteId, timeZone) => invoke("set_time_zone", { siteId, timeZone }),
   };
 }
 

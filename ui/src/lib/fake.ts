@@ -1,7 +1,7 @@
 // A Backend without Back Office: for component tests and for viewing the page in a browser.
 
 import type { Backend } from "./backend";
-import type { JobSummary, LiveState, Register, Session, Settings, Site, Target, UpdateNotice } from "./types";
+import type { JobSummary, LiveState, Register, Schedule, Session, Settings, Site, SiteSchedules, Target, UpdateNotice } from "./types";
 
 const now = () => new Date().toISOString();
 
@@ -69,6 +69,9 @@ export function fakeBackend(
   const listeners = new Set<(s: LiveState) => void>();
   const signedOut = new Set<() => void>();
   const calls: string[] = [];
+  const siteSchedules: Record<string, SiteSchedules> = {};
+  const scheduled = (siteId: string): SiteSchedules =>
+    (siteSchedules[siteId] ??= { site_id: siteId, time_zone: "Europe/London", schedules: [] });
   const job = (targets: Target[], siteId: string): JobSummary => ({
     id: `job${calls.length}`,
     site_id: siteId,
@@ -197,6 +200,33 @@ export function fakeBackend(
     async openLogFolder() {
       calls.push("openLogFolder");
       return "/home/alex/.local/share/com.registersync.desktop/logs";
+    },
+    async schedules(siteId) {
+      calls.push(`schedules ${siteId}`);
+      return scheduled(siteId);
+    },
+    async saveSchedule(siteId, scheduleId, days, time) {
+      calls.push(`saveSchedule ${siteId} ${scheduleId ?? "new"} ${days.join(",")} ${time}`);
+      const all = scheduled(siteId);
+      const next = new Date(Date.now() + 86_400_000).toISOString();
+      const saved: Schedule = {
+        id: scheduleId ?? `sch${calls.length}`, site_id: siteId, days, time, next_run_at: next,
+        last_run_at: null, created_by: "Alex Manager",
+      };
+      all.schedules = [...all.schedules.filter((s) => s.id !== saved.id), saved];
+      return structuredClone(all);
+    },
+    async removeSchedule(siteId, scheduleId) {
+      calls.push(`removeSchedule ${siteId} ${scheduleId}`);
+      const all = scheduled(siteId);
+      all.schedules = all.schedules.filter((s) => s.id !== scheduleId);
+      return structuredClone(all);
+    },
+    async setTimeZone(siteId, timeZone) {
+      calls.push(`setTimeZone ${siteId} ${timeZone}`);
+      const all = scheduled(siteId);
+      all.time_zone = timeZone;
+      return structuredClone(all);
     },
   };
 }

@@ -20,9 +20,36 @@ export function exact(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : "never synced";
 }
 
+/** Who started a job: the manager's name, "schedule", or staff at the register. */
+export function asker(job: { requested_by: string | null; source: string }): string {
+  if (job.requested_by) return job.requested_by;
+  return job.source === "schedule" ? "schedule" : "staff, at the register";
+}
+
+/** "every day", "weekdays", "Mon, Fri". */
+export function daysWords(days: string[]): string {
+  if (days.length === 7) return "Every day";
+  if (days.length === 5 && !days.includes("sat") && !days.includes("sun")) return "Weekdays";
+  return days.map((d) => d[0].toUpperCase() + d.slice(1)).join(", ");
+}
+
+/** A moment as the site's clock shows it: "Sun 29 Nov 05:30"; the page's own clock if the zone
+ * is unknown here. */
+export function inZone(iso: string, zone: string | undefined): string {
+  const options: Intl.DateTimeFormatOptions = {
+    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hour12: false,
+  };
+  try {
+    return new Date(iso).toLocaleString([], { ...options, timeZone: zone });
+  } catch {
+    return new Date(iso).toLocaleString([], options);
+  }
+}
+
 export function who(register: Register): string {
   if (!register.last_synced_at) return "";
   if (register.last_synced_source === "register") return "at register";
+  if (register.last_synced_source === "schedule") return "by schedule";
   return register.last_synced_by ? `by ${register.last_synced_by}` : "Back Office";
 }
 

@@ -7,6 +7,29 @@ export interface Site {
   name: string;
   register_count: number;
   catalog_revision: number;
+  /** IANA name ("Europe/London"); absent from older Back Offices. */
+  time_zone?: string;
+  /** When its next scheduled sync runs, if it has a schedule. */
+  next_scheduled_sync?: string | null;
+}
+
+export type Day = "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+
+export interface Schedule {
+  id: Uuid;
+  site_id: Uuid;
+  days: Day[];
+  /** "HH:MM" in the site's time zone. */
+  time: string;
+  next_run_at: string;
+  last_run_at: string | null;
+  created_by: string | null;
+}
+
+export interface SiteSchedules {
+  site_id: Uuid;
+  time_zone: string;
+  schedules: Schedule[];
 }
 
 export interface Register {
@@ -17,7 +40,7 @@ export interface Register {
   in_sale: boolean;
   last_seen_at: string | null;
   last_synced_at: string | null;
-  last_synced_source: "back_office" | "register" | null;
+  last_synced_source: "back_office" | "register" | "schedule" | null;
   last_synced_by: string | null;
   applied_revision: number;
   site_revision: number;
@@ -65,7 +88,7 @@ export interface JobSummary {
   id: Uuid;
   site_id: Uuid;
   kind: "register" | "site_online";
-  source: "back_office" | "register";
+  source: "back_office" | "register" | "schedule";
   requested_by: string | null;
   retry_when_free: boolean;
   created_at: string;

@@ -100,6 +100,35 @@ describe("the registers page", () => {
     expect(within(card).getByText("1 offline, syncing when it reconnects")).toBeTruthy();
   });
 
+  it("adds, changes and removes a site's scheduled syncs and sets its time zone", async () => {
+    const backend = fakeBackend();
+    render(App, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "Schedule syncs…" }));
+    const panel = await screen.findByRole("region", { name: "Scheduled syncs — Main Bar" });
+    expect(await within(panel).findByText(/No scheduled syncs/)).toBeTruthy();
+
+    // Weekdays at 06:00.
+    for (const day of ["Sat", "Sun"]) await fireEvent.click(within(panel).getByLabelText(day));
+    await fireEvent.input(within(panel).getByLabelText("At"), { target: { value: "06:00" } });
+    await fireEvent.click(within(panel).getByRole("button", { name: "Add schedule" }));
+    expect(backend.calls).toContain("saveSchedule s1 new mon,tue,wed,thu,fri 06:00");
+    expect(await within(panel).findByText("Weekdays at 06:00")).toBeTruthy();
+
+    // Changed to Saturdays at 07:15.
+    await fireEvent.click(within(panel).getByRole("button", { name: "Change Weekdays at 06:00" }));
+    for (const day of ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]) await fireEvent.click(within(panel).getByLabelText(day));
+    await fireEvent.input(within(panel).getByLabelText("At"), { target: { value: "07:15" } });
+    await fireEvent.click(within(panel).getByRole("button", { name: "Save changes" }));
+    expect(await within(panel).findByText("Sat at 07:15")).toBeTruthy();
+    expect(within(panel).queryByText("Weekdays at 06:00")).toBeNull();
+
+    await fireEvent.change(within(panel).getByLabelText("Time zone"), { target: { value: "America/New_York" } });
+    expect(backend.calls).toContain("setTimeZone s1 America/New_York");
+
+    await fireEvent.click(within(panel).getByRole("button", { name: "Remove Sat at 07:15" }));
+    expect(await within(panel).findByText(/No scheduled syncs/)).toBeTruthy();
+  });
+
   it("keeps the Back Office address and email for the next sign-in after signing out", async () => {
     localStorage.clear();
     const backend = fakeBackend(demoState(), {

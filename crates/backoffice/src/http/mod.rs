@@ -23,7 +23,7 @@ mod openapi;
 
 pub use extract::{ApiJson, ApiJsonOrDefault, ApiPath, parse_json};
 
-use crate::{AppState, auth, catalog, events, gateway, on_db, registers, sites, sync};
+use crate::{AppState, auth, catalog, events, gateway, on_db, registers, schedules, sites, sync};
 
 /// The OpenAPI document served at `/v1/openapi.json`.
 pub fn openapi() -> serde_json::Value {
@@ -51,6 +51,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::get_job))
         .routes(routes!(sync::list_site_jobs))
         .routes(routes!(sync::history::export_site_jobs))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(schedules::update, schedules::remove))
+        .routes(routes!(schedules::set_time_zone))
         .routes(routes!(events::events))
         .routes(routes!(gateway::connect))
         .routes(routes!(

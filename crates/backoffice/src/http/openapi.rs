@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         (name = "sites", description = "Sites and their registers"),
         (name = "catalog", description = "The menu a sync delivers to registers"),
         (name = "sync", description = "Syncing registers, sync history and live events"),
+        (name = "schedules", description = "Scheduled syncs, in each site's time zone"),
         (name = "registers", description = "The channel registers connect on"),
         (name = "users", description = "Who sees which sites (admins)"),
         (name = "meta", description = "Health and this document"),

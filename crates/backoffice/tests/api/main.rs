@@ -18,5 +18,6 @@ mod monitoring;
 mod queue;
 mod randomized;
 mod recovery;
+mod schedules;
 mod sync;
 mod tls;

@@ -160,6 +160,8 @@ pub enum Effect {
         target_id: Uuid,
         job_id: Uuid,
         requested_by: Option<Name>,
+        /// A schedule started it: the register's banner says so.
+        scheduled: bool,
     },
     /// Close an older connection of a register that connected again.
     Close {

@@ -265,6 +265,9 @@ impl Core {
                 target_id,
                 job_id: target.job_id,
                 requested_by: job.as_ref().and_then(|j| j.requested_by.clone()),
+                scheduled: job
+                    .as_ref()
+                    .is_some_and(|j| j.source == regsync_protocol::api::SyncSource::Schedule),
             });
         }
         match deadline_ms {

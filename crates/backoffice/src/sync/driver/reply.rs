@@ -22,6 +22,8 @@ struct SyncCommand<'a> {
     target_id: Uuid,
     revision: i64,
     requested_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    scheduled: bool,
     catalog: &'a RawValue,
 }
 
@@ -29,12 +31,14 @@ pub fn command(
     target_id: Uuid,
     revision: i64,
     requested_by: Option<&str>,
+    scheduled: bool,
     catalog: &RawValue,
 ) -> Result<String> {
     serde_json::to_string(&SyncCommand {
         target_id,
         revision,
         requested_by,
+        scheduled,
         catalog,
     })
     .map_err(|e| Error::Internal(format!("serializing a sync command: {e}")))
@@ -75,6 +79,7 @@ impl<S: Store> Driver<S> {
                     generation,
                     target_id,
                     requested_by,
+                    scheduled,
                     ..
                 } => {
                     let Some((revision, site)) = delivered.get(&target_id) else {
@@ -83,8 +88,8 @@ impl<S: Store> Driver<S> {
                     let Some(catalog) = self.catalogs.get(site) else {
                         continue;
                     };
-                    let text =
-                        command(target_id, *revision, requested_by.as_deref(), &catalog.json)?;
+                    let asker = requested_by.as_deref();
+                    let text = command(target_id, *revision, asker, scheduled, &catalog.json)?;
                     out.sends.push((register_id, generation, text));
                 }
                 Effect::Close {
@@ -180,7 +185,7 @@ mod tests {
         };
         let json = serde_json::to_string(&catalog).unwrap_or_default();
         let raw = RawValue::from_string(json).unwrap_or_else(|e| panic!("{e}"));
-        let text = command(Uuid::nil(), 7, Some("Alex"), &raw).unwrap_or_default();
+        let text = command(Uuid::nil(), 7, Some("Alex"), false, &raw).unwrap_or_default();
         let parsed: ServerMessage = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             parsed,
@@ -188,8 +193,18 @@ mod tests {
                 target_id: Uuid::nil(),
                 revision: 7,
                 requested_by: Some("Alex".into()),
+                scheduled: false,
                 catalog,
             }
         );
+        let text = command(Uuid::nil(), 7, None, true, &raw).unwrap_or_default();
+        let parsed: ServerMessage = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            parsed,
+            ServerMessage::Sync {
+                scheduled: true,
+                ..
+            }
+        ));
     }
 }

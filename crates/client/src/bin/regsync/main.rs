@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 mod config;
 mod output;
+mod schedule;
 
 use config::{Config, blocking, config_path, endpoint, load_config, save_config};
 use output::{colour, print_job, print_jobs, print_json, relative, table, watch_line};
@@ -86,6 +87,9 @@ enum Command {
     },
     /// Follow changes live until Ctrl-C.
     Watch,
+    /// Scheduled syncs of a site ("every day at 05:30"), in the site's time zone.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
 }
 
 /// What failed, and the exit code it deserves.
@@ -222,6 +226,7 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
         } => jobs_csv(&signed_in(dir).await?, site, from, to).await,
         Command::Jobs { site, limit, .. } => jobs(&signed_in(dir).await?, site, limit, json).await,
         Command::Watch => watch(&signed_in(dir).await?, json).await,
+        Command::Schedule(command) => command.run(&signed_in(dir).await?, json).await,
     }
 }
 

@@ -24,6 +24,15 @@ pub(crate) fn relative(at: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// Who started a job, in words.
+pub(crate) fn who(job: &JobSummary) -> String {
+    match (&job.requested_by, job.source) {
+        (Some(name), _) => name.clone(),
+        (None, regsync_protocol::api::SyncSource::Schedule) => "schedule".into(),
+        (None, _) => "staff, at the register".into(),
+    }
+}
+
 /// A time later today as "18:30", another day as "Sat 18:30", in local time.
 pub(crate) fn until_words(at: DateTime<Utc>) -> String {
     let local = at.with_timezone(&Local);
@@ -137,9 +146,7 @@ pub(crate) fn print_jobs(jobs: &[JobSummary], json: bool) -> anyhow::Result<()> 
         let c = &job.counts;
         t.add_row(vec![
             relative(Some(job.created_at)),
-            job.requested_by
-                .clone()
-                .unwrap_or_else(|| "staff, at the register".into()),
+            who(job),
             match job.kind {
                 regsync_protocol::sync::JobKind::Register => "one register".into(),
                 regsync_protocol::sync::JobKind::SiteOnline => "online registers".to_owned(),
@@ -189,7 +196,7 @@ pub(crate) fn watch_line(update: Update) -> Option<String> {
         }
         Update::Event(Event::Job { job }) if job.finished_at.is_some() => format!(
             "sync by {} finished: {} synced",
-            job.requested_by.as_deref().unwrap_or("staff"),
+            who(&job),
             job.counts.synced
         ),
         Update::Event(Event::Job { .. }) => return None,
