@@ -154,6 +154,10 @@ impl TrayHost {
             .args([
                 "call",
                 "--session",
+                // Another connection on the bus that never answers (probing each one for the
+                // item) must not hold the test up for gdbus's default 25 s.
+                "--timeout",
+                "5",
                 "-d",
                 dest,
                 "-o",
