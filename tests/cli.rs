@@ -518,6 +518,62 @@ async fn schedules_are_added_listed_changed_and_removed_in_the_site_s_time_zone(
 }
 
 #[tokio::test]
+async fn sync_all_covers_every_site_with_a_line_each_and_one_history_line() {
+    let bo = BackOffice::start(FAST).await;
+    let db = bo.db().await;
+    let venue = Venue::seed(&db, "Harbour").await;
+    let company = venue.company.id.to_string();
+    let terrace = regsync_backoffice::admin::create_site(&db, &company, "Terrace")
+        .await
+        .unwrap();
+    let patio = regsync_backoffice::admin::create_register(&db, &terrace, "Patio")
+        .await
+        .unwrap();
+    let desk = Desk::new();
+    desk.login(&bo, &venue.manager).await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    let _patio = bo.agent(&patio.credential);
+    bo.wait_online(&token, patio.register.id, true).await;
+    bo.wait_online(&token, venue.registers[0].register.id, true)
+        .await;
+
+    let output = desk.run(&["sync", "--all"], None).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // Bar 2 and the Kitchen are offline: not everything synced.
+    assert_eq!(code(&output), Some(4), "{text}");
+    let main_bar = text
+        .lines()
+        .find(|l| l.contains("Main Bar"))
+        .unwrap_or_default();
+    let terrace_line = text
+        .lines()
+        .find(|l| l.contains("Terrace"))
+        .unwrap_or_default();
+    assert!(
+        main_bar.contains(" 1 ") && main_bar.contains(" 2 "),
+        "{text}"
+    );
+    assert!(terrace_line.contains(" 1 "), "{text}");
+    assert!(
+        text.contains("2 sites: 2 synced · 2 skipped · 0 failed or expired"),
+        "{text}"
+    );
+
+    let history = desk.run(&["jobs"], None).await;
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert_eq!(
+        text.matches("online registers at 2 sites").count(),
+        1,
+        "one line for the whole sync:\n{text}"
+    );
+    let output = desk
+        .run(&["sync", "--all", "--site", "Terrace"], None)
+        .await;
+    assert_eq!(code(&output), Some(2), "--all takes no site");
+}
+
+#[tokio::test]
 async fn an_unreachable_back_office_is_its_own_exit_code() {
     let mut bo = BackOffice::start(FAST).await;
     let venue = Venue::seed(&bo.db().await, "Harbour").await;

@@ -1,6 +1,6 @@
 //! End-to-end tests that cross components, run against the real binaries:
 //!
-//! - `app.rs`: the real app window (WebDriver under Xvfb) with Back Office, register agents, the
+//! - `app/`: the real app window (WebDriver under Xvfb) with Back Office, register agents, the
 //!   real Secret Service, desktop notifications and the tray on a private D-Bus, and the offline
 //!   view;
 //! - `cli.rs`: `regsync` as IT staff use it, against Back Office with agents and the keychain;

@@ -141,6 +141,15 @@ async fn sync_register(
     Ok(desk.sync_register(register_id, retry_when_free).await?)
 }
 
+/// "Sync online registers at all my sites".
+#[tauri::command]
+async fn sync_all(
+    desk: State<'_, Arc<Desk>>,
+    queue_offline: Option<bool>,
+) -> Answer<regsync_protocol::sync::SyncGroup> {
+    Ok(desk.sync_all(queue_offline.unwrap_or(false)).await?)
+}
+
 #[tauri::command]
 async fn sync_site(
     desk: State<'_, Arc<Desk>>,
@@ -255,6 +264,9 @@ struct TrayItems {
     status: MenuItem<tauri::Wry>,
     updated: MenuItem<tauri::Wry>,
     sync: MenuItem<tauri::Wry>,
+    /// "Sync online registers at all 5 sites": in the menu only with more than one site.
+    sync_all: MenuItem<tauri::Wry>,
+    sync_all_shown: std::sync::atomic::AtomicBool,
     /// "Version X is ready — restart to update": in the menu only while an update waits.
     update: MenuItem<tauri::Wry>,
     update_shown: std::sync::atomic::AtomicBool,
@@ -262,6 +274,9 @@ struct TrayItems {
 
 /// Where the update item goes: after the status and "Updated" lines.
 const UPDATE_ITEM_POSITION: usize = 2;
+/// Where "Sync online registers at all sites" goes: after "Sync online registers" (without the
+/// update item).
+const SYNC_ALL_POSITION: usize = 4;
 
 impl TrayItems {
     fn show(&self, summary: &TraySummary) {
@@ -275,7 +290,28 @@ impl TrayItems {
             .unwrap_or("Sync online registers");
         let _ = self.sync.set_text(sync);
         let _ = self.sync.set_enabled(summary.sync_item.is_some());
+        self.show_sync_all(summary.sync_all_item.as_deref());
         self.show_update(summary.update_item.as_deref());
+    }
+
+    /// Right after "Sync online registers" (after the update item, when it shows).
+    fn show_sync_all(&self, item: Option<&str>) {
+        use std::sync::atomic::Ordering;
+        match item {
+            Some(text) => {
+                let _ = self.sync_all.set_text(text);
+                if !self.sync_all_shown.swap(true, Ordering::Relaxed) {
+                    let at =
+                        SYNC_ALL_POSITION + usize::from(self.update_shown.load(Ordering::Relaxed));
+                    let _ = self.menu.insert(&self.sync_all, at);
+                }
+            }
+            None => {
+                if self.sync_all_shown.swap(false, Ordering::Relaxed) {
+                    let _ = self.menu.remove(&self.sync_all);
+                }
+            }
+        }
     }
 
     fn show_update(&self, item: Option<&str>) {
@@ -313,6 +349,7 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     let sync = MenuItem::with_id(app, "sync", "Sync online registers", false, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let update = MenuItem::with_id(app, "update", "", true, None::<&str>)?;
+    let sync_all = MenuItem::with_id(app, "sync_all", "", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(app, &[&status, &updated, &open, &sync, &separator, &quit])?;
     let mut builder = TrayIconBuilder::with_id("main")
@@ -341,6 +378,14 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
                     }
                 });
             }
+            "sync_all" => {
+                let desk = app.state::<Arc<Desk>>().inner().clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Err(problem) = desk.sync_all(false).await {
+                        tracing::warn!(message = %problem.message, "syncing all sites from the tray failed");
+                    }
+                });
+            }
             _ => {}
         })
         .build(app)?;
@@ -349,6 +394,8 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
         status,
         updated,
         sync,
+        sync_all,
+        sync_all_shown: false.into(),
         update,
         update_shown: false.into(),
     });
@@ -488,6 +535,7 @@ pub fn run(demo: bool, hidden: bool) {
             live,
             sync_register,
             sync_site,
+            sync_all,
             set_current_site,
             tray_state,
             settings,

@@ -441,6 +441,7 @@ async fn run_due(app: &AppState) -> Result<Option<i64>> {
             requested_by: None,
             retry_when_free: true,
             queue_offline: None,
+            group: None,
         };
         match app.engine.create_job(request).await {
             Ok(job) => {

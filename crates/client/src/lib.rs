@@ -22,7 +22,7 @@ use regsync_protocol::api::{
     Site,
 };
 use regsync_protocol::schedule::{Schedule, ScheduleRequest, SiteSchedules, TimeZoneRequest};
-use regsync_protocol::sync::{Job, JobSummary, SyncRequest};
+use regsync_protocol::sync::{Job, JobSummary, SyncGroup, SyncRequest};
 use regsync_protocol::{CatalogEdit, ErrorCode};
 use reqwest::Method;
 use serde::Serialize;
@@ -453,6 +453,35 @@ impl Client {
             Some(request),
         )
         .await
+    }
+
+    /// "Sync online registers at all my sites": one job per site with registers, as a group.
+    pub async fn sync_all(&self, request: &SyncRequest) -> Result<SyncGroup> {
+        self.call(Method::POST, "/v1/sync", Some(request)).await
+    }
+
+    /// An all-sites sync once nothing is left in flight at any site, or as it is after
+    /// `within`.
+    pub async fn wait_for_group(&self, group_id: Uuid, within: Duration) -> Result<SyncGroup> {
+        const HOLD: Duration = Duration::from_secs(MAX_JOB_WAIT_SECS as u64);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let secs = left.min(HOLD).as_millis().div_ceil(1000) as u64;
+            let group: SyncGroup = self
+                .call_within(
+                    Method::GET,
+                    &format!("/v1/sync/{group_id}?wait_secs={secs}"),
+                    None::<&()>,
+                    self.inner.timeout + Duration::from_secs(secs),
+                )
+                .await?;
+            let c = &group.counts;
+            let settled = c.queued + c.delivered + c.waiting == 0;
+            if settled || tokio::time::Instant::now() >= deadline {
+                return Ok(group);
+            }
+        }
     }
 
     /// A site's schedules (soonest first) and its time zone.

@@ -574,6 +574,7 @@ impl Desk {
     }
 }
 
+mod all_sites;
 mod schedules;
 #[cfg(test)]
 mod tests;

@@ -40,13 +40,14 @@ pub fn for_change(change: &Change, picture: &Picture) -> Option<Notification> {
             after,
             first_settled,
             ..
-        } => (*first_settled && after.source != SyncSource::Register).then(|| {
-            let mut notification = job_settled(after, picture);
-            if after.source == SyncSource::Schedule {
-                notification.title.push_str(" (scheduled)");
-            }
-            notification
-        }),
+        } => (*first_settled && after.source != SyncSource::Register && after.group.is_none())
+            .then(|| {
+                let mut notification = job_settled(after, picture);
+                if after.source == SyncSource::Schedule {
+                    notification.title.push_str(" (scheduled)");
+                }
+                notification
+            }),
         Change::Target { after, waited, .. } => {
             let from_manager = picture
                 .jobs
@@ -86,8 +87,64 @@ pub fn for_change(change: &Change, picture: &Picture) -> Option<Notification> {
                 _ => None,
             }
         }
+        Change::Group { id } => Some(group_settled(*id, picture)),
         Change::Other => None,
     }
+}
+
+/// An all-sites sync, settled: one notification for every site, naming those that need a look.
+fn group_settled(group_id: uuid::Uuid, picture: &Picture) -> Notification {
+    let mut parts: Vec<&JobSummary> = picture
+        .jobs
+        .values()
+        .filter(|j| j.group.map(|g| g.id) == Some(group_id))
+        .collect();
+    let name = |job: &JobSummary| {
+        picture
+            .sites
+            .get(&job.site_id)
+            .map_or("A site", |s| s.name.as_str())
+            .to_owned()
+    };
+    parts.sort_by_key(|job| name(job));
+    let mut total = JobCounts::default();
+    for part in &parts {
+        total.merge(&Settled::of(part, picture).counts);
+    }
+    let mut title = format!(
+        "All sites: {} synced",
+        plural(total.synced, "register", "registers")
+    );
+    if total.failed + total.expired > 0 {
+        title.push_str(&format!(", {} failed", total.failed + total.expired));
+    }
+    let trouble: Vec<String> = parts
+        .iter()
+        .filter_map(|part| {
+            let c = Settled::of(part, picture).counts;
+            let mut said = Vec::new();
+            if c.failed + c.expired > 0 {
+                said.push(format!("{} failed", c.failed + c.expired));
+            }
+            if c.waiting > 0 {
+                said.push(format!("{} waiting for a sale", c.waiting));
+            }
+            if c.awaiting_reconnect > 0 {
+                said.push(format!("{} queued until online", c.awaiting_reconnect));
+            }
+            if c.skipped_offline + c.skipped_busy > 0 {
+                said.push(format!("{} skipped", c.skipped_offline + c.skipped_busy));
+            }
+            (!said.is_empty()).then(|| format!("{}: {}", name(part), said.join(", ")))
+        })
+        .collect();
+    let sites = plural(parts.len() as u32, "site", "sites");
+    let body = if trouble.is_empty() {
+        format!("Every online register at {sites} has the latest menu.")
+    } else {
+        format!("{sites}. {}.", trouble.join("; "))
+    };
+    Notification { title, body }
 }
 
 fn capitalize(text: &str) -> String {

@@ -53,6 +53,9 @@ pub struct Picture {
     /// Jobs already seen settled.
     #[serde(default, skip)]
     pub settled: std::collections::BTreeSet<Uuid>,
+    /// All-sites syncs already announced as settled.
+    #[serde(default, skip)]
+    pub settled_groups: std::collections::BTreeSet<Uuid>,
 }
 
 /// What changed by applying an update, for notifications.
@@ -65,6 +68,11 @@ pub enum Change {
         before: Option<JobSummary>,
         after: JobSummary,
         first_settled: bool,
+    },
+    /// Every site's job of an all-sites sync has settled, for the first time: it is announced
+    /// once, as one.
+    Group {
+        id: Uuid,
     },
     /// `waited`: what the target has been waiting for, if it has: the manager was told it
     /// would sync later, and hears when it did.
@@ -156,7 +164,11 @@ impl Picture {
                 let id = job.id;
                 let before = self.jobs.insert(id, job.clone());
                 let first_settled = self.first_settle(id);
+                let group = first_settled.then(|| self.group_settled(id)).flatten();
                 self.forget_old_jobs();
+                if let Some(id) = group {
+                    return Change::Group { id };
+                }
                 Change::Job {
                     before,
                     after: job,
@@ -180,9 +192,11 @@ impl Picture {
                     .entry(target.job_id)
                     .or_default()
                     .insert(target.id, target.clone());
-                if self.first_settle(target.job_id)
-                    && let Some(job) = self.jobs.get(&target.job_id)
-                {
+                let first = self.first_settle(target.job_id);
+                if first && let Some(group) = self.group_settled(target.job_id) {
+                    return Change::Group { id: group };
+                }
+                if first && let Some(job) = self.jobs.get(&target.job_id) {
                     return Change::Job {
                         before: Some(job.clone()),
                         after: job.clone(),
@@ -219,6 +233,21 @@ impl Picture {
             settled(job)
         };
         now_settled && self.settled.insert(job_id)
+    }
+
+    /// The all-sites sync `job_id` is part of, if every one of its sites' jobs is known and
+    /// settled now and the group was not announced yet.
+    fn group_settled(&mut self, job_id: Uuid) -> Option<Uuid> {
+        let group = self.jobs.get(&job_id)?.group?;
+        let parts: Vec<Uuid> = self
+            .jobs
+            .values()
+            .filter(|j| j.group.map(|g| g.id) == Some(group.id))
+            .map(|j| j.id)
+            .collect();
+        let all =
+            parts.len() as u32 >= group.jobs && parts.iter().all(|id| self.settled.contains(id));
+        (all && self.settled_groups.insert(group.id)).then_some(group.id)
     }
 
     /// The site the tray speaks of and syncs: the one on screen (`chosen`), else the first by

@@ -9,6 +9,8 @@ use crate::notify::{Notification, for_change};
 use crate::state::{Change, Connection, Live, Picture};
 use crate::tray::{TrayIcon, summarize};
 
+mod all_sites;
+
 fn site(name: &str, revision: i64) -> Site {
     Site {
         id: Uuid::new_v4(),
@@ -66,6 +68,7 @@ fn job(site: &Site, counts: JobCounts, retry: bool) -> JobSummary {
         created_at: Utc::now(),
         finished_at: None,
         counts,
+        group: None,
     }
 }
 

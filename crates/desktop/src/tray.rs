@@ -23,6 +23,8 @@ pub struct TraySummary {
     pub status: String,
     /// "Sync online registers — Main Bar", when there is a current site and it can be done.
     pub sync_item: Option<String>,
+    /// "Sync online registers at all 5 sites", with more than one site, when it can be done.
+    pub sync_all_item: Option<String>,
     /// "Updated 14:02": when the picture was last known current.
     pub updated: Option<String>,
     /// "Version 0.2.0 is ready — restart to update", when an update is waiting (the desk adds it).
@@ -49,6 +51,7 @@ pub fn summarize(
             icon: TrayIcon::Unreachable,
             status: "Signed out".into(),
             sync_item: None,
+            sync_all_item: None,
             updated: None,
             update_item: None,
         };
@@ -59,6 +62,8 @@ pub fn summarize(
     let sync_item = site_name
         .as_ref()
         .map(|name| format!("Sync online registers — {name}"));
+    let sites = picture.sites.len();
+    let sync_all_item = (sites > 1).then(|| format!("Sync online registers at all {sites} sites"));
     match &live.connection {
         Connection::Reconnecting { as_of } => {
             return unreachable_summary(as_of.as_ref(), zone, updated);
@@ -69,6 +74,7 @@ pub fn summarize(
                 icon: TrayIcon::Syncing,
                 status: "Connecting to Back Office…".into(),
                 sync_item: None,
+                sync_all_item: None,
                 updated,
                 update_item: None,
             };
@@ -88,6 +94,7 @@ pub fn summarize(
             icon: TrayIcon::Syncing,
             status: format!("Syncing {site}…"),
             sync_item,
+            sync_all_item,
             updated,
             update_item: None,
         };
@@ -97,20 +104,24 @@ pub fn summarize(
         icon,
         status,
         sync_item,
+        sync_all_item,
         updated,
         update_item: None,
     }
 }
 
-/// "All 9 registers up to date", or what needs attention: "2 offline · 1 out of date".
+/// "All 9 registers up to date", or what needs attention: "2 offline · 1 out of date"; with
+/// several sites, it says over how many, and where: "… — at 2 of 5 sites".
 fn registers_status(picture: &crate::state::Picture) -> (TrayIcon, String) {
     let total = picture.registers.len();
     let offline = picture.registers.values().filter(|r| !r.online).count();
     let behind = picture.registers.values().filter(|r| !r.up_to_date).count();
+    let sites = picture.sites.len();
     if offline == 0 && behind == 0 {
         let status = match total {
             0 => "No registers yet".to_owned(),
             1 => "The register is up to date".to_owned(),
+            n if sites > 1 => format!("All {n} registers up to date, at {sites} sites"),
             n => format!("All {n} registers up to date"),
         };
         return (TrayIcon::AllGood, status);
@@ -122,7 +133,20 @@ fn registers_status(picture: &crate::state::Picture) -> (TrayIcon, String) {
     if behind > 0 {
         parts.push(format!("{behind} out of date"));
     }
-    (TrayIcon::Attention, parts.join(" · "))
+    let mut status = parts.join(" · ");
+    if sites > 1 {
+        let troubled = picture
+            .sites
+            .keys()
+            .filter(|site| {
+                picture
+                    .registers_of(**site)
+                    .any(|r| !r.online || !r.up_to_date)
+            })
+            .count();
+        status.push_str(&format!(" — at {troubled} of {sites} sites"));
+    }
+    (TrayIcon::Attention, status)
 }
 
 fn unreachable_summary(
@@ -137,6 +161,7 @@ fn unreachable_summary(
             None => "Back Office unreachable".into(),
         },
         sync_item: None,
+        sync_all_item: None,
         updated,
         update_item: None,
     }

@@ -86,7 +86,7 @@ impl TargetState {
 pub enum JobKind {
     /// "Sync" next to one register.
     Register,
-    /// "Sync online registers" of a site.
+    /// "Sync online registers" of a site (alone, or as its part of a group over all sites).
     SiteOnline,
 }
 
@@ -191,6 +191,13 @@ impl JobCounts {
         *self.slot(state) += 1;
     }
 
+    /// Adds another job's counts to these.
+    pub fn merge(&mut self, other: &JobCounts) {
+        for state in TargetState::ALL {
+            *self.slot(state) += other.get(state);
+        }
+    }
+
     fn slot(&mut self, state: TargetState) -> &mut u32 {
         match state {
             TargetState::Queued => &mut self.queued,
@@ -235,6 +242,58 @@ pub struct JobSummary {
     /// Set once every target is terminal.
     pub finished_at: Option<DateTime<Utc>>,
     pub counts: JobCounts,
+    /// Part of "Sync online registers at all my sites": the group, and how many jobs (sites)
+    /// it has. Absent for a job of its own.
+    #[serde(default)]
+    pub group: Option<JobGroupRef>,
+}
+
+/// The group a job belongs to: one job per site of "Sync online registers at all my sites".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobGroupRef {
+    pub id: Uuid,
+    /// How many jobs (one per site) it has.
+    pub jobs: u32,
+}
+
+/// "Sync online registers at all my sites": one job per site that has registers, started
+/// together, seen as one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SyncGroup {
+    pub id: Uuid,
+    pub requested_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Set once every site's job has finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Every site's targets together.
+    pub counts: JobCounts,
+    /// Each site's job: the per-site breakdown, by site name.
+    pub jobs: Vec<JobSummary>,
+}
+
+impl SyncGroup {
+    /// The group of these jobs (of one group), its totals worked out from them.
+    pub fn of(id: Uuid, jobs: Vec<JobSummary>) -> SyncGroup {
+        let mut counts = JobCounts::default();
+        for job in &jobs {
+            counts.merge(&job.counts);
+        }
+        let finished_at = if jobs.iter().all(|j| j.finished_at.is_some()) {
+            jobs.iter().filter_map(|j| j.finished_at).max()
+        } else {
+            None
+        };
+        SyncGroup {
+            id,
+            requested_by: jobs.first().and_then(|j| j.requested_by.clone()),
+            created_at: jobs.iter().map(|j| j.created_at).min().unwrap_or_default(),
+            finished_at,
+            counts,
+            jobs,
+        }
+    }
 }
 
 /// A job with every target.

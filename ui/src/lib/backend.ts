@@ -1,7 +1,7 @@
 // The seam between the page and the app: the only module that calls Tauri's `invoke` and
 // `listen`. Components get a `Backend`, so tests and a plain browser can give them a fake.
 
-import type { Day, Diagnostics, Job, JobSummary, RegisterActivity, LiveState, Session, Settings, SiteSchedules, UpdateNotice, Uuid } from "./types";
+import type { Day, Diagnostics, Job, JobSummary, RegisterActivity, LiveState, Session, Settings, SiteSchedules, SyncGroup, UpdateNotice, Uuid } from "./types";
 
 export interface Backend {
   /** The current session, or null when signed out. */
@@ -17,6 +17,8 @@ export interface Backend {
   syncRegister(registerId: Uuid, retryWhenFree: boolean): Promise<JobSummary>;
   /** `queueOffline`: offline registers sync when they reconnect (within a day), not skipped. */
   syncSite(siteId: Uuid, retryWhenFree: boolean, queueOffline: boolean): Promise<JobSummary>;
+  /** "Sync online registers at all my sites": one job per site, announced as one. */
+  syncAll(queueOffline: boolean): Promise<SyncGroup>;
   /** Tells the tray which site "Sync online registers" is for. */
   setCurrentSite(siteId: Uuid): Promise<void>;
   settings(): Promise<Settings>;
@@ -64,6 +66,7 @@ export function tauriBackend(): Backend {
     syncRegister: (registerId, retryWhenFree) => invoke("sync_register", { registerId, retryWhenFree }),
     syncSite: (siteId, retryWhenFree, queueOffline) =>
       invoke("sync_site", { siteId, retryWhenFree, queueOffline }),
+    syncAll: (queueOffline) => invoke("sync_all", { queueOffline }),
     setCurrentSite: (siteId) => invoke("set_current_site", { siteId }),
     settings: () => invoke("settings"),
     setNotifications: (on) => invoke("set_notifications", { on }),

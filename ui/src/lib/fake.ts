@@ -131,6 +131,13 @@ export function fakeBackend(
       calls.push(queueOffline ? `syncSite ${siteId} queueOffline` : `syncSite ${siteId}`);
       return job([], siteId);
     },
+    async syncAll(queueOffline) {
+      calls.push(queueOffline ? "syncAll queueOffline" : "syncAll");
+      const group = { id: `group${calls.length}`, jobs: Object.keys(state.picture.sites).length };
+      const jobs = Object.keys(state.picture.sites).map((siteId) => ({ ...job([], siteId), id: `job${calls.length}-${siteId}`, group }));
+      const counts = { ...jobs[0].counts, delivered: 0 };
+      return { id: group.id, requested_by: current?.display_name ?? null, created_at: now(), finished_at: null, counts, jobs };
+    },
     async setCurrentSite(siteId) {
       calls.push(`setCurrentSite ${siteId}`);
     },

@@ -1,6 +1,6 @@
 // Words for what the manager sees, the same everywhere (docs/ui.md).
 
-import type { Register, Target, TargetState } from "./types";
+import type { JobCounts, Register, Target, TargetState } from "./types";
 
 /** "just now", "4 min ago", "2 h ago", "yesterday 22:14", "12 Nov 09:30"; "never". */
 export function relative(iso: string | null, now: Date = new Date()): string {
@@ -109,6 +109,18 @@ export function chip(state: TargetState, reason: string | null, until: string | 
     case "failed":
       return `Failed — ${reason ?? "unknown reason"}`;
   }
+}
+
+/** A job's (or an all-sites sync's) counts: "3 synced, 1 waiting, 2 skipped". */
+export function countsWords(c: JobCounts): string {
+  const parts = [`${c.synced} synced`];
+  const running = c.queued + c.delivered;
+  if (running) parts.push(`${running} syncing`);
+  if (c.waiting) parts.push(`${c.waiting} waiting`);
+  if (c.awaiting_reconnect) parts.push(`${c.awaiting_reconnect} queued until they reconnect`);
+  if (c.skipped_busy + c.skipped_offline) parts.push(`${c.skipped_busy + c.skipped_offline} skipped`);
+  if (c.failed + c.expired) parts.push(`${c.failed + c.expired} failed`);
+  return parts.join(", ");
 }
 
 /** "5 synced · 1 waiting for its sale to end". */

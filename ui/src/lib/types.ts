@@ -94,6 +94,19 @@ export interface JobSummary {
   created_at: string;
   finished_at: string | null;
   counts: JobCounts;
+  /** Part of "Sync online registers at all my sites": the group and how many sites it has. */
+  group?: { id: Uuid; jobs: number } | null;
+}
+
+/** "Sync online registers at all my sites": one job per site, seen as one. */
+export interface SyncGroup {
+  id: Uuid;
+  requested_by: string | null;
+  created_at: string;
+  finished_at: string | null;
+  counts: JobCounts;
+  /** Each site's job: the per-site breakdown. */
+  jobs: JobSummary[];
 }
 
 export type Connection =

@@ -49,6 +49,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::sync_register))
         .routes(routes!(sync::sync_site))
         .routes(routes!(sync::get_job))
+        .routes(routes!(sync::group::sync_all))
+        .routes(routes!(sync::group::get_group))
         .routes(routes!(sync::list_site_jobs))
         .routes(routes!(sync::history::export_site_jobs))
         .routes(routes!(schedules::list, schedules::create))

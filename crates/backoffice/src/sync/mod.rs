@@ -6,6 +6,7 @@
 pub mod core;
 pub mod driver;
 pub mod engine;
+pub mod group;
 pub mod history;
 pub mod store;
 
@@ -20,7 +21,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use regsync_protocol::api::{ErrorBody, SyncSource};
 use regsync_protocol::sync::{
-    Job, JobCounts, JobKind, JobSummary, SyncRequest, Target, TargetState,
+    Job, JobCounts, JobGroupRef, JobKind, JobSummary, SyncRequest, Target, TargetState,
 };
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -113,6 +114,8 @@ pub(crate) struct JobRow {
     retry_when_free: bool,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+    group_id: Option<Uuid>,
+    group_size: Option<i64>,
 }
 
 impl JobRow {
@@ -127,6 +130,13 @@ impl JobRow {
             created_at: self.created_at,
             finished_at: self.finished_at,
             counts,
+            group: self.group_id.map(|id| JobGroupRef {
+                id,
+                jobs: self
+                    .group_size
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(1),
+            }),
         }
     }
 
@@ -143,7 +153,7 @@ impl JobRow {
 
 pub(crate) const SELECT_JOBS: &str =
     "SELECT id, company_id, site_id, kind, source, requested_by_name,
-        retry_when_free, created_at, finished_at
+        retry_when_free, created_at, finished_at, group_id, CAST(group_size AS BIGINT) AS group_size
      FROM sync_jobs";
 
 async fn counts(db: &Db, job_ids: &[Uuid]) -> Result<HashMap<Uuid, JobCounts>> {
@@ -168,7 +178,7 @@ async fn counts(db: &Db, job_ids: &[Uuid]) -> Result<HashMap<Uuid, JobCounts>> {
     Ok(out)
 }
 
-async fn summaries(db: &Db, rows: Vec<JobRow>) -> Result<Vec<(Uuid, JobSummary)>> {
+pub(crate) async fn summaries(db: &Db, rows: Vec<JobRow>) -> Result<Vec<(Uuid, JobSummary)>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut counts = counts(db, &ids).await?;
     Ok(rows
@@ -276,6 +286,7 @@ async fn start(
             requested_by: Some((caller.user_id, caller.display_name.clone())),
             retry_when_free: request.retry_when_free,
             queue_offline: queue_minutes.map(|m| chrono::TimeDelta::minutes(i64::from(m))),
+            group: None,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
@@ -309,7 +320,7 @@ pub struct JobQuery {
     /// answer is the job as it is then, finished or not. Without it, the job as it is now.
     // `maximum` is MAX_JOB_WAIT_SECS (an attribute takes a literal; a test compares the two).
     #[param(minimum = 0, maximum = 25, nullable = false)]
-    wait_secs: Option<u32>,
+    pub(crate) wait_secs: Option<u32>,
 }
 
 /// One sync job with each register's state; with `wait_secs`, answered as soon as it finishes,
@@ -330,20 +341,7 @@ pub async fn get_job(
     query: std::result::Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Job>> {
     caller.require_sites()?;
-    let Query(query) =
-        query.map_err(|r| Error::bad_request(ErrorCode::InvalidQuery, r.body_text()))?;
-    let wait_secs = query.wait_secs.unwrap_or(0);
-    if wait_secs > MAX_JOB_WAIT_SECS {
-        return Err(Error::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("wait_secs: must be at most {MAX_JOB_WAIT_SECS}"),
-        ));
-    }
-    let wait = Duration::from_secs(wait_secs.into()).min(
-        app.settings
-            .request_timeout
-            .saturating_sub(Duration::from_secs(1)),
-    );
+    let wait = hold_for(&app, query)?;
     // Listening starts before the first read, so a job finishing in between is not missed.
     let mut changes = app.engine.job_changes();
     let site_id: Option<Uuid> = on_db!(&app.db, |pool| sqlx::query_scalar(
@@ -374,9 +372,31 @@ pub async fn get_job(
     Ok(Json(get(&app.db, caller.company_id, job_id).await?))
 }
 
+/// How long a `wait_secs` query asks to hold the answer: at most 25 s, and less than the
+/// request timeout.
+pub(crate) fn hold_for(
+    app: &AppState,
+    query: std::result::Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Duration> {
+    let Query(query) =
+        query.map_err(|r| Error::bad_request(ErrorCode::InvalidQuery, r.body_text()))?;
+    let wait_secs = query.wait_secs.unwrap_or(0);
+    if wait_secs > MAX_JOB_WAIT_SECS {
+        return Err(Error::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("wait_secs: must be at most {MAX_JOB_WAIT_SECS}"),
+        ));
+    }
+    Ok(Duration::from_secs(wait_secs.into()).min(
+        app.settings
+            .request_timeout
+            .saturating_sub(Duration::from_secs(1)),
+    ))
+}
+
 /// Whether a job has nothing in flight: finished, or left with only registers queued until they
 /// reconnect (which may take a day). One small query.
-async fn settled(db: &Db, job_id: Uuid) -> Result<bool> {
+pub(crate) async fn settled(db: &Db, job_id: Uuid) -> Result<bool> {
     let settled: bool = on_db!(db, |pool| sqlx::query_scalar(
         "SELECT finished_at IS NOT NULL OR NOT EXISTS (
              SELECT 1 FROM sync_targets

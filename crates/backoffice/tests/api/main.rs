@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod all_sites;
 mod auth;
 mod catalog;
 mod channel;

@@ -402,6 +402,7 @@ impl World {
             requested_by: Some((MANAGER, "Alex".into())),
             retry_when_free,
             queue_offline,
+            group: None,
         };
         if let Some(node) = self.some_node() {
             self.bo(node, vec![Request::CreateJob { token, request }]);

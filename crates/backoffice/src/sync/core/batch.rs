@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use regsync_protocol::api::SyncSource;
-use regsync_protocol::sync::{JobKind, TargetState};
+use regsync_protocol::sync::{JobGroupRef, JobKind, TargetState};
 use uuid::Uuid;
 
 /// A name shared by every change it appears in (who asked for a job), cheap to copy around.
@@ -25,6 +25,8 @@ pub struct NewJob {
     pub requested_by: Option<(Uuid, String)>,
     pub retry_when_free: bool,
     pub created_at: DateTime<Utc>,
+    /// Its part in "Sync online registers at all my sites", if it is one.
+    pub group: Option<JobGroupRef>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

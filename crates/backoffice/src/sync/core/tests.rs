@@ -62,6 +62,7 @@ fn sync_queueing(
         requested_by: Some((Uuid::from_u128(9), "Alex".into())),
         retry_when_free,
         created_at: now,
+        group: None,
     };
     let spec = JobSpec {
         job,
@@ -285,6 +286,7 @@ fn a_sync_for_a_register_on_another_node_is_saved_queued_for_it_and_that_node_wo
         requested_by: None,
         retry_when_free: true,
         created_at: at(0),
+        group: None,
     };
     let spec = JobSpec {
         job,
@@ -503,6 +505,7 @@ fn an_offline_register_held_by_another_node_is_queued_for_that_node() {
         requested_by: None,
         retry_when_free: true,
         created_at: at(0),
+        group: None,
     };
     let other = OTHER_NODE;
     let spec = JobSpec {

@@ -67,6 +67,8 @@ pub struct JobRequest {
     /// Registers offline now wait this long to reconnect and be synced, instead of being
     /// skipped.
     pub queue_offline: Option<chrono::TimeDelta>,
+    /// Its part in "Sync online registers at all my sites", if it is one.
+    pub group: Option<regsync_protocol::sync::JobGroupRef>,
 }
 
 /// What to do now that a batch is committed (or, on failure, the errors to answer with).

@@ -74,6 +74,7 @@ impl<S: Store> Driver<S> {
                         requested_by: None,
                         retry_when_free: false,
                         queue_offline: None,
+                        group: None,
                     };
                     (0, request)
                 }
@@ -141,6 +142,7 @@ impl<S: Store> Driver<S> {
             requested_by: request.requested_by,
             retry_when_free: request.retry_when_free,
             created_at: now,
+            group: request.group,
         };
         let ids: Vec<Uuid> = registers.iter().map(|(id, _)| *id).collect();
         let elsewhere = tx.elsewhere(&ids).await?;

@@ -167,6 +167,7 @@ fn created_job(batch: &Batch, job_id: Uuid, finished: bool) -> Job {
             created_at: job.map_or(at, |j| j.created_at),
             finished_at: finished.then_some(at),
             counts,
+            group: job.and_then(|j| j.group),
         },
         targets,
     }

@@ -33,7 +33,7 @@ mod output;
 mod schedule;
 
 use config::{Config, blocking, config_path, endpoint, load_config, save_config};
-use output::{colour, print_job, print_jobs, print_json, relative, table, watch_line};
+use output::{colour, print_group, print_job, print_jobs, print_json, relative, table, watch_line};
 const EXIT_HELP: &str = "Exit codes: 0 done (every register synced); 1 other error; 2 not signed \
 in or not allowed; 3 Back Office unreachable or its certificate refused; 4 done, but some registers were not synced.";
 
@@ -385,6 +385,9 @@ struct Sync {
     /// Every online register of `--site`.
     #[arg(long, requires = "site", conflicts_with = "register")]
     online: bool,
+    /// Every online register of every site you see, as one sync with a line per site.
+    #[arg(long, conflicts_with_all = ["register", "online", "site"])]
+    all: bool,
     #[arg(long)]
     site: Option<String>,
     /// Skip registers in a sale instead of syncing them when the sale ends.
@@ -413,6 +416,9 @@ impl Sync {
             queue_offline: self.queue_offline,
             queue_minutes: self.queue_for,
         };
+        if self.all {
+            return self.run_all(client, request, json).await;
+        }
         let job = if self.online {
             let site = find_site(client, self.site.as_deref().unwrap_or_default()).await?;
             client.sync_site(site.id, &request).await?
@@ -462,6 +468,38 @@ fn queue_minutes(text: &str) -> Result<u32, String> {
         Ok(minutes)
     } else {
         Err("the queue lasts from a minute to three days (3d)".into())
+    }
+}
+
+impl Sync {
+    /// `--all`: one job per site, waited for together, a line per site.
+    async fn run_all(
+        self,
+        client: &Client,
+        request: SyncRequest,
+        json: bool,
+    ) -> Result<Exit, Failure> {
+        let group = client.sync_all(&request).await?;
+        let c = &group.counts;
+        let group = if self.no_wait || c.open() == c.awaiting_reconnect {
+            group
+        } else {
+            let within = Duration::from_secs(self.wait_secs);
+            client.wait_for_group(group.id, within).await?
+        };
+        let names: std::collections::HashMap<Uuid, String> = client
+            .sites()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect();
+        print_group(&group, &names, json)?;
+        let c = &group.counts;
+        Ok(if self.no_wait || c.synced == c.total() {
+            Exit::Done
+        } else {
+            Exit::NotAllSynced
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use chrono::{DateTime, Local, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use regsync_client::Update;
-use regsync_protocol::sync::{Event, Job, JobSummary, Target, TargetState};
+use regsync_protocol::sync::{Event, Job, JobSummary, SyncGroup, Target, TargetState};
 use serde::Serialize;
 
 pub(crate) fn relative(at: Option<DateTime<Utc>>) -> String {
@@ -137,30 +137,104 @@ pub(crate) fn print_job(job: &Job, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An all-sites sync: a line per site, then the totals.
+pub(crate) fn print_group(
+    group: &SyncGroup,
+    names: &std::collections::HashMap<uuid::Uuid, String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(group);
+    }
+    let mut t = table(&[
+        "Site",
+        "Synced",
+        "Waiting",
+        "Queued offline",
+        "Skipped",
+        "Failed",
+    ]);
+    for job in &group.jobs {
+        let c = &job.counts;
+        t.add_row(vec![
+            names
+                .get(&job.site_id)
+                .cloned()
+                .unwrap_or_else(|| job.site_id.to_string()),
+            c.synced.to_string(),
+            (c.queued + c.delivered + c.waiting).to_string(),
+            c.awaiting_reconnect.to_string(),
+            (c.skipped_busy + c.skipped_offline).to_string(),
+            (c.failed + c.expired).to_string(),
+        ]);
+    }
+    println!("{t}");
+    let c = &group.counts;
+    println!(
+        "{} sites: {} synced · {} skipped · {} failed or expired{}",
+        group.jobs.len(),
+        c.synced,
+        c.skipped_busy + c.skipped_offline,
+        c.failed + c.expired,
+        if group.finished_at.is_some() {
+            ""
+        } else {
+            " (still running)"
+        }
+    );
+    Ok(())
+}
+
 pub(crate) fn print_jobs(jobs: &[JobSummary], json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&jobs);
     }
     let mut t = table(&["When", "Who", "What", "Outcome"]);
+    let mut shown_groups = std::collections::HashSet::new();
     for job in jobs {
-        let c = &job.counts;
+        // An all-sites sync is one line, its sites' jobs summed.
+        let grouped = job.group.map(|group| {
+            let parts: Vec<&JobSummary> = jobs
+                .iter()
+                .filter(|j| j.group.map(|g| g.id) == Some(group.id))
+                .collect();
+            let mut counts = regsync_protocol::sync::JobCounts::default();
+            for part in &parts {
+                counts.merge(&part.counts);
+            }
+            let finished = parts.iter().all(|p| p.finished_at.is_some());
+            (group.id, parts.len(), counts, finished)
+        });
+        if let Some((id, ..)) = grouped
+            && !shown_groups.insert(id)
+        {
+            continue;
+        }
+        let (what, c, finished) = match &grouped {
+            Some((_, sites, counts, finished)) => (
+                format!("online registers at {sites} sites"),
+                counts,
+                *finished,
+            ),
+            None => (
+                match job.kind {
+                    regsync_protocol::sync::JobKind::Register => "one register".into(),
+                    regsync_protocol::sync::JobKind::SiteOnline => "online registers".to_owned(),
+                },
+                &job.counts,
+                job.finished_at.is_some(),
+            ),
+        };
         t.add_row(vec![
             relative(Some(job.created_at)),
             who(job),
-            match job.kind {
-                regsync_protocol::sync::JobKind::Register => "one register".into(),
-                regsync_protocol::sync::JobKind::SiteOnline => "online registers".to_owned(),
-            },
+            what,
             format!(
                 "{} synced, {} skipped, {} failed{}",
                 c.synced,
                 c.skipped_busy + c.skipped_offline,
                 c.failed + c.expired,
-                if job.finished_at.is_some() {
-                    ""
-                } else {
-                    ", running"
-                }
+                if finished { "" } else { ", running" }
             ),
         ]);
     }

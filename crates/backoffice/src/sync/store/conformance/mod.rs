@@ -167,6 +167,7 @@ fn job(scene: &Scene, id: u128, retry_when_free: bool) -> NewJob {
         requested_by: Some((manager_of(scene.company), "Alex".into())),
         retry_when_free,
         created_at: at(0),
+        group: None,
     }
 }
 

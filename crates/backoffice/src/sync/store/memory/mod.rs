@@ -249,6 +249,7 @@ impl Store for MemoryStore {
                 created_at: job.created_at,
                 finished_at: *finished_at,
                 counts,
+                group: job.group,
             },
             targets,
         })

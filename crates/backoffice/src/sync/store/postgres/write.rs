@@ -88,9 +88,10 @@ impl PgTx {
             .collect();
         sqlx::query(
             "INSERT INTO sync_jobs (id, company_id, site_id, kind, source, requested_by_user,
-                requested_by_name, retry_when_free, created_at)
+                requested_by_name, retry_when_free, created_at, group_id, group_size)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                  $6::uuid[], $7::text[], $8::boolean[], $9::timestamptz[])",
+                                  $6::uuid[], $7::text[], $8::boolean[], $9::timestamptz[],
+                                  $10::uuid[], $11::integer[])",
         )
         .bind(jobs.iter().map(|j| j.id).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.company_id).collect::<Vec<_>>())
@@ -105,6 +106,16 @@ impl PgTx {
         .bind(askers.iter().map(|(_, name)| *name).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.retry_when_free).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.created_at).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.group.map(|g| g.id))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|j| j.group.map(|g| i32::try_from(g.jobs).unwrap_or(i32::MAX)))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -49,8 +49,8 @@ impl SqliteTx {
             let (user_id, user_name) = job.requested_by.clone().unzip();
             sqlx::query(
                 "INSERT INTO sync_jobs (id, company_id, site_id, kind, source, requested_by_user,
-                    requested_by_name, retry_when_free, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    requested_by_name, retry_when_free, created_at, group_id, group_size)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(job.id)
             .bind(job.company_id)
@@ -61,6 +61,8 @@ impl SqliteTx {
             .bind(user_name)
             .bind(job.retry_when_free)
             .bind(job.created_at)
+            .bind(job.group.map(|g| g.id))
+            .bind(job.group.map(|g| i64::from(g.jobs)))
             .execute(&mut *self.tx)
             .await?;
         }
