@@ -307,6 +307,10 @@ pub struct MenuDiff {
     pub removed: Vec<String>,
     /// Register settings added, changed or removed (their keys).
     pub settings: Vec<String>,
+    /// Categories added, renamed or removed (the newer name; a removed one's last name).
+    /// Absent from Back Offices before it was reported.
+    #[serde(default)]
+    pub categories: Vec<String>,
 }
 
 impl MenuDiff {
@@ -335,7 +339,26 @@ impl MenuDiff {
             .filter(|key| old.settings.get(*key) != new.settings.get(*key))
             .cloned()
             .collect();
-        for list in [&mut diff.added, &mut diff.changed, &mut diff.removed] {
+        let groups_before: Map<&str, &Category> =
+            old.categories.iter().map(|c| (c.id.as_str(), c)).collect();
+        let groups_after: Map<&str, &Category> =
+            new.categories.iter().map(|c| (c.id.as_str(), c)).collect();
+        for (id, category) in &groups_after {
+            if groups_before.get(id) != Some(category) {
+                diff.categories.push(category.name.clone());
+            }
+        }
+        for (id, category) in &groups_before {
+            if !groups_after.contains_key(id) {
+                diff.categories.push(category.name.clone());
+            }
+        }
+        for list in [
+            &mut diff.added,
+            &mut diff.changed,
+            &mut diff.removed,
+            &mut diff.categories,
+        ] {
             list.sort();
         }
         diff
@@ -384,6 +407,26 @@ mod diff_tests {
         assert_eq!(diff.changed, ["Latte"]);
         assert_eq!(diff.removed, ["Mocha"]);
         assert_eq!(diff.settings, ["footer", "tax"]);
+        assert_eq!(MenuDiff::between(&new, &new), MenuDiff::default());
+    }
+
+    #[test]
+    fn a_diff_names_categories_added_renamed_and_removed() {
+        let category = |id: &str, name: &str| Category {
+            id: id.into(),
+            name: name.into(),
+        };
+        let old = Catalog {
+            categories: vec![category("d", "Drinks"), category("f", "Food")],
+            ..Catalog::default()
+        };
+        let new = Catalog {
+            categories: vec![category("d", "Hot drinks"), category("s", "Specials")],
+            ..Catalog::default()
+        };
+        let diff = MenuDiff::between(&old, &new);
+        assert_eq!(diff.categories, ["Food", "Hot drinks", "Specials"]);
+        assert!(diff.added.is_empty() && diff.changed.is_empty() && diff.removed.is_empty());
         assert_eq!(MenuDiff::between(&new, &new), MenuDiff::default());
     }
 }

@@ -186,7 +186,7 @@ export function fakeBackend(
         presence: [{ online: true, at }],
         missing:
           registerId === "r2"
-            ? { from_revision: 40, to_revision: 42, known: true, diff: { added: ["Flat white"], changed: ["Latte"], removed: ["Mocha"], settings: [] } }
+            ? { from_revision: 40, to_revision: 42, known: true, diff: { added: ["Flat white"], changed: ["Latte"], removed: ["Mocha"], settings: [], categories: ["Hot drinks"] } }
             : null,
       };
     },

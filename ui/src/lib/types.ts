@@ -199,6 +199,7 @@ export interface RegisterActivity {
     to_revision: number;
     /** False when the revision it holds is no longer kept: the lists are then the whole menu. */
     known: boolean;
-    diff: { added: string[]; changed: string[]; removed: string[]; settings: string[] };
+    /** `categories`: added, renamed or removed; absent from older Back Offices. */
+    diff: { added: string[]; changed: string[]; removed: string[]; settings: string[]; categories?: string[] };
   } | null;
 }

@@ -184,6 +184,7 @@ describe("the registers page", () => {
     const behind = await screen.findByRole("complementary", { name: "Bar 2" });
     expect(await within(behind).findByText("What it is missing (revision 40 → 42)")).toBeTruthy();
     expect(within(behind).getByText("Added: Flat white")).toBeTruthy();
+    expect(within(behind).getByText("Categories: Hot drinks")).toBeTruthy();
     expect(within(behind).getByText("Changed: Latte")).toBeTruthy();
     expect(within(behind).getByText("Removed: Mocha")).toBeTruthy();
   });

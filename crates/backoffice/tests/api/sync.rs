@@ -744,7 +744,8 @@ async fn a_registers_activity_lists_its_syncs_and_when_it_came_and_went() {
         json!({ "upsert_products": [
             { "id": "1", "name": "Latte", "price_cents": 480 },
             { "id": "3", "name": "Flat white", "price_cents": 460 }
-        ], "remove_products": ["2"], "set_settings": { "footer": "See you" } }),
+        ], "remove_products": ["2"], "set_settings": { "footer": "See you" },
+           "upsert_categories": [{ "id": "hot", "name": "Hot drinks" }] }),
     ] {
         let (status, body) = bo
             .call(Method::PATCH, &menu, Some(&token), Some(edit))
@@ -763,6 +764,7 @@ async fn a_registers_activity_lists_its_syncs_and_when_it_came_and_went() {
         "Mocha came and went after revision 1"
     );
     assert_eq!(missing["diff"]["settings"], json!(["footer"]));
+    assert_eq!(missing["diff"]["categories"], json!(["Hot drinks"]));
 
     // Another company's manager: no such register.
     let other = Venue::seed(&bo.db().await, "Elsewhere").await;
