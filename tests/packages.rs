@@ -210,7 +210,10 @@ async fn the_desktop_package_installs_starts_from_its_installed_path_and_removes
     window.click("#setting-start-at-login").await;
     let autostart = config.join("autostart/Register Sync.desktop");
     let login_entry = eventually(WAIT, "the start-at-login entry", || async {
-        std::fs::read_to_string(&autostart).ok()
+        // Once it is whole: the file exists a moment before its lines are in it.
+        std::fs::read_to_string(&autostart)
+            .ok()
+            .filter(|text| text.contains("Exec="))
     })
     .await;
     let exec = format!("Exec={} --hidden", files.binary().display());

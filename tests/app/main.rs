@@ -366,8 +366,11 @@ async fn notifications_the_tray_and_the_offline_view() {
     let entry = home.path().join(".config/autostart/Register Sync.desktop");
     window.click("#settings").await;
     window.click("#setting-start-at-login").await;
+    // Read once it is whole: the file exists a moment before its lines are in it.
     let text = eventually(WAIT, "the login entry", || async {
-        std::fs::read_to_string(&entry).ok()
+        std::fs::read_to_string(&entry)
+            .ok()
+            .filter(|text| text.contains("Exec="))
     })
     .await;
     assert!(
