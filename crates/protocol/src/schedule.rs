@@ -101,9 +101,13 @@ pub struct Schedule {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     /// One or more days.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub days: Vec<Day>,
-    /// "HH:MM", 24-hour, in the site's time zone.
-    #[cfg_attr(feature = "openapi", schema(example = "05:30"))]
+    /// "HH:MM" (or "H:MM"), 24-hour, in the site's time zone.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "05:30", pattern = "^([01]?[0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub time: String,
 }
 
@@ -128,10 +132,17 @@ pub struct TimeZoneRequest {
     pub time_zone: String,
 }
 
-/// "05:30" as minutes after midnight; `None` unless it is a time of day, "H:MM" or "HH:MM".
+/// "05:30" as minutes after midnight; `None` unless it is a time of day, "H:MM" or "HH:MM"
+/// (digits only: what the API's schema says, `^([01]?[0-9]|2[0-3]):[0-5][0-9]$`).
 pub fn parse_time(text: &str) -> Option<u16> {
-    let (hours, minutes) = text.trim().split_once(':')?;
-    if hours.is_empty() || hours.len() > 2 || minutes.len() != 2 {
+    let (hours, minutes) = text.split_once(':')?;
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if hours.is_empty()
+        || hours.len() > 2
+        || minutes.len() != 2
+        || !digits(hours)
+        || !digits(minutes)
+    {
         return None;
     }
     let hours: u16 = hours.parse().ok()?;
@@ -154,7 +165,8 @@ mod tests {
         assert_eq!(parse_time("5:30"), Some(330));
         assert_eq!(parse_time("23:59"), Some(1439));
         for bad in [
-            "24:00", "12:60", "12", "12:5", ":30", "ab:cd", "-1:30", "12:30:00",
+            "24:00", "12:60", "12", "12:5", ":30", "ab:cd", "-1:30", "12:30:00", "+5:30", " 5:30",
+            "5:+3",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }

@@ -89,6 +89,7 @@ pub async fn sync_all(
     responses(
         (status = 200, body = SyncGroup),
         (status = 400, description = "`wait_secs` is not a whole number from 0 to 25", body = ErrorBody),
+        (status = 404, description = "No such group among the caller's sites", body = ErrorBody),
     )
 )]
 pub async fn get_group(

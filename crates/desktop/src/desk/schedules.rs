@@ -26,7 +26,10 @@ impl Desk {
         time: String,
     ) -> Result<SiteSchedules, Problem> {
         let client = self.acting_client().await?;
-        let request = ScheduleRequest { days, time };
+        let request = ScheduleRequest {
+            days,
+            time: time.trim().to_owned(),
+        };
         let saved: Result<Schedule, _> = match schedule_id {
             Some(id) => client.change_schedule(id, &request).await,
             None => client.add_schedule(site_id, &request).await,

@@ -45,8 +45,9 @@ pub(crate) enum ScheduleCommand {
 }
 
 fn time(text: &str) -> Result<String, String> {
-    parse_time(text)
-        .map(|_| text.trim().to_owned())
+    let trimmed = text.trim();
+    parse_time(trimmed)
+        .map(|_| trimmed.to_owned())
         .ok_or_else(|| format!("`{text}` is not a time of day such as 05:30"))
 }
 
