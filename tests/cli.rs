@@ -654,3 +654,71 @@ async fn https_with_its_own_authority_and_no_password_in_clear() {
     let sites = desk.json(&["sites"]).await;
     assert_eq!(sites[0]["name"], "Main Bar");
 }
+
+#[tokio::test]
+async fn a_register_s_page_says_what_it_is_missing_and_a_site_can_be_narrowed() {
+    let bo = BackOffice::start(FAST).await;
+    let venue = Venue::seed(&bo.db().await, "Harbour").await;
+    let desk = Desk::new();
+    desk.login(&bo, &venue.manager).await;
+    let token = bo.login(&venue.manager).await.access_token;
+    let _bar1 = bo.agent(&venue.registers[0].credential);
+    bo.wait_online(&token, venue.registers[0].register.id, true)
+        .await;
+
+    // Bar 1 takes the menu; then the menu moves on without it.
+    let output = desk.run(&["sync", "Bar 1"], None).await;
+    assert_eq!(code(&output), Some(0), "{output:?}");
+    let menu = format!("/v1/sites/{}/catalog", venue.site.id);
+    let edit = serde_json::json!({
+        "upsert_categories": [{ "id": "hot", "name": "Hot drinks" }],
+        "upsert_products": [{ "id": "fw", "name": "Flat white", "price_cents": 460, "category_id": "hot" }]
+    });
+    let (status, body) = bo
+        .call(reqwest::Method::PATCH, &menu, Some(&token), Some(edit))
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    let output = desk.run(&["register", "bar 1"], None).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(code(&output), Some(0), "{text}");
+    assert!(text.contains("1 behind (revision 1 of 2)"), "{text}");
+    assert!(
+        text.contains("What it is missing (revision 1 → 2)"),
+        "{text}"
+    );
+    assert!(text.contains("Added: Flat white"), "{text}");
+    assert!(text.contains("Categories: Hot drinks"), "{text}");
+    let synced = text
+        .lines()
+        .find(|l| l.contains("Harbour manager"))
+        .unwrap_or_default();
+    assert!(
+        synced.contains("synced"),
+        "who asked and how it ended: {text}"
+    );
+    assert!(text.contains("came online"), "{text}");
+    let output = desk.run(&["--json", "register", "Bar 1"], None).await;
+    let activity: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(activity["missing"]["diff"]["added"][0], "Flat white");
+    let output = desk.run(&["register", "Till 9"], None).await;
+    assert_ne!(code(&output), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no register named `Till 9`"));
+
+    // A big site's filters: offline ones, and by name.
+    let names = |output: &Output| {
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        ["Bar 1", "Bar 2", "Kitchen"]
+            .into_iter()
+            .filter(|name| text.contains(name))
+            .collect::<Vec<_>>()
+    };
+    let offline = desk.run(&["registers", "--show", "offline"], None).await;
+    assert_eq!(names(&offline), ["Bar 2", "Kitchen"]);
+    let found = desk
+        .run(&["registers", "--find", "BAR", "--show", "behind"], None)
+        .await;
+    assert_eq!(names(&found), ["Bar 1", "Bar 2"]);
+    let none = desk.run(&["registers", "--show", "sale"], None).await;
+    assert_eq!(names(&none), Vec::<&str>::new());
+}

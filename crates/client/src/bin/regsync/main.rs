@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 mod config;
 mod output;
+mod register;
 mod schedule;
 
 use config::{Config, blocking, config_path, endpoint, load_config, save_config};
@@ -63,6 +64,21 @@ enum Command {
     /// Registers of a site: online, in a sale, last synced, up to date.
     Registers {
         /// The site's name or id (default: every site).
+        #[arg(long)]
+        site: Option<String>,
+        /// Only registers whose name holds this (any case).
+        #[arg(long)]
+        find: Option<String>,
+        /// Only registers that are offline, in a sale, or behind the latest menu.
+        #[arg(long, value_enum)]
+        show: Option<register::Show>,
+    },
+    /// A register's own page: what it is missing from the latest menu, its recent syncs, and
+    /// when it went online and offline.
+    Register {
+        /// The register's name or id.
+        register: String,
+        /// The site's name or id, when several registers have that name.
         #[arg(long)]
         site: Option<String>,
     },
@@ -215,7 +231,12 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Logout => logout(dir).await,
         Command::Whoami => whoami(&signed_in(dir).await?, json).await,
         Command::Sites => sites(&signed_in(dir).await?, json).await,
-        Command::Registers { site } => registers(&signed_in(dir).await?, site, json).await,
+        Command::Registers { site, find, show } => {
+            registers(&signed_in(dir).await?, site, find, show, json).await
+        }
+        Command::Register { register, site } => {
+            register::show_register(&signed_in(dir).await?, &register, site.as_deref(), json).await
+        }
         Command::Sync(sync) => sync.run(&signed_in(dir).await?, json).await,
         Command::Jobs {
             site,
@@ -342,11 +363,19 @@ async fn sites(client: &Client, json: bool) -> Result<Exit, Failure> {
     Ok(Exit::Done)
 }
 
-async fn registers(client: &Client, site: Option<String>, json: bool) -> Result<Exit, Failure> {
+async fn registers(
+    client: &Client,
+    site: Option<String>,
+    find: Option<String>,
+    show: Option<register::Show>,
+    json: bool,
+) -> Result<Exit, Failure> {
     let mut all = Vec::new();
     for site in sites_of(client, site.as_deref()).await? {
         for register in client.registers(site.id).await? {
-            all.push((site.name.clone(), register));
+            if register::shown(&register, find.as_deref(), show) {
+                all.push((site.name.clone(), register));
+            }
         }
     }
     if json {
